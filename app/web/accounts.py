@@ -1,0 +1,121 @@
+"""Sign-up, sign-in, sign-out and the account page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app import context
+from app.auth import access, current_principal, current_user, sign_in, sign_out
+from core import ratelimit
+from core.errors import NinetyError, RateLimited
+from core.users import SELF_SERVICE_ROLES, authenticate, create_user, issue_token, revoke_token
+
+bp = Blueprint("web_accounts", __name__)
+
+ROLE_LABELS = {
+    "listener": "Listener — download and buy music",
+    "artist": "Artist — publish releases and get paid",
+    "advertiser": "Advertiser — run campaigns",
+    "rights_holder": "Rights holder — file takedown notices",
+}
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a person off the site after signing in."""
+    if not target:
+        return url_for("web_accounts.account")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("web_accounts.account")
+    return target
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@access(public=True)
+def signup():
+    form = {"email": "", "display_name": "", "roles": ["listener"]}
+    error = None
+    if request.method == "POST":
+        form = {
+            "email": request.form.get("email", "")[:320],
+            "display_name": request.form.get("display_name", "")[:120],
+            "roles": [r for r in request.form.getlist("roles") if r in SELF_SERVICE_ROLES] or ["listener"],
+        }
+        try:
+            ratelimit.enforce(context.redis(), f"signup:{request.remote_addr}", limit=20, window_s=3600,
+                              message="Too many sign-ups from this address; try again later.")
+            user = create_user(context.db(), email=form["email"], password=request.form.get("password", ""),
+                               display_name=form["display_name"] or None, roles=form["roles"])
+            context.db().commit()
+            sign_in(user)
+            flash("Welcome to Ninety. Your account is ready.", "success")
+            return redirect(url_for("web_accounts.account"))
+        except NinetyError as exc:
+            error = exc.message
+    return render_template("accounts/signup.html", form=form, error=error, role_labels=ROLE_LABELS), \
+        (422 if error else 200)
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+@access(public=True)
+def signin():
+    error = None
+    email = ""
+    next_url = request.values.get("next", "")
+    if request.method == "POST":
+        email = request.form.get("email", "")[:320]
+        limit = context.config().login_attempts_per_15min
+        try:
+            for key in (f"login:ip:{request.remote_addr}", f"login:email:{email.strip().lower()}"):
+                if int(context.redis().get(f"rl:{key}") or 0) >= limit:
+                    raise RateLimited("Too many failed sign-ins. Wait 15 minutes and try again.")
+            user = authenticate(context.db(), email, request.form.get("password", ""))
+            if user is None:
+                for key in (f"login:ip:{request.remote_addr}", f"login:email:{email.strip().lower()}"):
+                    ratelimit.hit(context.redis(), key, limit=limit, window_s=900)
+                error = "That email and password do not match an account."
+            else:
+                context.db().commit()
+                sign_in(user)
+                return redirect(_safe_next(next_url))
+        except RateLimited as exc:
+            return render_template("accounts/signin.html", error=exc.message, email=email, next=next_url), 429
+    return render_template("accounts/signin.html", error=error, email=email, next=next_url), (401 if error else 200)
+
+
+@bp.post("/signout")
+@access(public=True)
+def signout():
+    sign_out()
+    flash("You are signed out.", "info")
+    return redirect(url_for("home"))
+
+
+@bp.get("/account")
+@access()
+def account():
+    return render_template("accounts/account.html", user=current_user(), principal=current_principal(),
+                           new_token=None)
+
+
+@bp.post("/account/tokens")
+@access()
+def create_token():
+    scopes = request.form.getlist("scopes") or None
+    try:
+        token, raw = issue_token(context.db(), current_user(), name=request.form.get("name", ""), scopes=scopes)
+    except NinetyError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("web_accounts.account"))
+    return render_template("accounts/account.html", user=current_user(), principal=current_principal(),
+                           new_token=raw)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@access()
+def revoke(token_id: int):
+    revoke_token(context.db(), current_user(), token_id, context.clock())
+    flash("Token revoked.", "info")
+    return redirect(url_for("web_accounts.account"))

