@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -12,6 +13,7 @@ from datetime import timedelta
 from flask import Flask, g, jsonify, render_template, request
 
 from app import context
+from app.api import reject_nul
 from app.auth import access, init_auth
 from app.config import Config, ConfigError
 from app.context import Runtime
@@ -22,6 +24,7 @@ from core.db import import_all_models, make_engine, make_session_factory
 from core.redis import make_redis
 
 log = logging.getLogger("ninety.request")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def resolve_engines(config: Config) -> Config:
@@ -94,8 +97,14 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
 def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def _start():
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
+        # Multipart bodies are left to the views that stream them (uploads).
+        if request.method in {"POST", "PUT", "PATCH"} and request.mimetype == "application/x-www-form-urlencoded":
+            reject_nul(request.form.to_dict(flat=False))
+        if request.args:
+            reject_nul(request.args.to_dict(flat=False))
 
     @app.after_request
     def _finish(response):

@@ -31,7 +31,22 @@ def json_body() -> dict:
         raise ValidationError(f"The body is not valid JSON: {exc}", code="malformed_json", status=400) from None
     if not isinstance(data, dict):
         raise ValidationError("The body must be a JSON object.", code="malformed_json", status=400)
+    reject_nul(data)
     return data
+
+
+def reject_nul(value) -> None:
+    """Text with NUL characters cannot be stored (PostgreSQL refuses them): say so instead of failing later."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError("Text may not contain NUL (\\0) characters.", code="nul_character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key)
+            reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            reject_nul(item)
 
 
 def load(schema: Schema, data: dict | None = None) -> dict:
