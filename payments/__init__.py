@@ -1,1 +1,1 @@
-"""The only code that imports `stripe`: charges, transfers and webhooks behind a small protocol."""
+"""Payments: the Stripe boundary (charges, Connect transfers, webhooks), payout methods and the SEPA file."""
