@@ -1,0 +1,223 @@
+"""Delivery: download grants, the download record, and the cleanly tagged copy that is served.
+
+A grant is a row plus a token `<grant id>.<HMAC>`: forged tokens are refused before the database is
+asked; a grant is redeemed once (an atomic UPDATE … WHERE redeemed_at IS NULL) and expires at its
+`expires_at`. Redeeming records the download and returns a delivery token for the file itself, valid until
+the grant would have expired, so a browser or download manager can resume with Range requests without
+the grant becoming reusable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from catalog.errors import CatalogNotFound, GrantRefused, TrackUnavailable
+from catalog.models import GRANT_VIAS, Download, DownloadGrant, Release, Track
+from catalog.storage import MediaStore
+from core.clock import Clock
+
+LICENCE = {
+    "ad": "free download paid for by an advertisement",
+    "key": "free download in key mode (paid for by advertising while browsing)",
+    "purchase": "purchased download",
+    "preview": "artist's preview copy, not for distribution",
+    "free": "free download",
+}
+
+
+def _sign(secret: str, purpose: str, payload: str) -> str:
+    mac = hmac.new(secret.encode(), f"{purpose}:{payload}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+
+# --- grants -----------------------------------------------------------------------------------------------
+def issue_grant(session: Session, *, track_id: int, listener_id: str, via: str, secret: str, clock: Clock,
+                ttl_s: int, decision_id: str | None = None, commit: bool = True) -> str:
+    """A signed, expiring, single-use token allowing `listener_id` to download the track once."""
+    if via not in GRANT_VIAS:
+        raise ValueError(f"via must be one of {GRANT_VIAS}")
+    if not listener_id or len(listener_id) > 64:
+        raise GrantRefused("A download needs a listener.", code="grant_invalid")
+    track = session.get(Track, track_id)
+    if track is None:
+        raise CatalogNotFound("There is no such track.", code="track_not_found")
+    release = track.release
+    if track.status == "taken_down" or release.status == "taken_down":
+        raise TrackUnavailable("This track has been taken down and cannot be downloaded.",
+                               code="track_taken_down")
+    if track.asset_id is None:
+        raise TrackUnavailable("This track has no audio yet.", code="track_without_audio")
+    if via != "preview" and not _is_public(release, clock.now()):
+        raise TrackUnavailable("This track is not published yet.", code="track_not_published")
+    now = clock.now()
+    grant = DownloadGrant(id=secrets.token_urlsafe(16), track_id=track.id, listener_id=listener_id, via=via,
+                          decision_id=decision_id, issued_at=now, expires_at=now + timedelta(seconds=ttl_s))
+    session.add(grant)
+    if commit:
+        session.commit()
+    else:
+        session.flush()
+    return f"{grant.id}.{_sign(secret, 'grant', grant.id)}"
+
+
+def _is_public(release: Release, now: datetime) -> bool:
+    return release.status == "published" or (
+        release.status == "scheduled" and release.publish_at is not None and release.publish_at <= now)
+
+
+def _grant_id(token: str, secret: str) -> str:
+    if not isinstance(token, str) or len(token) > 200 or token.count(".") != 1:
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    grant_id, signature = token.split(".")
+    if not hmac.compare_digest(signature, _sign(secret, "grant", grant_id)):
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    return grant_id
+
+
+def redeem_grant(session: Session, token: str, *, secret: str, clock: Clock, commit: bool = True) -> Download:
+    """Use a grant (once), record the download, and return it; refuses forged, used and expired grants."""
+    grant_id = _grant_id(token, secret)
+    now = clock.now()
+    claimed = session.execute(
+        update(DownloadGrant)
+        .where(DownloadGrant.id == grant_id, DownloadGrant.redeemed_at.is_(None), DownloadGrant.expires_at > now)
+        .values(redeemed_at=now).returning(DownloadGrant.id)).first()
+    if claimed is None:
+        grant = session.get(DownloadGrant, grant_id)
+        session.rollback()
+        if grant is None:
+            raise GrantRefused("This download link is not valid.", code="grant_invalid")
+        if grant.redeemed_at is not None:
+            raise GrantRefused("This download link has already been used. Get a new one from the track's page.",
+                               code="grant_used", status=410)
+        raise GrantRefused("This download link has expired. Get a new one from the track's page.",
+                           code="grant_expired", status=410)
+    grant = session.get(DownloadGrant, grant_id)
+    session.refresh(grant)
+    track = session.get(Track, grant.track_id)
+    if track.status == "taken_down" or track.release.status == "taken_down":
+        session.rollback()
+        raise TrackUnavailable("This track has been taken down and cannot be downloaded.",
+                               code="track_taken_down")
+    download = record_download(session, grant, clock=clock, commit=False)
+    if commit:
+        session.commit()
+    return download
+
+
+def record_download(session: Session, grant: DownloadGrant, *, clock: Clock, commit: bool = True) -> Download:
+    """One row per completed download (track, listener, how it was granted, when)."""
+    download = Download(track_id=grant.track_id, listener_id=grant.listener_id, via=grant.via,
+                        grant_id=grant.id, decision_id=grant.decision_id, granted_at=grant.issued_at,
+                        completed_at=clock.now())
+    session.add(download)
+    if commit:
+        session.commit()
+    else:
+        session.flush()
+    return download
+
+
+# --- delivery tokens: the file URL a redeemed grant leads to ---------------------------------------------
+def delivery_token(download_id: int, expires_at: datetime, secret: str) -> str:
+    payload = f"{download_id}-{int(expires_at.timestamp())}"
+    return f"{payload}.{_sign(secret, 'delivery', payload)}"
+
+
+def verify_delivery_token(token: str, *, secret: str, clock: Clock) -> int:
+    match = re.fullmatch(r"(\d{1,12})-(\d{1,12})\.([A-Za-z0-9_-]{1,64})", token or "")
+    if not match:
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    payload = f"{match[1]}-{match[2]}"
+    if not hmac.compare_digest(match[3], _sign(secret, "delivery", payload)):
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    if datetime.fromtimestamp(int(match[2]), UTC) <= clock.now():
+        raise GrantRefused("This download link has expired. Get a new one from the track's page.",
+                           code="grant_expired", status=410)
+    return int(match[1])
+
+
+def delivery_expiry(session: Session, download: Download) -> datetime:
+    grant = session.get(DownloadGrant, download.grant_id) if download.grant_id else None
+    return grant.expires_at if grant is not None else download.completed_at + timedelta(minutes=10)
+
+
+# --- the served file: a cleanly tagged copy -----------------------------------------------------------------
+def safe_filename(name: str, extension: str) -> str:
+    """An ASCII-safe download name: no path separators, control characters or leading dots."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()&,'-]+", "", ascii_name).strip(" .")
+    ascii_name = re.sub(r"\s+", " ", ascii_name)[:120] or "track"
+    return f"{ascii_name}.{extension}"
+
+
+def tag_values(track: Track, via: str, public_url: str = "") -> dict:
+    release = track.release
+    return {
+        "title": track.title,
+        "artist": release.artist.name,
+        "album": release.title,
+        "track_number": track.position,
+        "track_total": len([t for t in release.tracks if t.status != "taken_down"]) or None,
+        "isrc": track.isrc,
+        "genre": release.genre or None,
+        "date": release.release_date.isoformat() if release.release_date else None,
+        "comment": f"Downloaded from Ninety{(' (' + public_url + ')') if public_url else ''}. "
+                   f"Licence: {LICENCE.get(via, via)}; personal listening only.",
+        "cover_sha256": release.cover_sha256,
+        "cover_mime": release.cover_mime,
+    }
+
+
+def tagged_copy(store: MediaStore, asset, values: dict) -> tuple[Path, str]:
+    """The asset with exactly these tags, written by mutagen on a copy (cached); the original is untouched.
+
+    Returns (path, fingerprint); the fingerprint names the tags and the audio, so it is a strong ETag.
+    """
+    from catalog import tagging
+
+    fingerprint = hashlib.sha256(json.dumps([asset.sha256, values, tagging.VERSION], sort_keys=True,
+                                            default=str).encode()).hexdigest()[:24]
+    target = store.path_for("tagged", asset.sha256, f"-{fingerprint}.{asset.extension}")
+    if target.exists():
+        return target, fingerprint
+    original = store.path_for("audio", asset.sha256)
+    if not original.exists():
+        raise TrackUnavailable("The audio file is missing from storage.", code="audio_missing", status=503)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="tagged-", dir=store.temp_dir(), suffix=f".{asset.extension}")
+    os.close(fd)
+    try:
+        shutil.copyfile(original, temp)
+        cover = None
+        if values.get("cover_sha256"):
+            cover_path = store.path_for("images", values["cover_sha256"])
+            if cover_path.exists():
+                cover = (cover_path.read_bytes(), values.get("cover_mime") or "image/jpeg")
+        tagging.write_tags(Path(temp), asset.format, values, cover)
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return target, fingerprint
+
+
+def find_download(session: Session, download_id: int) -> Download:
+    download = session.get(Download, download_id)
+    if download is None:
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    return download

@@ -1,0 +1,181 @@
+"""Discovery: full-text search (PostgreSQL tsvector, ranked) and browsing, paginated with keyset cursors.
+
+A cursor is the last row's sort key, base64-encoded JSON; the next page is `WHERE (key) < (cursor)`, so
+every page costs the same however deep the listener goes, and new rows never shift a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from catalog.errors import InvalidCatalogInput
+
+WORD_RE = re.compile(r"\w+", re.UNICODE)
+MAX_LIMIT = 100
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    next_cursor: str | None
+
+
+def encode_cursor(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, shape: tuple[type, ...]) -> list | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != len(shape):
+            raise ValueError
+        out = []
+        for value, kind in zip(values, shape, strict=True):
+            if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+                out.append(float(value))
+            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+                out.append(value)
+            elif kind is str and isinstance(value, str) and len(value) < 100:
+                out.append(value)
+            else:
+                raise ValueError
+        return out
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidCatalogInput("The page cursor is not valid; start again from the first page.",
+                                  code="invalid_cursor", field="cursor") from None
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return 20
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= MAX_LIMIT:
+        raise InvalidCatalogInput(f"The page size must be between 1 and {MAX_LIMIT}.", code="invalid_limit",
+                                  field="limit")
+    return limit
+
+
+def to_tsquery_text(query: str) -> str | None:
+    """Words joined with AND, the last one as a prefix (search as you type); only word characters pass."""
+    words = [w.lower() for w in WORD_RE.findall(query or "")][:12]
+    words = [w[:60] for w in words if w.strip("_")]
+    if not words:
+        return None
+    return " & ".join(words[:-1] + [words[-1] + ":*"])
+
+
+TRACK_COLUMNS = """
+    t.id AS track_id, t.title, t.position, a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug,
+    r.id AS release_id, r.title AS release_title, r.slug AS release_slug, r.genre, r.tags,
+    r.cover_sha256, aa.duration_ms
+"""
+
+
+def search_tracks(session: Session, query: str, *, limit: int | None = 20, cursor: str | None = None) -> Page:
+    """Published tracks matching every word of `query` (titles, artists, releases, genres, tags), best first."""
+    limit = _limit(limit)
+    tsq = to_tsquery_text(query)
+    if tsq is None:
+        return Page([], None)
+    after = decode_cursor(cursor, (float, int))
+    params = {"q": tsq, "limit": limit + 1}
+    keyset = ""
+    if after is not None:
+        keyset = "WHERE (m.rank, m.id) < (CAST(:rank AS real), :id)"
+        params.update(rank=after[0], id=after[1])
+    sql = f"""
+        WITH q AS (SELECT to_tsquery('simple', :q) AS query),
+        m AS (
+            SELECT t.id, ts_rank_cd(t.search_vector, q.query) AS rank
+            FROM tracks t, q
+            WHERE t.search_vector @@ q.query
+        ),
+        page AS (SELECT m.id, m.rank FROM m {keyset} ORDER BY m.rank DESC, m.id DESC LIMIT :limit)
+        SELECT page.rank, {TRACK_COLUMNS}
+        FROM page JOIN tracks t ON t.id = page.id JOIN releases r ON r.id = t.release_id
+        JOIN artists a ON a.id = r.artist_id LEFT JOIN audio_assets aa ON aa.id = t.asset_id
+        ORDER BY page.rank DESC, page.id DESC
+    """  # noqa: S608 - only fixed fragments are interpolated; values are bound
+    rows = [dict(row._mapping) for row in session.execute(text(sql), params)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1]["rank"], rows[-1]["track_id"]])
+    return Page(rows, next_cursor)
+
+
+def browse_releases(session: Session, *, genre: str | None = None, artist_id: int | None = None,
+                    limit: int | None = 20, cursor: str | None = None) -> Page:
+    """Published releases, newest first; optionally of one genre or one artist."""
+    limit = _limit(limit)
+    after = decode_cursor(cursor, (str, int))
+    where = ["r.status = 'published'"]
+    params: dict = {"limit": limit + 1}
+    if genre:
+        where.append("r.genre = :genre")
+        params["genre"] = genre.lower()[:60]
+    if artist_id is not None:
+        where.append("r.artist_id = :artist_id")
+        params["artist_id"] = artist_id
+    if after is not None:
+        where.append("(r.published_at, r.id) < (CAST(:after_at AS timestamptz), :after_id)")
+        params.update(after_at=after[0], after_id=after[1])
+    sql = f"""
+        SELECT r.id AS release_id, r.title, r.slug AS release_slug, r.kind, r.genre, r.tags, r.published_at,
+               r.release_date, r.cover_sha256, r.price_model, r.price_micros, r.min_price_micros, r.currency,
+               a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug,
+               (SELECT count(*) FROM tracks t WHERE t.release_id = r.id AND t.status = 'published')
+                   AS track_count
+        FROM releases r JOIN artists a ON a.id = r.artist_id
+        WHERE {' AND '.join(where)}
+        ORDER BY r.published_at DESC, r.id DESC
+        LIMIT :limit
+    """  # noqa: S608 - only fixed fragments are interpolated; values are bound
+    rows = [dict(row._mapping) for row in session.execute(text(sql), params)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1]["published_at"].isoformat(), rows[-1]["release_id"]])
+    return Page(rows, next_cursor)
+
+
+def genres(session: Session, *, limit: int = 50) -> list[tuple[str, int]]:
+    rows = session.execute(text("""
+        SELECT genre, count(*) FROM releases WHERE status = 'published' AND genre <> ''
+        GROUP BY genre ORDER BY count(*) DESC, genre LIMIT :limit"""), {"limit": limit})
+    return [(g, n) for g, n in rows]
+
+
+def browse_artists(session: Session, *, limit: int | None = 50, cursor: str | None = None) -> Page:
+    """Artists with at least one published release, by name."""
+    limit = _limit(limit)
+    after = decode_cursor(cursor, (str, int))
+    params: dict = {"limit": limit + 1}
+    keyset = ""
+    if after is not None:
+        keyset = "AND (lower(a.name), a.id) > (:after_name, :after_id)"
+        params.update(after_name=after[0], after_id=after[1])
+    sql = f"""
+        SELECT a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug, a.location,
+               lower(a.name) AS sort_name,
+               (SELECT count(*) FROM releases r WHERE r.artist_id = a.id AND r.status = 'published')
+                   AS release_count
+        FROM artists a
+        WHERE EXISTS (SELECT 1 FROM releases r WHERE r.artist_id = a.id AND r.status = 'published') {keyset}
+        ORDER BY lower(a.name), a.id
+        LIMIT :limit
+    """  # noqa: S608 - only fixed fragments are interpolated; values are bound
+    rows = [dict(row._mapping) for row in session.execute(text(sql), params)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1]["sort_name"], rows[-1]["artist_id"]])
+    return Page(rows, next_cursor)
