@@ -1,0 +1,272 @@
+"""Month close: check the impression stream is flushed to the cut-off, distribute each key-mode listener's
+pool over the tracks that listener downloaded (by downloads, then by each track's split sheet), send pools of
+listeners who downloaded nothing to income:unattributed, and close the ledger period. Idempotent.
+
+The arithmetic is set-based SQL (largest remainder, as `core.money.allocate`, with the same tie-breaks:
+largest remainder first, then position), so a month of millions of impressions closes in seconds.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from royalties.errors import ImpressionsNotFlushed, PeriodNotOver
+from royalties.models import RoyaltyPeriod
+from royalties.periods import ONE_MICROSECOND, bounds, call_ledger
+
+IMPRESSION_STREAM = "ads:impressions"
+POSTINGS_PER_ENTRY = 5000
+# Downloads that count for key-mode attribution: every completed download except a preview.
+COUNTED_VIAS = ("ad", "key", "purchase", "free")
+
+
+def _stream_id_ms(message_id) -> int:
+    raw = message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+    return int(raw.split("-", 1)[0])
+
+
+def unflushed_before(redis, cutoff: datetime, stream: str = IMPRESSION_STREAM) -> int:
+    """How many stream entries before the cut-off no consumer group has read and acknowledged yet.
+
+    Entries are counted when they were added before the cut-off (the stream id is the arrival time) or carry
+    an `at` before it. Pending (read, not acknowledged) entries count too: their batch may not be posted.
+    """
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    if not redis.exists(stream):
+        return 0
+    groups = redis.xinfo_groups(stream)
+    if not groups:
+        return sum(1 for _ in _entries_before(redis, stream, "-", cutoff))
+    worst = 0
+    for group in groups:
+        name = group["name"]
+        count = 0
+        pending = redis.xpending_range(stream, name, min="-", max="+", count=100_000)
+        for entry in pending:
+            if _stream_id_ms(entry["message_id"]) < cutoff_ms:
+                count += 1
+            else:
+                fields = redis.xrange(stream, entry["message_id"], entry["message_id"])
+                if fields and _at_before(fields[0][1], cutoff):
+                    count += 1
+        last = group["last-delivered-id"]
+        last = last.decode() if isinstance(last, bytes) else str(last)
+        count += sum(1 for _ in _entries_before(redis, stream, "(" + last, cutoff))
+        worst = max(worst, count)
+    return worst
+
+
+def _at_before(fields: dict, cutoff: datetime) -> bool:
+    raw = fields.get(b"at") or fields.get("at")
+    if not raw:
+        return False
+    try:
+        at = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return False
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at < cutoff
+
+
+def _entries_before(redis, stream: str, start: str, cutoff: datetime, page: int = 1000):
+    """Unread entries from `start` on that belong before the cut-off (by arrival, or by `at` shortly after)."""
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    grace_ms = 15 * 60 * 1000  # a beacon counted just before midnight may reach the stream a little later
+    while True:
+        batch = redis.xrange(stream, min=start, max=str(cutoff_ms + grace_ms), count=page)
+        if not batch:
+            return
+        for message_id, fields in batch:
+            if _stream_id_ms(message_id) < cutoff_ms or _at_before(fields, cutoff):
+                yield message_id
+        last = batch[-1][0]
+        start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+        if len(batch) < page:
+            return
+
+
+def get_period(session: Session, period: str) -> RoyaltyPeriod | None:
+    return session.get(RoyaltyPeriod, period)
+
+
+def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by: int | None = None,
+                stream: str = IMPRESSION_STREAM) -> RoyaltyPeriod:
+    """Close `period` (YYYY-MM); closing a closed month returns it unchanged."""
+    from ledger import services as ledger
+
+    start, cutoff = bounds(period)
+    existing = session.get(RoyaltyPeriod, period)
+    if existing is not None:
+        return existing
+    now = clock.now()
+    if now < cutoff:
+        raise PeriodNotOver(f"{period} is not over yet: it can be closed from {cutoff:%Y-%m-%d %H:%M} UTC.")
+    waiting = unflushed_before(redis, cutoff, stream)
+    if waiting:
+        raise ImpressionsNotFlushed(
+            f"{waiting} impression(s) before the cut-off are still waiting in the stream; let the flush worker "
+            f"(`ninety worker`) catch up, then close {period} again.", waiting=waiting)
+    # One closer at a time; a second caller waits here and then finds the month closed.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('royalties.close'))"))
+    existing = session.get(RoyaltyPeriod, period, populate_existing=True)
+    if existing is not None:
+        return existing
+
+    summary = _distribute(session, period, start, cutoff)
+    entries = _entries(session, period, cutoff - ONE_MICROSECOND)
+    if entries:
+        call_ledger(ledger.post_many, session, entries)
+    if not call_ledger(ledger.is_period_closed, session, period):
+        call_ledger(ledger.close_period, session, period)
+    record = RoyaltyPeriod(period=period, cutoff=cutoff, closed_at=now, closed_by=closed_by, summary=summary)
+    session.add(record)
+    session.commit()
+    return record
+
+
+def _distribute(session: Session, period: str, start: datetime, cutoff: datetime) -> dict:
+    """Fill royalty_pool_shares for the month; return per-currency totals."""
+    from catalog.services import split_sheets_at
+    from ledger.accounts import listener_pool
+
+    pool_code = listener_pool(period)
+    session.execute(text("DROP TABLE IF EXISTS tmp_pool, tmp_downloads, tmp_sheets, tmp_track_alloc"))
+    # Each listener's part of the pool: the credits (less any debits) to the pool account, by posting ref.
+    session.execute(text("""
+        CREATE TEMP TABLE tmp_pool ON COMMIT DROP AS
+        SELECT a.currency::text AS currency, substr(p.ref, 10) AS listener_id,
+               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS amount
+          FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+         WHERE a.code = :code AND p.ref LIKE 'listener:%'
+         GROUP BY 1, 2
+        HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0
+    """), {"code": pool_code})
+    session.execute(text("""
+        CREATE TEMP TABLE tmp_downloads ON COMMIT DROP AS
+        SELECT d.listener_id::text AS listener_id, d.track_id, count(*)::bigint AS n
+          FROM downloads d
+         WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
+           AND d.listener_id IN (SELECT listener_id FROM tmp_pool)
+         GROUP BY 1, 2
+    """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
+    track_ids = [row[0] for row in session.execute(text("SELECT DISTINCT track_id FROM tmp_downloads"))]
+    sheets = split_sheets_at(session, track_ids, cutoff - ONE_MICROSECOND) if track_ids else {}
+    session.execute(text("CREATE TEMP TABLE tmp_sheets (track_id int, payee_id int, share_bp bigint, "
+                         "position int) ON COMMIT DROP"))
+    if sheets:
+        buffer = io.StringIO()
+        for track_id, shares in sheets.items():
+            for position, (payee_id, share_bp) in enumerate(shares):
+                buffer.write(f"{track_id}\t{payee_id}\t{share_bp}\t{position}\n")
+        raw = session.connection().connection.driver_connection
+        with raw.cursor().copy("COPY tmp_sheets (track_id, payee_id, share_bp, position) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+    # A track without a split sheet cannot be credited: its downloads do not count.
+    session.execute(text("DELETE FROM tmp_downloads d WHERE NOT EXISTS "
+                         "(SELECT 1 FROM tmp_sheets s WHERE s.track_id = d.track_id)"))
+    # Level 1: each listener's pool over the tracks they downloaded, weighted by downloads.
+    session.execute(text("""
+        CREATE TEMP TABLE tmp_track_alloc ON COMMIT DROP AS
+        WITH parts AS (
+            SELECT p.currency, p.listener_id, d.track_id, d.n, p.amount,
+                   (p.amount::numeric * d.n) AS scaled,
+                   sum(d.n) OVER (PARTITION BY p.currency, p.listener_id) AS weight
+              FROM tmp_pool p JOIN tmp_downloads d ON d.listener_id = p.listener_id
+        ), floored AS (
+            SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
+        ), ranked AS (
+            SELECT *, amount - sum(base) OVER (PARTITION BY currency, listener_id) AS leftover,
+                   row_number() OVER (PARTITION BY currency, listener_id ORDER BY rem DESC, track_id) AS rn
+              FROM floored
+        )
+        SELECT currency, listener_id, track_id, n, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
+          FROM ranked
+    """))
+    # Level 2: each track's part over its split sheet (shares sum to 10,000 bp), into the pool shares.
+    session.execute(text("""
+        INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
+        WITH parts AS (
+            SELECT t.currency, t.listener_id, t.track_id, t.n, s.payee_id, s.position, t.amount,
+                   t.amount::numeric * s.share_bp AS scaled,
+                   sum(s.share_bp) OVER (PARTITION BY t.currency, t.listener_id, t.track_id) AS weight
+              FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id
+             WHERE t.amount > 0
+        ), floored AS (
+            SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
+        ), ranked AS (
+            SELECT *, amount - sum(base) OVER (PARTITION BY currency, listener_id, track_id) AS leftover,
+                   row_number() OVER (PARTITION BY currency, listener_id, track_id
+                                      ORDER BY rem DESC, position) AS rn
+              FROM floored
+        )
+        SELECT :period, currency, listener_id, track_id, payee_id, n,
+               base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END
+          FROM ranked
+    """), {"period": period})
+    # Listeners who downloaded nothing: their whole pool is unattributed.
+    session.execute(text("""
+        INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
+        SELECT :period, p.currency, p.listener_id, NULL, NULL, 0, p.amount
+          FROM tmp_pool p
+         WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.listener_id = p.listener_id)
+    """), {"period": period})
+    rows = session.execute(text("""
+        SELECT p.currency, sum(p.amount), count(*),
+               (SELECT coalesce(sum(amount_micros), 0) FROM royalty_pool_shares s
+                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NOT NULL),
+               (SELECT coalesce(sum(amount_micros), 0) FROM royalty_pool_shares s
+                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NULL),
+               (SELECT count(DISTINCT listener_id) FROM royalty_pool_shares s
+                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NULL)
+          FROM tmp_pool p GROUP BY p.currency ORDER BY p.currency
+    """), {"period": period}).all()
+    summary = {}
+    for currency, pool, listeners, attributed, unattributed, unattributed_listeners in rows:
+        if attributed + unattributed != pool:  # pragma: no cover - the SQL above cannot lose a micro
+            raise AssertionError(f"pool distribution for {period} {currency} does not add up")
+        summary[currency] = {"pool_micros": int(pool), "listeners": int(listeners),
+                             "attributed_micros": int(attributed), "unattributed_micros": int(unattributed),
+                             "unattributed_listeners": int(unattributed_listeners)}
+    return summary
+
+
+def _entries(session: Session, period: str, effective_at: datetime) -> list:
+    """Balanced journal entries moving the pool out: Dr pool, Cr each payee by track, Cr income:unattributed."""
+    from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_payable
+    from ledger.services import Entry, Posting
+
+    pool_code = listener_pool(period)
+    credits = session.execute(text("""
+        SELECT currency, payee_id, track_id, sum(amount_micros)::bigint
+          FROM royalty_pool_shares
+         WHERE period = :period AND amount_micros > 0
+         GROUP BY currency, payee_id, track_id
+         ORDER BY currency, payee_id NULLS LAST, track_id
+    """), {"period": period}).all()
+    by_currency: dict[str, list] = {}
+    for currency, payee_id, track_id, amount in credits:
+        if payee_id is None:
+            posting = Posting(INCOME_UNATTRIBUTED, "credit", int(amount), currency, ref=f"period:{period}")
+        else:
+            posting = Posting(payee_payable(payee_id), "credit", int(amount), currency, ref=f"track:{track_id}")
+        by_currency.setdefault(currency, []).append(posting)
+    entries = []
+    for currency, postings in by_currency.items():
+        for index in range(0, len(postings), POSTINGS_PER_ENTRY):
+            chunk = postings[index:index + POSTINGS_PER_ENTRY]
+            total = sum(p.amount_micros for p in chunk)
+            number = index // POSTINGS_PER_ENTRY + 1
+            entries.append(Entry(
+                idempotency_key=f"pool-distribution:{period}:{currency}:{number}",
+                effective_at=effective_at,
+                description=f"Key-mode pool {period}: distribution to the tracks listeners downloaded ({number})",
+                postings=[Posting(pool_code, "debit", total, currency, ref=f"period:{period}"), *chunk],
+                metadata={"event": "pool_distribution", "period": period, "part": number},
+            ))
+    return entries

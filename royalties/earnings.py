@@ -1,0 +1,182 @@
+"""What an artist (payee) and a key-mode listener see: live balances, daily earnings, the per-track table,
+the listener receipt, and finance's holds. Read from the ledger and the sub-ledgers, never recomputed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from core.errors import Conflict, NotFound
+from core.money import allocate
+from royalties.models import PayeeHold, PoolShare, RoyaltyPeriod
+from royalties.periods import bounds
+
+EARNING_EVENTS = ("ad_flush", "pool_distribution", "sale")
+
+
+def payees_for_user(session: Session, user_id: int) -> list:
+    """Every payee this user may see: their own (by account), and their artists' payees."""
+    from catalog.models import ArtistMember, Payee
+
+    artist_ids = select(ArtistMember.artist_id).where(ArtistMember.user_id == user_id)
+    return list(session.scalars(select(Payee).where((Payee.user_id == user_id) | Payee.artist_id.in_(artist_ids))
+                                .order_by(Payee.artist_id.is_(None), Payee.id)))
+
+
+def balances_for_payee(session: Session, payee_id: int) -> list[dict]:
+    """Live balances per currency: payable (owed to the payee) and held (disputed)."""
+    from ledger.accounts import payee_held, payee_payable
+
+    rows = session.execute(text("""
+        SELECT currency::text, code, balance_micros FROM ledger_accounts WHERE code IN (:payable, :held)
+        ORDER BY currency
+    """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id)}).all()
+    out: dict[str, dict] = {}
+    for currency, code, balance in rows:
+        entry = out.setdefault(currency, {"currency": currency, "payable_micros": 0, "held_micros": 0})
+        entry["held_micros" if code.endswith(":held") else "payable_micros"] = int(balance)
+    return list(out.values())
+
+
+def daily_earnings(session: Session, payee_id: int, currency: str, *, start: date, end: date) -> list[tuple[date, int]]:
+    """Earnings credited per UTC day in [start, end], zero-filled (payable and held, earning events only)."""
+    from ledger.accounts import payee_held, payee_payable
+
+    rows = session.execute(text("""
+        SELECT (e.effective_at AT TIME ZONE 'UTC')::date AS day,
+               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint
+          FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+          JOIN ledger_entries e ON e.id = p.entry_id
+         WHERE a.code IN (:payable, :held) AND a.currency = :currency
+           AND e.metadata->>'event' = ANY(:events)
+           AND e.effective_at >= :start AND e.effective_at < :end
+         GROUP BY 1
+    """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
+           "events": list(EARNING_EVENTS), "start": datetime.combine(start, time.min, tzinfo=UTC),
+           "end": datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)}).all()
+    by_day = {row[0]: int(row[1]) for row in rows}
+    days = (end - start).days + 1
+    return [(start + timedelta(days=i), by_day.get(start + timedelta(days=i), 0)) for i in range(days)]
+
+
+def track_table(session: Session, payee_id: int, currency: str) -> list[dict]:
+    """Per track the payee earns from: downloads, impressions, and the payee's revenue (all time)."""
+    from catalog.models import Payee
+    from ledger.accounts import payee_held, payee_payable
+
+    payee = session.get(Payee, payee_id)
+    artist_id = payee.artist_id if payee else None
+    rows = session.execute(text("""
+        WITH revenue AS (
+            SELECT substr(p.ref, 7)::int AS track_id,
+                   sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS micros
+              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+              JOIN ledger_entries e ON e.id = p.entry_id
+             WHERE a.code IN (:payable, :held) AND a.currency = :currency AND p.ref ~ '^track:[0-9]+$'
+               AND e.metadata->>'event' = ANY(:events)
+             GROUP BY 1
+        ), tracks_of AS (
+            SELECT track_id FROM revenue
+            UNION SELECT t.id FROM tracks t JOIN releases r ON r.id = t.release_id WHERE r.artist_id = :artist
+        )
+        SELECT t.id, t.title, r.title, r.id,
+               (SELECT count(*) FROM downloads d WHERE d.track_id = t.id),
+               (SELECT count(*) FROM ad_impressions i WHERE i.track_id = t.id),
+               coalesce(rev.micros, 0)
+          FROM tracks_of x JOIN tracks t ON t.id = x.track_id JOIN releases r ON r.id = t.release_id
+          LEFT JOIN revenue rev ON rev.track_id = t.id
+         ORDER BY coalesce(rev.micros, 0) DESC, t.id
+    """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
+           "events": list(EARNING_EVENTS), "artist": artist_id or -1}).all()
+    return [{"track_id": r[0], "title": r[1], "release_title": r[2], "release_id": r[3], "downloads": int(r[4]),
+             "impressions": int(r[5]), "revenue_micros": int(r[6])} for r in rows]
+
+
+def listener_receipt(session: Session, listener_id: str, period: str, *, clock: Clock) -> dict:
+    """Which artists a key-mode listener's ad views paid in `period`, and how much.
+
+    For a closed month, the shares the close recorded; for an open month, where the pool would go if the
+    month closed now (the same allocation, over the downloads so far)."""
+    from catalog.models import Payee
+
+    start, cutoff = bounds(period)
+    closed = session.get(RoyaltyPeriod, period) is not None
+    lines: dict[tuple, int] = {}
+    unattributed: dict[str, int] = {}
+    if closed:
+        for share in session.scalars(select(PoolShare).where(PoolShare.period == period,
+                                                             PoolShare.listener_id == listener_id)):
+            if share.payee_id is None:
+                unattributed[share.currency] = unattributed.get(share.currency, 0) + share.amount_micros
+            else:
+                key = (share.currency, share.payee_id)
+                lines[key] = lines.get(key, 0) + share.amount_micros
+    else:
+        for (currency, payee_id), amount in _provisional(session, listener_id, period, start, cutoff, clock).items():
+            if payee_id is None:
+                unattributed[currency] = unattributed.get(currency, 0) + amount
+            else:
+                lines[(currency, payee_id)] = amount
+    names = {p.id: p.display_name for p in session.scalars(select(Payee).where(
+        Payee.id.in_([k[1] for k in lines])))} if lines else {}
+    artists = [{"payee_id": payee_id, "name": names.get(payee_id, f"Payee {payee_id}"), "currency": currency,
+                "amount_micros": amount} for (currency, payee_id), amount in lines.items() if amount]
+    artists.sort(key=lambda a: (-a["amount_micros"], a["name"]))
+    return {"period": period, "closed": closed, "listener_id": listener_id, "artists": artists,
+            "unattributed": unattributed}
+
+
+def _provisional(session, listener_id, period, start, cutoff, clock) -> dict:
+    from catalog.services import split_sheets_at
+    from ledger.accounts import listener_pool
+
+    pools = session.execute(text("""
+        SELECT a.currency::text, sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint
+          FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+         WHERE a.code = :code AND p.ref = :ref GROUP BY 1
+    """), {"code": listener_pool(period), "ref": f"listener:{listener_id}"}).all()
+    downloads = session.execute(text("""
+        SELECT track_id, count(*) FROM downloads
+         WHERE listener_id = :lid AND completed_at >= :start AND completed_at < :cutoff AND via <> 'preview'
+         GROUP BY track_id ORDER BY track_id
+    """), {"lid": listener_id, "start": start, "cutoff": cutoff}).all()
+    at = min(clock.now(), cutoff - timedelta(microseconds=1))
+    sheets = split_sheets_at(session, [d[0] for d in downloads], at) if downloads else {}
+    downloads = [d for d in downloads if d[0] in sheets]
+    out: dict[tuple, int] = {}
+    for currency, pool in pools:
+        if pool <= 0:
+            continue
+        if not downloads:
+            out[(currency, None)] = pool
+            continue
+        for (track_id, _), part in zip(downloads, allocate(pool, [int(d[1]) for d in downloads]), strict=True):
+            shares = sheets[track_id]
+            for (payee_id, _), amount in zip(shares, allocate(part, [bp for _, bp in shares]), strict=True):
+                out[(currency, payee_id)] = out.get((currency, payee_id), 0) + amount
+    return out
+
+
+def place_hold(session: Session, payee_id: int, *, reason: str, placed_by: int | None, clock: Clock) -> PayeeHold:
+    reason = (reason or "").strip()
+    if not 3 <= len(reason) <= 500:
+        raise Conflict("Say why the payee is on hold (3 to 500 characters).", code="hold_reason_required", status=422)
+    if session.scalar(select(PayeeHold).where(PayeeHold.payee_id == payee_id, PayeeHold.released_at.is_(None))):
+        raise Conflict("That payee is already on hold.", code="already_on_hold")
+    hold = PayeeHold(payee_id=payee_id, reason=reason, placed_by=placed_by, placed_at=clock.now())
+    session.add(hold)
+    session.commit()
+    return hold
+
+
+def release_hold(session: Session, payee_id: int, *, released_by: int | None, clock: Clock) -> PayeeHold:
+    hold = session.scalar(select(PayeeHold).where(PayeeHold.payee_id == payee_id, PayeeHold.released_at.is_(None)))
+    if hold is None:
+        raise NotFound("That payee is not on hold.", code="not_on_hold")
+    hold.released_at = clock.now()
+    hold.released_by = released_by
+    session.commit()
+    return hold
