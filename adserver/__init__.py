@@ -1,1 +1,5 @@
-"""Advertisers, campaigns, creatives, decisions, beacons, Redis counters and the impression flush."""
+"""The ad server: advertisers, campaigns, creatives, signed decisions, beacons, Redis counters and the
+impression stream the flush worker (royalties.accrual) turns into ledger entries.
+
+It never imports catalog: the app hands it a track's context as plain data.
+"""

@@ -1,0 +1,235 @@
+"""Impression and click beacons: verify, filter invalid traffic, de-duplicate, charge, append to the stream.
+
+Charging is one Lua script, so budget checks, the de-duplication mark, the frequency counter, the report
+counters and the stream entry happen atomically: a campaign can never be charged past its budget (a charge
+that does not fit is refused), and however many copies of a beacon race, exactly one is counted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from adserver import keys
+from adserver.errors import ExpiredDecision, InvalidDecision
+from adserver.ivt import classify
+from adserver.models import Click, Creative
+from adserver.signing import Decision, verify
+
+STATS_TTL_S = 400 * 86400
+SEEN_GRACE_S = 86400
+
+# KEYS: seen, rl_ip, rl_listener, spent, day, avail, charged, freq, stream, invalid, st_campaign, st_creative,
+#       hll_campaign, hll_creative
+# ARGV: price, total_budget, daily_budget, ip_limit, listener_limit, seen_ttl, now_ms, stats_ttl,
+#       then the stream entry's fields (name, value …)
+CHARGE_LUA = """
+local price = tonumber(ARGV[1])
+local function invalid(reason)
+  redis.call('XADD', KEYS[10], '*', 'reason', reason, unpack(ARGV, 9))
+  redis.call('HINCRBY', KEYS[11], 'invalid', 1)
+  redis.call('HINCRBY', KEYS[12], 'invalid', 1)
+  redis.call('EXPIRE', KEYS[11], ARGV[8])
+  redis.call('EXPIRE', KEYS[12], ARGV[8])
+  return reason
+end
+local ip_count = redis.call('INCR', KEYS[2])
+if ip_count == 1 then redis.call('EXPIRE', KEYS[2], 120) end
+local l_count = redis.call('INCR', KEYS[3])
+if l_count == 1 then redis.call('EXPIRE', KEYS[3], 120) end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
+if ip_count > tonumber(ARGV[4]) or l_count > tonumber(ARGV[5]) then return invalid('rate_limited') end
+local spent = redis.call('GET', KEYS[4])
+local avail = redis.call('GET', KEYS[6])
+if not spent or not avail then return 'unseeded' end
+local day = tonumber(redis.call('GET', KEYS[5]) or '0')
+if tonumber(spent) + price > tonumber(ARGV[2]) or day + price > tonumber(ARGV[3]) or tonumber(avail) < price then
+  redis.call('SET', KEYS[1], ARGV[7], 'EX', ARGV[6])
+  redis.call('HINCRBY', KEYS[11], 'unbilled', 1)
+  redis.call('EXPIRE', KEYS[11], ARGV[8])
+  return 'budget_exhausted'
+end
+redis.call('SET', KEYS[1], ARGV[7], 'EX', ARGV[6])
+redis.call('INCRBY', KEYS[4], price)
+redis.call('INCRBY', KEYS[5], price)
+redis.call('EXPIRE', KEYS[5], 259200)
+redis.call('DECRBY', KEYS[6], price)
+redis.call('INCRBY', KEYS[7], price)
+redis.call('INCR', KEYS[8])
+redis.call('EXPIRE', KEYS[8], 90000)
+redis.call('XADD', KEYS[9], '*', unpack(ARGV, 9))
+for _, k in ipairs({KEYS[11], KEYS[12]}) do
+  redis.call('HINCRBY', k, 'imps', 1)
+  redis.call('HINCRBY', k, 'spend', price)
+  redis.call('EXPIRE', k, ARGV[8])
+end
+local listener = ARGV[9 + 13]
+redis.call('PFADD', KEYS[13], listener)
+redis.call('PFADD', KEYS[14], listener)
+redis.call('EXPIRE', KEYS[13], ARGV[8])
+redis.call('EXPIRE', KEYS[14], ARGV[8])
+return 'counted'
+"""
+
+RECORD_INVALID_LUA = """
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+if KEYS[2] ~= '' then
+  redis.call('HINCRBY', KEYS[2], 'invalid', 1)
+  redis.call('HINCRBY', KEYS[3], 'invalid', 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_ip_per_minute: int = 600
+    per_listener_per_minute: int = 60
+
+    @classmethod
+    def parse(cls, text: str) -> Limits:
+        """"ip=600,listener=60" → Limits."""
+        values = {}
+        for part in (text or "").split(","):
+            name, _, number = part.partition("=")
+            if name.strip() in {"ip", "listener"} and number.strip().isdigit():
+                values[name.strip()] = int(number)
+        return cls(values.get("ip", cls.per_ip_per_minute), values.get("listener", cls.per_listener_per_minute))
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who sent the beacon, as the app saw the request."""
+
+    ip: str
+    user_agent: str
+    listener_id: str
+    headers: dict
+
+
+@dataclass(frozen=True)
+class BeaconResult:
+    status: str            # counted | duplicate | invalid | budget_exhausted
+    reason: str | None
+    decision: Decision | None
+
+    @property
+    def counted(self) -> bool:
+        return self.status == "counted"
+
+
+def _scripts(redis):
+    cache = getattr(redis, "_ninety_ad_scripts", None)
+    if cache is None:
+        cache = (redis.register_script(CHARGE_LUA), redis.register_script(RECORD_INVALID_LUA))
+        try:
+            redis._ninety_ad_scripts = cache
+        except AttributeError:
+            pass
+    return cache
+
+
+def stream_fields(d: Decision, at: datetime) -> list[str]:
+    return ["decision_id", d.id, "campaign_id", str(d.campaign_id), "advertiser_id", str(d.advertiser_id),
+            "creative_id", str(d.creative_id), "slot", d.slot, "track_id", "" if d.track_id is None else str(d.track_id),
+            "listener_id", d.listener_id, "mode", d.mode, "price_micros", str(d.price_micros), "currency", d.currency,
+            "at", at.isoformat()]
+
+
+def record_invalid(redis, visitor: Visitor, reason: str, decision: Decision | None, at: datetime) -> None:
+    fields = ["reason", reason, "decision_id", decision.id if decision else "",
+              "campaign_id", str(decision.campaign_id) if decision else "",
+              "creative_id", str(decision.creative_id) if decision else "",
+              "listener_id", visitor.listener_id[:64], "ip", visitor.ip[:64], "user_agent", visitor.user_agent[:512],
+              "at", at.isoformat()]
+    hour = keys.hour(at)
+    stat_keys = ([keys.stats("c", decision.campaign_id, hour), keys.stats("k", decision.creative_id, hour)]
+                 if decision else ["", ""])
+    _scripts(redis)[1](keys=[keys.INVALID_STREAM, *stat_keys], args=[STATS_TTL_S, *fields])
+
+
+def record_impression(redis, token: str, visitor: Visitor, *, secret: str, clock, campaign_limits: dict | None,
+                      limits: Limits = Limits(), player_allow_list: tuple[str, ...] = ()) -> BeaconResult:
+    """Count one impression beacon. Forged or malformed tokens raise InvalidDecision; expired ones
+    ExpiredDecision (both recorded as invalid traffic first)."""
+    now = clock.now()
+    try:
+        decision = verify(token, secret, now_s=now.timestamp())
+    except ExpiredDecision as exc:
+        record_invalid(redis, visitor, "expired", exc.expired, now)
+        raise
+    except InvalidDecision as exc:
+        record_invalid(redis, visitor, exc.code, None, now)
+        raise
+    reason = classify(decision, visitor, allow_list=player_allow_list)
+    if reason is not None:
+        record_invalid(redis, visitor, reason, decision, now)
+        return BeaconResult("invalid", reason, decision)
+    if campaign_limits is None:
+        record_invalid(redis, visitor, "unknown_campaign", decision, now)
+        return BeaconResult("invalid", "unknown_campaign", decision)
+    status = _charge(redis, decision, visitor, now, campaign_limits, limits)
+    if status == "unseeded":
+        seed = campaign_limits.get("seed")
+        if seed is not None:
+            seed()
+        status = _charge(redis, decision, visitor, now, campaign_limits, limits)
+    if status == "rate_limited":
+        return BeaconResult("invalid", "rate_limited", decision)
+    if status in {"counted", "duplicate", "budget_exhausted"}:
+        return BeaconResult(status, None, decision)
+    return BeaconResult("invalid", status, decision)
+
+
+def _charge(redis, d: Decision, visitor: Visitor, now: datetime, campaign_limits: dict, limits: Limits) -> str:
+    today, hour = keys.day(now), keys.hour(now)
+    minute = int(now.timestamp()) // 60
+    ttl = max(60, d.expires_at - int(now.timestamp())) + SEEN_GRACE_S
+    result = _scripts(redis)[0](
+        keys=[keys.seen(d.id), keys.rate_ip(visitor.ip, minute), keys.rate_listener(visitor.listener_id, minute),
+              keys.campaign_spent(d.campaign_id), keys.campaign_day(d.campaign_id, today),
+              keys.advertiser_avail(d.advertiser_id), keys.advertiser_charged(d.advertiser_id),
+              keys.frequency(d.campaign_id, today, d.listener_id), keys.IMPRESSIONS_STREAM, keys.INVALID_STREAM,
+              keys.stats("c", d.campaign_id, hour), keys.stats("k", d.creative_id, hour),
+              keys.uniques("c", d.campaign_id, today), keys.uniques("k", d.creative_id, today)],
+        args=[d.price_micros, campaign_limits["total_budget_micros"], campaign_limits["daily_budget_micros"],
+              limits.per_ip_per_minute, limits.per_listener_per_minute, ttl, int(now.timestamp() * 1000),
+              STATS_TTL_S, *stream_fields(d, now)])
+    return result.decode() if isinstance(result, bytes) else str(result)
+
+
+def impression_seen_at(redis, decision_id: str) -> datetime | None:
+    """When the decision's impression was counted (or refused for budget), if it was."""
+    raw = redis.get(keys.seen(decision_id))
+    if raw is None:
+        return None
+    return datetime.fromtimestamp(int(raw) / 1000, UTC)
+
+
+def record_click(redis, session: Session, token: str, visitor: Visitor, *, secret: str, clock,
+                 player_allow_list: tuple[str, ...] = ()) -> str:
+    """Count a click once and return the creative's own click URL (the only place a click redirects to)."""
+    now = clock.now()
+    # A click on an ad shown a while ago is still a click: accept decisions up to a day past expiry.
+    decision = verify(token, secret, now_s=now.timestamp() - SEEN_GRACE_S)
+    creative = session.get(Creative, decision.creative_id)
+    if creative is None or creative.campaign_id != decision.campaign_id:
+        raise InvalidDecision("That ad no longer exists.", code="unknown_creative", status=404)
+    if classify(decision, visitor, allow_list=player_allow_list) is None and \
+            redis.set(keys.clicked(decision.id), 1, nx=True, ex=SEEN_GRACE_S * 2):
+        hour = keys.hour(now)
+        pipe = redis.pipeline()
+        for key in (keys.stats("c", decision.campaign_id, hour), keys.stats("k", decision.creative_id, hour)):
+            pipe.hincrby(key, "clicks", 1)
+            pipe.expire(key, STATS_TTL_S)
+        pipe.execute()
+        session.execute(insert(Click).values(
+            decision_id=uuid.UUID(decision.id), campaign_id=decision.campaign_id, creative_id=decision.creative_id,
+            listener_id=decision.listener_id, at=now).on_conflict_do_nothing(index_elements=["decision_id"]))
+    return creative.click_url

@@ -1,0 +1,118 @@
+"""Choosing an ad: eligibility, even pacing by throttling, a second-price auction with a floor.
+
+`decide` reads the campaign book (in process) and the budgets and frequency caps (one Redis pipeline),
+so it never touches PostgreSQL on the hot path.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from adserver import book as campaign_book
+from adserver import keys
+from adserver.book import CampaignSnap, CreativeSnap
+from adserver.budgets import seconds_into_day
+from adserver.errors import AdError
+from adserver.models import MODES, SLOTS
+from adserver.signing import Decision, sign
+
+# Which creative kinds each slot shows.
+SLOT_KINDS = {"gate": ("display", "audio"), "browse": ("display",), "player": ("audio",)}
+# Even pacing lets a campaign run this far ahead of the straight line through the day.
+PACING_LEAD_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What `decide` returns: the decision, its signed token and the creative to show."""
+
+    decision: Decision
+    token: str
+    creative: CreativeSnap
+
+    @property
+    def id(self) -> str:
+        return self.decision.id
+
+
+def _matches(c: CampaignSnap, slot: str, context: dict, now) -> bool:
+    if slot not in c.slots or now < c.starts_at or (c.ends_at is not None and now >= c.ends_at):
+        return False
+    if c.genres and (context.get("genre") or "").lower() not in c.genres:
+        return False
+    if c.countries and (context.get("country") or "").upper() not in c.countries:
+        return False
+    return not (c.modes and context.get("mode", "gate") not in c.modes)
+
+
+def decide(redis, session: Session, slot: str, context: dict, *, secret: str, clock, floor_cpm_micros: int,
+           currency: str = "USD", ttl_s: int = 900, min_view_s: float = 5.0,
+           rng: random.Random | None = None) -> Placement | None:
+    """Pick an ad for `slot` and sign the decision; None is "no fill", a normal outcome."""
+    if slot not in SLOTS:
+        raise AdError(f"Unknown ad slot {slot!r}; use one of {', '.join(SLOTS)}.", code="unknown_slot", status=422)
+    mode = context.get("mode", "gate")
+    if mode not in MODES:
+        raise AdError(f"Unknown listener mode {mode!r}.", code="unknown_mode", status=422)
+    listener_id = str(context.get("listener_id") or "")
+    if not listener_id:
+        raise AdError("A decision needs the listener's id.", code="listener_required", status=422)
+    rng = rng or random
+    now = clock.now()
+    book = campaign_book.current(redis, session, now=now)
+    kinds = SLOT_KINDS[slot]
+    floor_micros = floor_cpm_micros // 1000
+    candidates = []
+    for c in book.campaigns.values():
+        if c.currency != currency or c.cap_micros < floor_micros or not _matches(c, slot, context, now):
+            continue
+        creatives = [k for k in c.creatives if k.kind in kinds]
+        if creatives:
+            candidates.append((c, creatives))
+    if not candidates:
+        return None
+
+    today = keys.day(now)
+    names = []
+    for c, _ in candidates:
+        names += [keys.campaign_spent(c.id), keys.campaign_day(c.id, today), keys.advertiser_avail(c.advertiser_id),
+                  keys.frequency(c.id, today, listener_id) if c.frequency_cap else keys.BOOK_VERSION]
+    values = redis.mget(names)
+    elapsed_share = min(1.0, (seconds_into_day(now) + PACING_LEAD_S) / 86400)
+    eligible = []
+    for index, (c, creatives) in enumerate(candidates):
+        spent, day_spent, avail, seen = values[index * 4: index * 4 + 4]
+        if spent is None or avail is None:
+            continue  # budgets not seeded yet (a fresh Redis): the next book load seeds them
+        spent, day_spent, avail = int(spent), int(day_spent or 0), int(avail)
+        if (c.total_budget_micros - spent < c.cap_micros or c.daily_budget_micros - day_spent < c.cap_micros
+                or avail < c.cap_micros):
+            continue
+        if c.frequency_cap and int(seen or 0) >= c.frequency_cap:
+            continue
+        if c.pacing == "even" and day_spent >= c.daily_budget_micros * elapsed_share:
+            continue  # ahead of the straight line through the day: throttled for now
+        eligible.append((c, creatives))
+    if not eligible:
+        return None
+
+    # Second price: the highest bid wins (ties in random order) and pays the next bid, or the floor.
+    rng.shuffle(eligible)
+    eligible.sort(key=lambda pair: pair[0].cap_micros, reverse=True)
+    winner, creatives = eligible[0]
+    runner_up = eligible[1][0].cap_micros if len(eligible) > 1 else 0
+    price_micros = min(winner.cap_micros, max(runner_up, floor_micros, 1))
+    creative = rng.choice(creatives)
+    issued = int(now.timestamp())
+    min_view_ms = creative.duration_ms if creative.kind == "audio" and creative.duration_ms else int(min_view_s * 1000)
+    track_id = context.get("track_id")
+    decision = Decision(
+        id=uuid.uuid4().hex, campaign_id=winner.id, advertiser_id=winner.advertiser_id, creative_id=creative.id,
+        slot=slot, track_id=int(track_id) if track_id not in (None, "") else None, listener_id=listener_id,
+        mode=mode, price_micros=price_micros, currency=winner.currency, issued_at=issued,
+        expires_at=issued + int(ttl_s), min_view_ms=min_view_ms, kind=creative.kind)
+    return Placement(decision=decision, token=sign(decision, secret), creative=creative)

@@ -1,0 +1,415 @@
+"""The flush: counted impressions from the Redis stream become impression rows and ledger entries.
+
+Money policy (DESIGN.md "How money flows"): one journal entry per batch, per track and month (or, for key
+mode, per month). Each entry debits every advertiser whose impressions it covers; credits each payee of the
+track its share of 90% by the split sheet in force when the impressions happened (the artist side rounded
+up with `share_ceil`, then split with `allocate`), or the listener pool for key-mode impressions; and credits
+`income:ads` the rest.
+
+Exactly once: impression rows are unique by decision id and are written in the same transaction as the
+entries that pay for them, so a batch redelivered after a crash finds its impressions already stored and
+posts nothing for them again. Entries carry an idempotency key derived from their decision ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from adserver import keys
+from core.money import allocate, check_currency, share_ceil
+
+log = logging.getLogger("ninety.worker")
+
+MAX_PRICE_MICROS = 10**9  # no single impression costs 1,000 units; anything above is a corrupt entry
+RECLAIM_IDLE_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamImpression:
+    decision_id: uuid.UUID
+    campaign_id: int
+    advertiser_id: int
+    creative_id: int
+    slot: str
+    track_id: int | None
+    listener_id: str
+    mode: str
+    price_micros: int
+    currency: str
+    at: datetime
+
+
+def _text(fields: dict, name: str) -> str:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        raise ValueError(f"missing field {name}")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_impression(fields: dict) -> StreamImpression:
+    """One stream entry as an impression, or ValueError saying what is wrong with it."""
+    try:
+        track = _text(fields, "track_id")
+        imp = StreamImpression(
+            decision_id=uuid.UUID(hex=_text(fields, "decision_id")), campaign_id=int(_text(fields, "campaign_id")),
+            advertiser_id=int(_text(fields, "advertiser_id")), creative_id=int(_text(fields, "creative_id")),
+            slot=_text(fields, "slot"), track_id=int(track) if track else None,
+            listener_id=_text(fields, "listener_id"), mode=_text(fields, "mode"),
+            price_micros=int(_text(fields, "price_micros")), currency=check_currency(_text(fields, "currency")),
+            at=datetime.fromisoformat(_text(fields, "at")))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"unparseable impression: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a MoneyError for an unknown currency, for instance
+        raise ValueError(f"unparseable impression: {exc}") from None
+    if imp.at.tzinfo is None:
+        raise ValueError("unparseable impression: naive timestamp")
+    if not 0 < imp.price_micros <= MAX_PRICE_MICROS:
+        raise ValueError(f"unparseable impression: price {imp.price_micros} out of range")
+    if imp.mode not in ("gate", "key") or not imp.listener_id or len(imp.listener_id) > 64:
+        raise ValueError("unparseable impression: bad mode or listener")
+    return imp
+
+
+def period_of(at: datetime) -> str:
+    return at.strftime("%Y-%m")
+
+
+# --- the money policy --------------------------------------------------------------------------------
+def _entry_key(decision_ids: Iterable[uuid.UUID]) -> str:
+    digest = hashlib.sha256(b"".join(sorted(d.bytes for d in decision_ids))).hexdigest()[:40]
+    return f"ad_flush:{digest}"
+
+
+def _debits(group: list[StreamImpression], currency: str):
+    from ledger.accounts import advertiser_prepaid
+    from ledger.services import Posting
+
+    by_advertiser: dict[int, int] = defaultdict(int)
+    for imp in group:
+        by_advertiser[imp.advertiser_id] += imp.price_micros
+    return [Posting(advertiser_prepaid(a), "debit", amount, currency, ref=f"advertiser:{a}")
+            for a, amount in sorted(by_advertiser.items())]
+
+
+def build_entries(groups: dict[tuple, list[StreamImpression]], sheets: dict[tuple, list[tuple[int, int]]],
+                  held_tracks: set[int]) -> list[tuple[object, list[StreamImpression]]]:
+    """Journal entries for grouped impressions: keys are (currency, period, kind, ident, sheet_key)."""
+    from ledger.accounts import INCOME_ADS, INCOME_UNATTRIBUTED, listener_pool, payee_held, payee_payable
+    from ledger.services import Entry, Posting
+
+    entries = []
+    for group_key, group in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        currency, period, kind, ident, _ = group_key
+        total = sum(i.price_micros for i in group)
+        artist_side = share_ceil(total, 9, 10)
+        credits: list[Posting] = []
+        metadata = {"event": "ad_flush", "impressions": len(group), "period": period}
+        if kind == "track" and sheets.get(group_key):
+            sheet = sheets[group_key]
+            account = payee_held if ident in held_tracks else payee_payable
+            for (payee_id, _bp), amount in zip(sheet, allocate(artist_side, [bp for _, bp in sheet]), strict=True):
+                if amount:
+                    credits.append(Posting(account(payee_id), "credit", amount, currency, ref=f"track:{ident}"))
+            metadata["track_id"] = ident
+            description = f"Ad revenue for track {ident} ({len(group)} impressions)"
+        elif kind == "pool":
+            by_listener: dict[str, int] = defaultdict(int)
+            for imp in group:
+                by_listener[imp.listener_id] += imp.price_micros
+            listeners = sorted(by_listener)
+            parts = allocate(artist_side, [by_listener[lid] for lid in listeners])
+            for lid, amount in zip(listeners, parts, strict=True):
+                if amount:
+                    credits.append(Posting(listener_pool(period), "credit", amount, currency, ref=f"listener:{lid}"))
+            description = f"Key-mode ad revenue for the {period} listener pool ({len(group)} impressions)"
+        else:
+            credits.append(Posting(INCOME_UNATTRIBUTED, "credit", artist_side, currency,
+                                   ref=f"track:{ident}" if ident is not None else None))
+            description = f"Ad revenue no track can be credited with ({len(group)} impressions)"
+        if total - artist_side:
+            credits.append(Posting(INCOME_ADS, "credit", total - artist_side, currency))
+        entry = Entry(idempotency_key=_entry_key(i.decision_id for i in group),
+                      effective_at=max(i.at for i in group), description=description,
+                      postings=_debits(group, currency) + credits, metadata=metadata)
+        entries.append((entry, group))
+    return entries
+
+
+def _group(session: Session, impressions: list[StreamImpression]):
+    """Group impressions by what one entry covers, resolving split sheets at the impressions' times."""
+    from catalog.services import split_sheet_at, split_sheets_at
+
+    groups: dict[tuple, list[StreamImpression]] = defaultdict(list)
+    sheets: dict[tuple, list[tuple[int, int]]] = {}
+    tracked = [i for i in impressions if i.mode != "key" and i.track_id is not None]
+    track_ids = {i.track_id for i in tracked}
+    if tracked:
+        first, last = min(i.at for i in tracked), max(i.at for i in tracked)
+        at_first = split_sheets_at(session, track_ids, first)
+        at_last = at_first if first == last else split_sheets_at(session, track_ids, last)
+    else:
+        at_first = at_last = {}
+    per_time: dict[tuple[int, datetime], list[tuple[int, int]]] = {}
+    for imp in impressions:
+        period = period_of(imp.at)
+        if imp.mode == "key":
+            groups[(imp.currency, period, "pool", None, None)].append(imp)
+            continue
+        if imp.track_id is None or imp.track_id not in at_last:
+            groups[(imp.currency, period, "unattributed", imp.track_id, None)].append(imp)
+            continue
+        sheet = at_last[imp.track_id]
+        if at_first.get(imp.track_id) != sheet:  # the sheet changed inside this batch: look up this moment's
+            cache_key = (imp.track_id, imp.at)
+            if cache_key not in per_time:
+                per_time[cache_key] = split_sheet_at(session, imp.track_id, imp.at)
+            sheet = per_time[cache_key]
+        sheet_key = tuple(sheet)
+        key = (imp.currency, period, "track", imp.track_id, sheet_key)
+        groups[key].append(imp)
+        sheets[key] = list(sheet)
+    return groups, sheets, track_ids
+
+
+def _held_tracks(session: Session, track_ids: set[int]) -> set[int]:
+    """Tracks whose new earnings are held: taken down (a takedown notice is open)."""
+    if not track_ids:
+        return set()
+    from catalog.models import Track
+
+    return set(session.scalars(select(Track.id).where(Track.id.in_(track_ids), Track.status == "taken_down")))
+
+
+@dataclass
+class FlushResult:
+    received: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    entry_ids: list[int] = field(default_factory=list)
+
+
+_COLUMNS = ("decision_id", "campaign_id", "advertiser_id", "creative_id", "slot", "track_id", "listener_id", "mode",
+            "price_micros", "currency", "at", "entry_id")
+
+
+def flush_impressions(session: Session, impressions: list[StreamImpression], *, commit: bool = True) -> FlushResult:
+    """Store impressions not stored yet and post their money, in one transaction."""
+    from ledger.services import post_many
+
+    result = FlushResult(received=len(impressions))
+    unique = list({i.decision_id: i for i in impressions}.values())
+    if not unique:
+        return result
+    existing = set(session.scalars(text("SELECT decision_id FROM ad_impressions WHERE decision_id = ANY(:ids)"),
+                                   {"ids": [i.decision_id for i in unique]}))
+    fresh = [i for i in unique if i.decision_id not in existing]
+    result.already_stored = len(unique) - len(fresh)
+    if not fresh:
+        return result
+    groups, sheets, track_ids = _group(session, fresh)
+    built = build_entries(groups, sheets, _held_tracks(session, track_ids))
+    entry_ids = post_many(session, [entry for entry, _ in built], commit=False)
+    buffer = io.StringIO()
+    for entry_id, (_, group) in zip(entry_ids, built, strict=True):
+        for i in group:
+            buffer.write("\t".join((i.decision_id.hex, str(i.campaign_id), str(i.advertiser_id), str(i.creative_id),
+                                    i.slot, "\\N" if i.track_id is None else str(i.track_id),
+                                    _copy_text(i.listener_id), i.mode, str(i.price_micros), i.currency,
+                                    i.at.isoformat(), str(entry_id))) + "\n")
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    with cursor.copy(f"COPY ad_impressions ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
+    result.stored = len(fresh)
+    result.entry_ids = entry_ids
+    if commit:
+        session.commit()
+    return result
+
+
+def _copy_text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+# --- the worker ----------------------------------------------------------------------------------------
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    impressions: int = 0
+    stored: int = 0
+    dead_letters: int = 0
+    invalid: int = 0
+
+
+def ensure_groups(redis) -> None:
+    for stream in (keys.IMPRESSIONS_STREAM, keys.INVALID_STREAM):
+        try:
+            redis.xgroup_create(stream, keys.CONSUMER_GROUP, id="0", mkstream=True)
+        except Exception as exc:  # noqa: BLE001 - BUSYGROUP: the group exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+def _dead_letter(session: Session, stream: str, message_id: str, fields: dict, reason: str) -> None:
+    from adserver.models import DeadLetter
+
+    session.add(DeadLetter(stream=stream, message_id=message_id, reason=reason[:2000], fields={
+        (k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)):
+        (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in fields.items()}))
+
+
+def _mid(message_id) -> str:
+    return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+
+
+def process_impressions(redis, sessions, messages: list, stats: WorkerStats) -> None:
+    """Flush one batch of stream messages [(id, fields)], then acknowledge them."""
+    if not messages:
+        return
+    for attempt in range(3):
+        session = sessions()
+        try:
+            parsed = []
+            for message_id, fields in messages:
+                try:
+                    parsed.append(parse_impression(fields))
+                except ValueError as exc:
+                    _dead_letter(session, keys.IMPRESSIONS_STREAM, _mid(message_id), fields, str(exc))
+                    stats.dead_letters += 1
+            session.flush()
+            result = flush_impressions(session, parsed, commit=False)
+            session.commit()
+            stats.stored += result.stored
+            break
+        except IntegrityError:
+            # Another worker stored some of these impressions at the same moment: retry, skipping them.
+            session.rollback()
+            if attempt == 2:
+                raise
+        finally:
+            session.close()
+    ids = [message_id for message_id, _ in messages]
+    pipe = redis.pipeline()
+    pipe.xack(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP, *ids)
+    pipe.xdel(keys.IMPRESSIONS_STREAM, *ids)
+    pipe.execute()
+    stats.batches += 1
+    stats.impressions += len(messages)
+
+
+def process_invalid(redis, sessions, messages: list, stats: WorkerStats) -> None:
+    """Store refused beacons (invalid traffic) for review; duplicates after a crash are harmless."""
+    from adserver.models import InvalidTraffic
+
+    if not messages:
+        return
+    session = sessions()
+    try:
+        rows = []
+        for message_id, fields in messages:
+            try:
+                decision = _opt(fields, "decision_id")
+                campaign = _opt(fields, "campaign_id")
+                creative = _opt(fields, "creative_id")
+                rows.append(InvalidTraffic(
+                    decision_id=uuid.UUID(hex=decision) if decision else None,
+                    campaign_id=int(campaign) if campaign else None, creative_id=int(creative) if creative else None,
+                    reason=_text(fields, "reason")[:32], listener_id=(_opt(fields, "listener_id") or "")[:64],
+                    ip=(_opt(fields, "ip") or "")[:64], user_agent=(_opt(fields, "user_agent") or "")[:512],
+                    at=datetime.fromisoformat(_text(fields, "at"))))
+            except (ValueError, TypeError) as exc:
+                _dead_letter(session, keys.INVALID_STREAM, _mid(message_id), fields, f"unparseable: {exc}")
+                stats.dead_letters += 1
+        session.add_all(rows)
+        session.commit()
+        stats.invalid += len(rows)
+    finally:
+        session.close()
+    ids = [message_id for message_id, _ in messages]
+    pipe = redis.pipeline()
+    pipe.xack(keys.INVALID_STREAM, keys.CONSUMER_GROUP, *ids)
+    pipe.xdel(keys.INVALID_STREAM, *ids)
+    pipe.execute()
+
+
+def _opt(fields: dict, name: str) -> str | None:
+    try:
+        return _text(fields, name)
+    except ValueError:
+        return None
+
+
+HANDLERS = {keys.IMPRESSIONS_STREAM: process_impressions, keys.INVALID_STREAM: process_invalid}
+
+
+def drain_pending(redis, sessions, consumer: str, batch_size: int, stats: WorkerStats) -> None:
+    """Finish what this consumer read before a crash, then claim what dead consumers left idle."""
+    for stream, handler in HANDLERS.items():
+        while True:
+            reply = redis.xreadgroup(keys.CONSUMER_GROUP, consumer, {stream: "0"}, count=batch_size)
+            messages = [m for m in reply[0][1] if m[1]] if reply else []
+            gone = [m[0] for m in reply[0][1] if not m[1]] if reply else []
+            if gone:  # deleted while pending: nothing left to flush
+                redis.xack(stream, keys.CONSUMER_GROUP, *gone)
+            if not messages:
+                break
+            handler(redis, sessions, messages, stats)
+        start = "0-0"
+        while True:
+            start, messages, *_ = redis.xautoclaim(stream, keys.CONSUMER_GROUP, consumer, RECLAIM_IDLE_MS,
+                                                   start_id=start, count=batch_size)
+            messages = [m for m in messages if m[1]]
+            if messages:
+                handler(redis, sessions, messages, stats)
+            if _mid(start) == "0-0":
+                break
+
+
+def run_once(redis, sessions, consumer: str, *, batch_size: int, block_ms: int, stats: WorkerStats) -> int:
+    """Read and flush at most one batch per stream; return how many messages were handled."""
+    reply = redis.xreadgroup(keys.CONSUMER_GROUP, consumer,
+                             {keys.IMPRESSIONS_STREAM: ">", keys.INVALID_STREAM: ">"}, count=batch_size,
+                             block=block_ms)
+    handled = 0
+    for stream, messages in reply or []:
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        HANDLERS[name](redis, sessions, messages, stats)
+        handled += len(messages)
+    return handled
+
+
+def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_ms: int = 1000,
+               stop=lambda: False, max_idle_loops: int | None = None, on_batch=None) -> WorkerStats:
+    """The flush loop behind `ninety worker`: reclaim, then read batches until told to stop."""
+    ensure_groups(redis)
+    stats = WorkerStats()
+    drain_pending(redis, sessions, consumer, batch_size, stats)
+    idle = 0
+    last_reclaim = time.monotonic()
+    while not stop():
+        handled = run_once(redis, sessions, consumer, batch_size=batch_size, block_ms=block_ms, stats=stats)
+        if on_batch is not None and handled:
+            on_batch(stats)
+        idle = 0 if handled else idle + 1
+        if max_idle_loops is not None and idle >= max_idle_loops:
+            break
+        if time.monotonic() - last_reclaim > RECLAIM_IDLE_MS / 1000:
+            drain_pending(redis, sessions, consumer, batch_size, stats)
+            last_reclaim = time.monotonic()
+    return stats
+
+
+def dead_letter_json(fields: dict) -> str:
+    return json.dumps(fields, sort_keys=True)
