@@ -88,7 +88,8 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
     threshold = Money(batch.threshold_micros, batch.currency).amount_str()
     params = {"batch": batch.id, "currency": batch.currency, "cutoff": cutoff, "start": start, "unit": unit,
               "threshold": batch.threshold_micros, "period": batch.period,
-              "below": f"below the {threshold} {batch.currency} threshold: carried to next month"}
+              "below": f"below the {threshold} {batch.currency} threshold: carried to next month",
+              "payable_re": r"^liabilities:payee:[0-9]+:payable$"}
     session.execute(text("DROP TABLE IF EXISTS tmp_payables, tmp_candidates"))
     # Each payee's payable at the cut-off and now; what may be paid is the lesser (a later refund or an earlier
     # batch paid after the cut-off lowers it; later earnings wait for their own month).
@@ -102,7 +103,7 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
                   FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
                  WHERE e.effective_at >= :cutoff
                  GROUP BY p.account_id) later ON later.account_id = a.id
-         WHERE a.code ~ '^liabilities:payee:[0-9]+:payable$' AND a.currency = :currency
+         WHERE a.code ~ :payable_re AND a.currency = :currency
     """), params)
     session.execute(text("""
         CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
