@@ -78,7 +78,8 @@ def parse_impression(fields: dict) -> StreamImpression:
         raise ValueError("unparseable impression: naive timestamp")
     if not 0 < imp.price_micros <= MAX_PRICE_MICROS:
         raise ValueError(f"unparseable impression: price {imp.price_micros} out of range")
-    if imp.mode not in ("gate", "key") or not imp.listener_id or len(imp.listener_id) > 64:
+    if imp.mode not in ("gate", "key") or not imp.listener_id or len(imp.listener_id) > 64 \
+            or "\x00" in imp.listener_id or imp.slot not in ("gate", "browse", "player"):
         raise ValueError("unparseable impression: bad mode or listener")
     return imp
 
@@ -262,12 +263,17 @@ def ensure_groups(redis) -> None:
                 raise
 
 
+def clean(value, limit: int = 2000) -> str:
+    """Text PostgreSQL can hold: no NUL, valid UTF-8, bounded."""
+    text_value = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text_value.replace("\x00", "\ufffd")[:limit]
+
+
 def _dead_letter(session: Session, stream: str, message_id: str, fields: dict, reason: str) -> None:
     from adserver.models import DeadLetter
 
-    session.add(DeadLetter(stream=stream, message_id=message_id, reason=reason[:2000], fields={
-        (k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)):
-        (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in fields.items()}))
+    session.add(DeadLetter(stream=stream, message_id=message_id, reason=clean(reason),
+                           fields={clean(k): clean(v) for k, v in list(fields.items())[:50]}))
 
 
 def _mid(message_id) -> str:
@@ -326,8 +332,8 @@ def process_invalid(redis, sessions, messages: list, stats: WorkerStats) -> None
                 rows.append(InvalidTraffic(
                     decision_id=uuid.UUID(hex=decision) if decision else None,
                     campaign_id=int(campaign) if campaign else None, creative_id=int(creative) if creative else None,
-                    reason=_text(fields, "reason")[:32], listener_id=(_opt(fields, "listener_id") or "")[:64],
-                    ip=(_opt(fields, "ip") or "")[:64], user_agent=(_opt(fields, "user_agent") or "")[:512],
+                    reason=clean(_text(fields, "reason"), 32), listener_id=clean(_opt(fields, "listener_id") or "", 64),
+                    ip=clean(_opt(fields, "ip") or "", 64), user_agent=clean(_opt(fields, "user_agent") or "", 512),
                     at=datetime.fromisoformat(_text(fields, "at"))))
             except (ValueError, TypeError) as exc:
                 _dead_letter(session, keys.INVALID_STREAM, _mid(message_id), fields, f"unparseable: {exc}")

@@ -121,3 +121,34 @@ def beacon(ad_session, ad_redis, clock):
                                           clock=clock, campaign_limits=limits, **kwargs)
 
     return run
+
+
+def tone_wav(seconds: float = 1.0) -> bytes:
+    return spot(seconds, rate=44100)
+
+
+@pytest.fixture
+def make_split_track(ad_session, clock, tmp_path, make_user):
+    """make_split_track() -> (track, artist_payee_id, collaborator_payee_id): a published free-with-ads track
+    whose split sheet gives the artist 70% and a collaborator 30%."""
+    from catalog import services as catalog
+    from catalog.storage import MediaStore
+    from catalog.uploads import upload_track
+    from core.users import get_user
+
+    def make(title="Seventy Thirty", genre="ambient", shares=(7000, 3000)):
+        user = make_user(roles=("artist",))
+        artist = catalog.create_artist(ad_session, user=get_user(ad_session, user.id), name=f"Artist {user.id}")
+        collaborator = catalog.invite_payee(ad_session, artist.id, email=f"collab{user.id}@example.com")
+        release = catalog.create_release(ad_session, artist.id, title=title, genre=genre, kind="single")
+        track = upload_track(ad_session, MediaStore(tmp_path / "media"), release, io.BytesIO(tone_wav()),
+                             f"01 {title}.wav", clock=clock, max_bytes=None, title=title).track
+        artist_payee = catalog.artist_payee(ad_session, artist.id)
+        catalog.set_split_sheet(ad_session, track, [(artist_payee.id, shares[0]), (collaborator.id, shares[1])],
+                                clock=clock)
+        catalog.publish_release(ad_session, release, clock=clock)
+        ad_session.commit()
+        track.artist_user = user
+        return track, artist_payee.id, collaborator.id
+
+    return make

@@ -1,0 +1,113 @@
+"""Ad-server commands: `ninety worker` (the impression flush), `ninety ads fund`, `ninety ads reconcile`."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import click
+from flask.cli import with_appcontext
+
+from app import context
+
+
+@click.command("worker", help="Flush counted impressions from the Redis stream into impression rows and ledger "
+                              "entries (a consumer group: run several with different --consumer names).")
+@click.option("--consumer", default=None, help="Consumer name in the group (default: <host>-worker). Restarting "
+                                               "with the same name finishes the batch a crash left pending.")
+@click.option("--batch-size", type=int, default=None, help="Impressions per batch (default WORKER_BATCH_SIZE).")
+@click.option("--block-ms", type=int, default=1000, show_default=True, help="How long to wait for new entries.")
+@click.option("--until-idle", is_flag=True, help="Exit once the stream is drained instead of waiting forever.")
+@with_appcontext
+def worker_cmd(consumer, batch_size, block_ms, until_idle):
+    from royalties.accrual import run_worker
+
+    runtime = context.runtime()
+    stopping = {"now": False}
+
+    def stop(*_):
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    name = consumer or f"{socket.gethostname()}-worker"
+    click.echo(f"worker {name}: flushing ads:impressions (Ctrl-C to stop)")
+    stats = run_worker(runtime.redis, runtime.sessions, consumer=name,
+                       batch_size=batch_size or runtime.config.worker_batch_size, block_ms=block_ms,
+                       stop=lambda: stopping["now"], max_idle_loops=1 if until_idle else None)
+    click.echo(f"worker {name}: {stats.impressions} impressions in {stats.batches} batches, "
+               f"{stats.invalid} invalid recorded, {stats.dead_letters} dead letters")
+
+
+@click.group("ads", help="The ad server: fund advertisers, reconcile Redis budgets with the ledger.")
+def ads_group():
+    pass
+
+
+@ads_group.command("fund", help="Credit an advertiser's prepaid balance with a ledger entry (money received by "
+                                "bank transfer). Example: ninety ads fund 3 250.00 --reference INV-2026-11")
+@click.argument("advertiser")
+@click.argument("amount")
+@click.option("--reference", required=True, help="The payment's reference; funding twice with one reference "
+                                                 "records it once.")
+@with_appcontext
+def ads_fund(advertiser, amount, reference):
+    from sqlalchemy import func, select
+
+    from adserver.models import Advertiser, AdvertiserMember
+    from adserver.services import fund
+    from core.errors import NinetyError
+    from core.money import Money
+    from core.users import User
+
+    runtime = context.runtime()
+    session = runtime.sessions()
+    try:
+        if advertiser.isdigit():
+            found = session.get(Advertiser, int(advertiser))
+        else:
+            found = session.scalar(select(Advertiser).join(AdvertiserMember).join(User, User.id == AdvertiserMember.user_id)
+                                   .where(func.lower(User.email) == advertiser.lower()).order_by(Advertiser.id))
+        if found is None:
+            raise click.ClickException(f"no advertiser {advertiser!r} (give its id or a member's email)")
+        money = Money.parse(amount, found.currency, whole_minor_units=True)
+        entry_id = fund(session, runtime.redis, advertiser_id=found.id, amount_micros=money.micros,
+                        currency=found.currency, clock=runtime.clock,
+                        idempotency_key=f"advertiser_funding:{found.id}:{reference.strip()[:120]}",
+                        note=reference.strip()[:120])
+        click.echo(f"funded advertiser {found.id} ({found.name}) with {money}: ledger entry {entry_id}")
+    except NinetyError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from None
+    finally:
+        session.close()
+
+
+@ads_group.command("reconcile", help="Compare each advertiser's spendable balance in Redis with the ledger "
+                                     "less unflushed charges; --fix rewrites Redis. Exit status 1 on a mismatch.")
+@click.option("--fix", is_flag=True, help="Set Redis to the value the ledger implies.")
+@with_appcontext
+def ads_reconcile(fix):
+    from adserver.budgets import reconcile
+
+    runtime = context.runtime()
+    session = runtime.sessions()
+    try:
+        rows = reconcile(runtime.redis, session, fix=fix)
+    finally:
+        session.close()
+    bad = 0
+    for row in rows:
+        state = "ok" if row.matches else ("fixed" if fix else "MISMATCH")
+        bad += 0 if row.matches or fix else 1
+        click.echo(f"advertiser {row.advertiser_id} {row.currency}: ledger {row.ledger_balance_micros} "
+                   f"pending {row.pending_micros} expected {row.expected_avail_micros} "
+                   f"redis {row.redis_avail_micros} {state}")
+    click.echo(f"{len(rows)} advertisers, {bad} mismatched")
+    if bad:
+        raise SystemExit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(worker_cmd)
+    group.add_command(ads_group)

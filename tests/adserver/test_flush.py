@@ -1,0 +1,127 @@
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from adserver import keys
+from adserver.models import DeadLetter, Impression, InvalidTraffic
+from core.money import allocate, share_ceil
+from ledger.accounts import INCOME_ADS, advertiser_prepaid, listener_pool, payee_payable
+from ledger.services import balance
+from royalties import accrual
+from tests.adserver.conftest import BOT_UA, context, visitor
+
+
+def flush(app):
+    runtime = app.extensions["ninety"]
+    return accrual.run_worker(runtime.redis, runtime.sessions, consumer="test", batch_size=100, block_ms=10,
+                              max_idle_loops=1)
+
+
+def test_a_counted_impression_pays_the_split_sheet(ad_app, ad_session, make_advertiser, make_campaign,
+                                                   make_split_track, decide, beacon):
+    track, artist, collaborator = make_split_track()
+    adv = make_advertiser(funded_micros=1_000_000)
+    make_campaign(adv, bid_cpm_micros=5_000_000)
+    make_campaign(make_advertiser(), bid_cpm_micros=1_237_000)  # the runner-up sets an awkward price
+    placement = decide(ctx=context(track_id=track.id))
+    price = placement.decision.price_micros
+    assert price == 1_237 and placement.decision.advertiser_id == adv.id
+    assert beacon(placement.token).counted
+    stats = flush(ad_app)
+    assert stats.stored == 1
+    artist_side = share_ceil(price, 9, 10)
+    expected = allocate(artist_side, [7000, 3000])
+    assert expected == [780, 334]
+    assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == 1_000_000 - price
+    assert balance(ad_session, payee_payable(artist), "USD") == 780
+    assert balance(ad_session, payee_payable(collaborator), "USD") == 334
+    assert balance(ad_session, INCOME_ADS, "USD") == price - artist_side == 123
+    row = ad_session.scalar(select(Impression))
+    assert row.decision_id.hex == placement.id and row.track_id == track.id and row.entry_id is not None
+    assert ad_redis_stream_len(ad_app) == 0
+
+
+def ad_redis_stream_len(app):
+    return app.extensions["ninety"].redis.xlen(keys.IMPRESSIONS_STREAM)
+
+
+def test_the_same_impressions_flushed_twice_are_stored_and_paid_once(ad_app, ad_session, make_advertiser,
+                                                                      make_campaign, make_split_track, decide, beacon):
+    track, artist, _ = make_split_track()
+    adv = make_advertiser()
+    make_campaign(adv)
+    for i in range(5):
+        assert beacon(decide(ctx=context(listener=f"l{i}", track_id=track.id)).token,
+                      visitor(f"l{i}")).counted
+    redis = ad_app.extensions["ninety"].redis
+    messages = redis.xrange(keys.IMPRESSIONS_STREAM)
+    impressions = [accrual.parse_impression(fields) for _, fields in messages]
+    first = accrual.flush_impressions(ad_session, impressions)
+    again = accrual.flush_impressions(ad_session, impressions + impressions[:2])
+    assert first.stored == 5 and again.stored == 0 and again.already_stored == 5
+    assert ad_session.scalar(select(func.count()).select_from(Impression)) == 5
+    assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == 100_000_000 - 5 * 500
+
+
+def test_key_mode_impressions_fund_the_listener_pool(ad_app, ad_session, make_advertiser, make_campaign, decide,
+                                                     beacon, clock):
+    adv = make_advertiser()
+    make_campaign(adv, slots=("browse",))
+    for listener in ("k1", "k1", "k2"):
+        assert beacon(decide("browse", context(listener=listener, mode="key")).token, visitor(listener)).counted
+    flush(ad_app)
+    period = clock.now().strftime("%Y-%m")
+    assert balance(ad_session, listener_pool(period), "USD") == share_ceil(1500, 9, 10)
+    assert balance(ad_session, INCOME_ADS, "USD") == 1500 - share_ceil(1500, 9, 10)
+    assert ad_session.scalar(select(func.count()).select_from(Impression).where(Impression.mode == "key")) == 3
+
+
+def test_unparseable_entries_become_dead_letters(ad_app, ad_session):
+    redis = ad_app.extensions["ninety"].redis
+    redis.xadd(keys.IMPRESSIONS_STREAM, {"decision_id": "nonsense", "price_micros": "12"})
+    redis.xadd(keys.IMPRESSIONS_STREAM, {"garbage": "\x00"})
+    stats = flush(ad_app)
+    assert stats.dead_letters == 2
+    letters = ad_session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+    assert [d.fields.get("decision_id") for d in letters] == ["nonsense", None]
+    assert all("unparseable" in d.reason for d in letters)
+    assert redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+
+
+def test_invalid_traffic_is_stored_for_review(ad_app, ad_session, make_advertiser, make_campaign, decide, beacon):
+    campaign = make_campaign(make_advertiser())
+    beacon(decide().token, visitor(ua=BOT_UA))
+    flush(ad_app)
+    row = ad_session.scalar(select(InvalidTraffic))
+    assert row.reason == "bot" and row.campaign_id == campaign.id and "Googlebot" in row.user_agent
+    assert ad_session.scalar(select(func.count()).select_from(Impression)) == 0
+
+
+def test_a_batch_left_pending_by_a_crash_is_finished_on_restart(ad_app, ad_session, make_advertiser, make_campaign,
+                                                                decide, beacon):
+    adv = make_advertiser()
+    make_campaign(adv)
+    for i in range(3):
+        beacon(decide(ctx=context(listener=f"p{i}")).token, visitor(f"p{i}"))
+    redis = ad_app.extensions["ninety"].redis
+    accrual.ensure_groups(redis)
+    read = redis.xreadgroup(keys.CONSUMER_GROUP, "test", {keys.IMPRESSIONS_STREAM: ">"}, count=10)
+    assert len(read[0][1]) == 3  # read, then the worker "died" before acknowledging
+    assert redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 3
+    flush(ad_app)
+    assert ad_session.scalar(select(func.count()).select_from(Impression)) == 3
+    assert redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 0
+
+
+def test_entries_fall_in_the_month_the_impressions_happened(ad_app, ad_session, make_advertiser, make_campaign,
+                                                            make_split_track, decide, beacon, clock):
+    track, artist, _ = make_split_track()
+    make_campaign(make_advertiser(), daily=10_000_000)
+    clock.set(clock.now().replace(day=31, hour=23, minute=59))
+    beacon(decide(ctx=context(listener="m1", track_id=track.id)).token, visitor("m1"))
+    clock.advance(minutes=2)
+    beacon(decide(ctx=context(listener="m2", track_id=track.id)).token, visitor("m2"))
+    flush(ad_app)
+    rows = ad_session.scalars(select(Impression).order_by(Impression.at)).all()
+    assert len(rows) == 2 and rows[0].entry_id != rows[1].entry_id
+    assert rows[1].at - rows[0].at == timedelta(minutes=2)
