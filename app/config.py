@@ -53,6 +53,8 @@ class Config:
                               "doc": "platform floor price for the ad auction, per thousand impressions"})
     ad_decision_ttl_s: int = field(default=900, metadata={"env": "AD_DECISION_TTL",
                                    "doc": "seconds a signed ad decision can be beaconed"})
+    ad_beacon_limits: str = field(default="ip=600,listener=60", metadata={"env": "AD_BEACON_LIMITS",
+                                  "doc": "impression beacons per minute per IP and per listener before invalid"})
     payout_thresholds: str = field(default="USD=10.00,EUR=10.00,GBP=10.00", metadata={
         "env": "PAYOUT_THRESHOLDS", "doc": "minimum payable balance per currency for a payout"})
     stripe_api_key: str = field(default="sk_test_ninety_local", metadata={"env": "STRIPE_API_KEY",
