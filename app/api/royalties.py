@@ -1,0 +1,196 @@
+"""Royalties API: balances, statements, the listener receipt; for finance, close, draft, approve, execute and
+batch progress (the finance console polls it)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from marshmallow import Schema, fields, validate
+
+from app import context
+from app.api import API_PREFIX, load
+from app.auth import access, current_listener_id, current_user
+from core.errors import NotFound
+from core.money import Money, check_currency
+from royalties.periods import bounds, period_of
+
+bp = Blueprint("api_royalties", __name__, url_prefix=API_PREFIX)
+
+PERIOD = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Write the month as YYYY-MM.")
+
+
+class DraftSchema(Schema):
+    period = fields.String(required=True, validate=PERIOD)
+    currency = fields.String(load_default=None, validate=validate.Length(equal=3))
+
+
+class BatchSchema(Schema):
+    id = fields.Integer()
+    period = fields.String()
+    currency = fields.String()
+    status = fields.String()
+    item_count = fields.Integer()
+    total_micros = fields.Integer()
+    drafted_by = fields.Integer()
+    approved_by = fields.Integer(allow_none=True)
+
+
+def _payee_id() -> int:
+    from app.web.royalties import require_payee, viewable_payees
+
+    payee_id = request.args.get("payee", type=int)
+    if payee_id is None:
+        payees = viewable_payees()
+        if not payees:
+            raise NotFound("You are not a payee.", code="payee_not_found")
+        return payees[0].id
+    return require_payee(payee_id).id
+
+
+@bp.get("/royalties/balance")
+@access()
+def balance():
+    """The live balances of one of the caller's payees (`?payee=`; default the first).
+    ---
+    get:
+      responses:
+        200:
+          description: payable and held balances per currency, in micros
+    """
+    from royalties.services import balances_for_payee
+
+    payee_id = _payee_id()
+    rows = balances_for_payee(context.db(), payee_id)
+    for row in rows:
+        row["payable_display"] = Money(row["payable_micros"], row["currency"]).format(full=True)
+    return {"payee_id": payee_id, "balances": rows}
+
+
+@bp.get("/royalties/statements/<int:payee_id>/<period>")
+@access()
+def statement(payee_id: int, period: str):
+    """One payee's statement for a month (`?currency=`), every figure in micros.
+    ---
+    get:
+      responses:
+        200:
+          description: opening, earnings by track and source, adjustments, payouts, closing, the month's payout
+    """
+    from app.web.royalties import require_payee
+    from royalties.services import statement as build
+
+    require_payee(payee_id)
+    bounds(period)
+    stmt = build(context.db(), payee_id, period, check_currency(request.args.get("currency")
+                                                                or context.config().currency))
+    return {"payee_id": payee_id, "period": period, "currency": stmt.currency, "opening_micros": stmt.opening_micros,
+            "earnings": [line.__dict__ for line in stmt.earnings], "by_source": stmt.by_source(),
+            "adjustments": stmt.adjustments, "payouts": stmt.payouts, "closing_micros": stmt.closing_micros,
+            "held_micros": stmt.held_micros, "payout": stmt.batch_payout, "carried_micros": stmt.carried_micros,
+            "not_paid_because": stmt.exclusion, "closed": stmt.is_closed}
+
+
+@bp.get("/royalties/receipt")
+@access(public=True)
+def receipt():
+    """Which artists this listener's key-mode ad views paid in a month (`?period=`, default this month).
+    ---
+    get:
+      responses:
+        200:
+          description: artists and amounts (micros), and what no download claimed
+    """
+    from royalties.services import listener_receipt
+
+    period = request.args.get("period") or period_of(context.clock().now())
+    bounds(period)
+    return listener_receipt(context.db(), current_listener_id(), period, clock=context.clock())
+
+
+@bp.post("/royalties/periods/<period>/close")
+@access("finance")
+def close(period: str):
+    """Close a month (finance). Idempotent; refused until the month is over and flushed.
+    ---
+    post:
+      responses:
+        200:
+          description: the closed month and its pool summary
+    """
+    from royalties.services import close_period
+
+    record = close_period(context.db(), context.redis(), period, clock=context.clock(), closed_by=current_user().id)
+    return {"period": record.period, "cutoff": record.cutoff.isoformat(), "summary": record.summary}
+
+
+@bp.post("/payouts/batches")
+@access("finance")
+def draft():
+    """Draft the payout batch of a closed month (finance).
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: DraftSchema
+      responses:
+        201:
+          content:
+            application/json:
+              schema: BatchSchema
+    """
+    from royalties.services import draft_batch
+
+    data = load(DraftSchema())
+    currency = check_currency(data.get("currency") or context.config().currency)
+    batch = draft_batch(context.db(), data["period"], currency=currency, drafted_by=current_user().id,
+                        clock=context.clock(), threshold_micros=context.config().threshold_micros(currency))
+    return BatchSchema().dump(batch), 201
+
+
+@bp.post("/payouts/batches/<int:batch_id>/approve")
+@access("finance")
+def approve(batch_id: int):
+    """Approve a draft (finance, not its drafter).
+    ---
+    post:
+      responses:
+        200:
+          content:
+            application/json:
+              schema: BatchSchema
+    """
+    from royalties.services import approve_batch
+
+    return BatchSchema().dump(approve_batch(context.db(), batch_id, approved_by=current_user().id,
+                                            clock=context.clock()))
+
+
+@bp.post("/payouts/batches/<int:batch_id>/execute")
+@access("finance")
+def execute(batch_id: int):
+    """Execute or resume an approved batch (finance); returns its progress.
+    ---
+    post:
+      responses:
+        200:
+          description: progress counts by item status
+    """
+    from app.web.finance import _rails
+    from royalties.services import execute_batch
+
+    return execute_batch(context.db(), batch_id, rails=_rails(), clock=context.clock()).to_json()
+
+
+@bp.get("/payouts/batches/<int:batch_id>/progress")
+@access("finance")
+def batch_progress(batch_id: int):
+    """A batch's live progress (finance).
+    ---
+    get:
+      responses:
+        200:
+          description: progress counts by item status
+    """
+    from royalties.services import progress
+
+    return progress(context.db(), batch_id).to_json()
