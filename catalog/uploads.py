@@ -37,7 +37,7 @@ def clean_filename(filename: str | None) -> str:
 
 def title_from_filename(filename: str) -> str:
     stem = clean_filename(filename).rsplit(".", 1)[0]
-    stem = re.sub(r"^\s*\d{1,3}\s*[-._)]\s*", "", stem)  # "01 - Song" -> "Song"
+    stem = re.sub(r"^\s*\d{1,3}(?:\s*[-._)]\s*|\s+)(?=\S)", "", stem)  # "01 - Song" -> "Song"
     stem = re.sub(r"[_]+", " ", stem).strip()
     return stem[:300] or "Untitled"
 

@@ -1,0 +1,564 @@
+"""Catalog API: artists, payees, releases, tracks (upload), prices, split sheets, publishing, search."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request, url_for
+
+from app import context
+from app.api import API_PREFIX, load
+from app.auth import access, current_user
+from catalog import search, services
+from catalog.errors import InvalidCatalogInput
+from catalog.schemas import (
+    ArtistCreateSchema,
+    ArtistSchema,
+    ArtistUpdateSchema,
+    PayeeInviteSchema,
+    PayeeSchema,
+    PriceSchema,
+    PublishSchema,
+    ReleaseCreateSchema,
+    ReleaseUpdateSchema,
+    SearchPageSchema,
+    SplitSheetInputSchema,
+    TrackUpdateSchema,
+)
+from catalog.storage import MediaStore
+from catalog.uploads import upload_track
+from core.errors import NotFound
+
+bp = Blueprint("api_catalog", __name__, url_prefix=API_PREFIX)
+
+
+# --- shared by the web pages ------------------------------------------------------------------------------
+def media_store() -> MediaStore:
+    return MediaStore(context.config().media_path)
+
+
+def money_json(money):
+    return money.to_json() if money is not None else None
+
+
+def price_json(price: dict) -> dict:
+    return {"price_model": price["price_model"], "currency": price["currency"],
+            "price": money_json(price["price"]), "minimum": money_json(price["minimum"]),
+            "suggested": money_json(price["suggested"])}
+
+
+def track_json(track) -> dict:
+    asset = track.asset
+    return {"id": track.id, "release_id": track.release_id, "position": track.position, "title": track.title,
+            "isrc": track.isrc, "explicit": track.explicit, "status": track.status,
+            "audio": None if asset is None else {
+                "sha256": asset.sha256, "format": asset.format, "codec": asset.codec,
+                "duration_ms": asset.duration_ms, "bitrate": asset.bitrate, "sample_rate": asset.sample_rate,
+                "channels": asset.channels, "size_bytes": asset.size_bytes},
+            "price": price_json(services.effective_price(track))}
+
+
+def release_json(release) -> dict:
+    return {"id": release.id, "artist": ArtistSchema().dump(release.artist), "slug": release.slug,
+            "title": release.title, "kind": release.kind,
+            "release_date": release.release_date.isoformat() if release.release_date else None,
+            "genre": release.genre, "tags": list(release.tags or []), "description": release.description,
+            "upc": release.upc, "status": release.status,
+            "publish_at": release.publish_at.isoformat() if release.publish_at else None,
+            "published_at": release.published_at.isoformat() if release.published_at else None,
+            "cover_url": url_for("web_catalog.cover", sha256=release.cover_sha256) if release.cover_sha256 else None,
+            "url": url_for("web_catalog.release_page", artist_slug=release.artist.slug,
+                           release_slug=release.slug),
+            "price": price_json(services.release_price(release)),
+            "tracks": [track_json(t) for t in release.tracks]}
+
+
+def sheet_json(sheet) -> dict:
+    return {"track_id": sheet.track_id, "version": sheet.version, "effective_at": sheet.effective_at.isoformat(),
+            "shares": [{"payee_id": s.payee_id, "share_bp": s.share_bp, "role": s.role} for s in sheet.shares]}
+
+
+def owned_release(release_id: int):
+    release = services.get_release(context.db(), release_id)
+    services.require_member(context.db(), release.artist_id, current_user())
+    return release
+
+
+def owned_track(track_id: int):
+    track = services.get_track(context.db(), track_id)
+    services.require_member(context.db(), track.release.artist_id, current_user())
+    return track
+
+
+def visible_release(release_id: int):
+    """A release anyone may see once public; its members (and admins) see drafts too."""
+    session = context.db()
+    release = services.get_release(session, release_id)
+    if services.is_public(release, context.clock().now()):
+        return release
+    user = current_user()
+    if user is not None and (user.has_role("admin") or services.is_member(session, release.artist_id, user.id)):
+        return release
+    raise NotFound("There is no such release.", code="release_not_found")
+
+
+def upload_files(release, stream_items) -> list:
+    """Run each (stream, filename) through the upload service; returns the new tracks."""
+    config = context.config()
+    store = media_store()
+    results = []
+    for stream, filename in stream_items:
+        results.append(upload_track(context.db(), store, release, stream, filename, clock=context.clock(),
+                                    max_bytes=config.max_upload_bytes, user_id=current_user().id))
+    return results
+
+
+def request_files():
+    """Multipart `file`/`files` parts, or a raw audio body named by ?filename=."""
+    if request.mimetype == "multipart/form-data":
+        files = request.files.getlist("files") + request.files.getlist("file")
+        files = [f for f in files if f and f.filename]
+        if not files:
+            raise InvalidCatalogInput("Choose at least one audio file to upload.", code="no_file", field="files")
+        return [(f.stream, f.filename) for f in files]
+    if request.mimetype.startswith("audio/") or request.mimetype == "application/octet-stream":
+        return [(request.stream, request.args.get("filename", "upload")[:255])]
+    raise InvalidCatalogInput("Send the audio as multipart/form-data (field 'files') or as the raw body with an "
+                              "audio/* content type.", code="unsupported_media_type", status=415)
+
+
+# --- artists and payees -----------------------------------------------------------------------------------
+@bp.post("/artists")
+@access("artist", "admin")
+def create_artist():
+    """Create an artist profile; the caller becomes its member and it gets its payee.
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: ArtistCreateSchema
+      responses:
+        201:
+          content:
+            application/json:
+              schema: ArtistSchema
+    """
+    data = load(ArtistCreateSchema())
+    artist = services.create_artist(context.db(), user=current_user(), **data)
+    return ArtistSchema().dump(artist), 201
+
+
+@bp.get("/artists/<int:artist_id>")
+@access(public=True)
+def get_artist(artist_id: int):
+    """An artist profile.
+    ---
+    get:
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ArtistSchema
+    """
+    return ArtistSchema().dump(services.get_artist(context.db(), artist_id))
+
+
+@bp.patch("/artists/<int:artist_id>")
+@access("artist", "admin")
+def update_artist(artist_id: int):
+    """Edit an artist profile (members only).
+    ---
+    patch:
+      requestBody:
+        content:
+          application/json:
+            schema: ArtistUpdateSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ArtistSchema
+    """
+    data = load(ArtistUpdateSchema())
+    artist = services.require_member(context.db(), artist_id, current_user())
+    return ArtistSchema().dump(services.update_artist(context.db(), artist, **data))
+
+
+@bp.get("/artists/<int:artist_id>/payees")
+@access("artist", "admin")
+def list_payees(artist_id: int):
+    """The payees this artist can put on split sheets.
+    ---
+    get:
+      responses:
+        200:
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  items:
+                    type: array
+                    items: PayeeSchema
+    """
+    services.require_member(context.db(), artist_id, current_user())
+    payees = services.payees_for_artist(context.db(), artist_id)
+    return {"items": [{"id": p.id, "display_name": p.display_name, "artist_id": p.artist_id,
+                       "accepted": p.user_id is not None} for p in payees]}
+
+
+@bp.post("/artists/<int:artist_id>/payees")
+@access("artist", "admin")
+def invite_payee(artist_id: int):
+    """Invite a collaborator by email: a payee from now on, whose earnings wait until they accept.
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: PayeeInviteSchema
+      responses:
+        201:
+          content:
+            application/json:
+              schema: PayeeSchema
+    """
+    data = load(PayeeInviteSchema())
+    services.require_member(context.db(), artist_id, current_user())
+    payee = services.invite_payee(context.db(), artist_id, **data)
+    return PayeeSchema().dump({"id": payee.id, "display_name": payee.display_name, "artist_id": payee.artist_id,
+                               "accepted": payee.user_id is not None}), 201
+
+
+# --- releases ---------------------------------------------------------------------------------------------
+@bp.post("/artists/<int:artist_id>/releases")
+@access("artist", "admin")
+def create_release(artist_id: int):
+    """Create a draft release.
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: ReleaseCreateSchema
+      responses:
+        201:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    data = load(ReleaseCreateSchema())
+    services.require_member(context.db(), artist_id, current_user())
+    release = services.create_release(context.db(), artist_id, **data)
+    return release_json(release), 201
+
+
+@bp.get("/releases")
+@access(public=True)
+def list_releases():
+    """Published releases, newest first (?genre=, ?artist_id=, ?limit=, ?cursor=).
+    ---
+    get:
+      responses:
+        200:
+          description: a page of releases and the cursor of the next page
+    """
+    services.promote_due_releases(context.db(), context.clock())
+    artist_id = request.args.get("artist_id", type=int)
+    page = search.browse_releases(context.db(), genre=request.args.get("genre") or None, artist_id=artist_id,
+                                  limit=_limit_arg(), cursor=request.args.get("cursor"))
+    items = [{"id": r["release_id"], "title": r["title"], "artist_id": r["artist_id"],
+              "artist_name": r["artist_name"], "genre": r["genre"], "kind": r["kind"],
+              "published_at": r["published_at"].isoformat(), "track_count": r["track_count"],
+              "url": url_for("web_catalog.release_page", artist_slug=r["artist_slug"],
+                             release_slug=r["release_slug"])} for r in page.items]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@bp.get("/releases/<int:release_id>")
+@access(public=True)
+def get_release(release_id: int):
+    """A release with its tracks and prices (drafts only for the artist's members).
+    ---
+    get:
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    return release_json(visible_release(release_id))
+
+
+@bp.patch("/releases/<int:release_id>")
+@access("artist", "admin")
+def update_release(release_id: int):
+    """Edit a release's metadata.
+    ---
+    patch:
+      requestBody:
+        content:
+          application/json:
+            schema: ReleaseUpdateSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    data = load(ReleaseUpdateSchema())
+    release = owned_release(release_id)
+    return release_json(services.update_release(context.db(), release, **data))
+
+
+@bp.put("/releases/<int:release_id>/price")
+@access("artist", "admin")
+def set_release_price(release_id: int):
+    """Set the release's price: free with ads, fixed, or name your price (minimum and suggested).
+    ---
+    put:
+      requestBody:
+        content:
+          application/json:
+            schema: PriceSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    data = load(PriceSchema())
+    release = owned_release(release_id)
+    if data["price_model"] is None:
+        raise InvalidCatalogInput("A release always has a price model.", code="invalid_price_model",
+                                  field="price_model")
+    services.set_release_price(context.db(), release, data["price_model"], currency=data.get("currency"),
+                               price=data.get("price"), minimum=data.get("minimum_price"),
+                               suggested=data.get("suggested_price"))
+    return release_json(release)
+
+
+@bp.put("/releases/<int:release_id>/split")
+@access("artist", "admin")
+def set_release_split(release_id: int):
+    """The same split sheet (a new version, in force from now) for every track of the release.
+    ---
+    put:
+      requestBody:
+        content:
+          application/json:
+            schema: SplitSheetInputSchema
+      responses:
+        200:
+          description: the new split sheet of each track
+    """
+    data = load(SplitSheetInputSchema())
+    release = owned_release(release_id)
+    sheets = services.set_release_split(context.db(), release, [(s["payee_id"], s["share_bp"]) for s in
+                                                                data["shares"]],
+                                        clock=context.clock(), user_id=current_user().id,
+                                        roles=[s["role"] for s in data["shares"]])
+    return {"items": [sheet_json(s) for s in sheets]}
+
+
+@bp.post("/releases/<int:release_id>/publish")
+@access("artist", "admin")
+def publish_release(release_id: int):
+    """Publish now, or schedule with `at`; a release needs at least one track with audio.
+    ---
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: PublishSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    data = load(PublishSchema()) if request.content_length else {}
+    release = owned_release(release_id)
+    services.publish_release(context.db(), release, clock=context.clock(), at=data.get("at"))
+    return release_json(release)
+
+
+@bp.post("/releases/<int:release_id>/tracks")
+@access("artist", "admin")
+def upload_tracks(release_id: int):
+    """Upload audio files as new tracks (multipart `files`, or a raw audio/* body with ?filename=).
+
+    Each file is streamed to storage while its SHA-256 is computed, inspected, and pre-filled from its tags.
+    ---
+    post:
+      requestBody:
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              properties:
+                files:
+                  type: array
+                  items:
+                    type: string
+                    format: binary
+      responses:
+        201:
+          description: the new tracks
+    """
+    release = owned_release(release_id)
+    results = upload_files(release, request_files())
+    return {"items": [dict(track_json(r.track), deduplicated=r.deduplicated) for r in results]}, 201
+
+
+# --- tracks -----------------------------------------------------------------------------------------------
+@bp.patch("/tracks/<int:track_id>")
+@access("artist", "admin")
+def update_track(track_id: int):
+    """Edit a track's title, position, ISRC or explicit flag.
+    ---
+    patch:
+      requestBody:
+        content:
+          application/json:
+            schema: TrackUpdateSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: TrackSchema
+    """
+    data = load(TrackUpdateSchema())
+    track = owned_track(track_id)
+    return track_json(services.update_track(context.db(), track, **data))
+
+
+@bp.delete("/tracks/<int:track_id>")
+@access("artist", "admin")
+def delete_track(track_id: int):
+    """Remove a track from a draft release.
+    ---
+    delete:
+      responses:
+        204:
+          description: removed
+    """
+    track = owned_track(track_id)
+    services.delete_track(context.db(), track)
+    return "", 204
+
+
+@bp.put("/tracks/<int:track_id>/price")
+@access("artist", "admin")
+def set_track_price(track_id: int):
+    """Override the release's price for one track (price_model null removes the override).
+    ---
+    put:
+      requestBody:
+        content:
+          application/json:
+            schema: PriceSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: TrackSchema
+    """
+    data = load(PriceSchema())
+    track = owned_track(track_id)
+    services.set_track_price(context.db(), track, data["price_model"], currency=data.get("currency"),
+                             price=data.get("price"), minimum=data.get("minimum_price"),
+                             suggested=data.get("suggested_price"))
+    return track_json(track)
+
+
+@bp.get("/tracks/<int:track_id>/split")
+@access("artist", "admin")
+def get_split(track_id: int):
+    """The track's split sheet in force now.
+    ---
+    get:
+      responses:
+        200:
+          content:
+            application/json:
+              schema: SplitSheetSchema
+    """
+    track = owned_track(track_id)
+    return sheet_json(services.current_split_sheet(context.db(), track.id, context.clock().now()))
+
+
+@bp.put("/tracks/<int:track_id>/split")
+@access("artist", "admin")
+def set_split(track_id: int):
+    """A new version of the track's split sheet: known payees, shares in basis points summing to 10,000.
+    ---
+    put:
+      requestBody:
+        content:
+          application/json:
+            schema: SplitSheetInputSchema
+      responses:
+        200:
+          content:
+            application/json:
+              schema: SplitSheetSchema
+    """
+    data = load(SplitSheetInputSchema())
+    track = owned_track(track_id)
+    sheet = services.set_split_sheet(context.db(), track, [(s["payee_id"], s["share_bp"]) for s in data["shares"]],
+                                     clock=context.clock(), user_id=current_user().id,
+                                     roles=[s["role"] for s in data["shares"]])
+    return sheet_json(sheet)
+
+
+@bp.post("/tracks/<int:track_id>/preview")
+@access("artist", "admin")
+def preview_track(track_id: int):
+    """A single-use download link of the tagged file, for the artist's own check (works on drafts).
+    ---
+    post:
+      responses:
+        201:
+          content:
+            application/json:
+              schema: GrantSchema
+    """
+    track = owned_track(track_id)
+    config = context.config()
+    token = services.issue_grant(context.db(), track_id=track.id, listener_id=f"u{current_user().id}",
+                                 via="preview", secret=config.secret_key, clock=context.clock(),
+                                 ttl_s=config.download_grant_ttl_s)
+    return {"download_url": url_for("web_catalog.download", token=token),
+            "expires_in": config.download_grant_ttl_s}, 201
+
+
+# --- discovery --------------------------------------------------------------------------------------------
+def _limit_arg() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return 20
+    if not raw.isdigit():
+        raise InvalidCatalogInput("The page size must be a whole number.", code="invalid_limit", field="limit")
+    return int(raw)
+
+
+@bp.get("/search")
+@access(public=True)
+def search_tracks():
+    """Search published tracks by title, artist, release, genre and tag (?q=, ?limit=, ?cursor=), best first.
+    ---
+    get:
+      responses:
+        200:
+          content:
+            application/json:
+              schema: SearchPageSchema
+    """
+    query = request.args.get("q", "")[:200]
+    page = search.search_tracks(context.db(), query, limit=_limit_arg(), cursor=request.args.get("cursor"))
+    items = [{"track_id": r["track_id"], "title": r["title"], "artist_name": r["artist_name"],
+              "release_title": r["release_title"], "genre": r["genre"], "tags": list(r["tags"] or []),
+              "duration_ms": r["duration_ms"],
+              "url": url_for("web_catalog.release_page", artist_slug=r["artist_slug"],
+                             release_slug=r["release_slug"]) + f"#track-{r['track_id']}"} for r in page.items]
+    return SearchPageSchema().dump({"items": items, "next_cursor": page.next_cursor})
