@@ -419,3 +419,39 @@ def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_
 
 def dead_letter_json(fields: dict) -> str:
     return json.dumps(fields, sort_keys=True)
+
+
+# --- what the artist sees ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrackEarning:
+    track_id: int
+    currency: str
+    payable_micros: int
+    held_micros: int
+    impressions: int
+
+
+def earnings_by_track(session: Session, payee_ids: Iterable[int]) -> list[TrackEarning]:
+    """Per track, what these payees have been credited (payable and held), straight from the ledger's
+    postings (ref "track:{id}"), with the track's counted impressions from the sub-ledger."""
+    from ledger.accounts import payee_held, payee_payable
+
+    payee_ids = sorted(set(payee_ids))
+    if not payee_ids:
+        return []
+    codes = [payee_payable(p) for p in payee_ids] + [payee_held(p) for p in payee_ids]
+    rows = session.execute(text("""
+        SELECT substr(p.ref, 7)::int AS track_id, p.currency, a.code LIKE '%:held' AS held,
+               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) AS amount
+        FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+        WHERE a.code = ANY(:codes) AND p.ref ~ '^track:[0-9]{1,9}$'
+        GROUP BY 1, 2, 3
+    """), {"codes": codes}).all()
+    totals: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for track_id, currency, held, amount in rows:
+        totals[(track_id, currency)][1 if held else 0] += int(amount)
+    counts = dict(session.execute(text(
+        "SELECT track_id, count(*) FROM ad_impressions WHERE track_id = ANY(:ids) GROUP BY track_id"),
+        {"ids": sorted({t for t, _ in totals})}).all()) if totals else {}
+    return [TrackEarning(track_id, currency, payable, held, int(counts.get(track_id, 0)))
+            for (track_id, currency), (payable, held) in sorted(totals.items())]
