@@ -230,7 +230,31 @@ def inspect_file(path: Path | str) -> AudioInfo:
             OverflowError, ZeroDivisionError, UnicodeError) as exc:
         raise reject("corrupt_audio", what=what, detail=_detail(exc)) from None
     _check_plausible(info, what)
+    if info.format == "flac" and not _flac_end_is_there(path, info):
+        raise reject("duration_exceeds_size", duration=_human_duration(info.duration_s))
     return info
+
+
+def _flac_end_is_there(path: Path, info: AudioInfo) -> bool:
+    """A FLAC's header states its sample count; decode its last samples to see the file really holds them.
+
+    Files libsndfile cannot open are given the benefit of the doubt (mutagen already read them).
+    """
+    import soundfile
+
+    try:
+        handle = soundfile.SoundFile(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile refuses some valid-but-odd files; mutagen's word stands
+        return True
+    with handle:
+        frames = handle.frames
+        want = min(frames, 2048)
+        try:
+            handle.seek(frames - want)
+            got = len(handle.read(want, dtype="int16"))
+        except Exception:  # noqa: BLE001 - a failed seek to the stated end means the end is missing
+            return False
+    return got >= want * 0.9
 
 
 def _detail(exc: Exception) -> str:
@@ -297,8 +321,12 @@ def _read(kind: str, path: Path, size: int) -> AudioInfo:
         raise reject("not_audio")
     info = audio.info
     mime, extension = FORMATS[fmt]
+    bitrate = int(getattr(info, "bitrate", 0) or 0)
+    if fmt in ("vorbis", "opus") and info.length:
+        # Ogg headers carry a nominal rate; the length (from the last page) is what is reliable.
+        bitrate = int(size * 8 / info.length)
     return AudioInfo(format=fmt, codec=codec, mime=mime, extension=extension,
-                     duration_s=float(info.length or 0.0), bitrate=int(getattr(info, "bitrate", 0) or 0),
+                     duration_s=float(info.length or 0.0), bitrate=bitrate,
                      sample_rate=int(getattr(info, "sample_rate", 0) or 0),
                      channels=int(getattr(info, "channels", 0) or 0), bits_per_sample=bits,
                      size_bytes=size, tags=tags, cover=cover)
