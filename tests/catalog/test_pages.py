@@ -1,0 +1,108 @@
+"""The studio's plain-HTML forms (no JavaScript) and the public pages."""
+
+import io
+import re
+
+import pytest
+
+from catalog.models import Payee, Release, SplitSheet, Track
+from tests.catalog.conftest import tone
+from tests.conftest import login
+
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def studio(app, make_user):
+    client = app.test_client()
+    login(client, make_user(roles=("artist",), email="rae@artists.example.com"))
+    return client
+
+
+def _form(client, url, data, **kwargs):
+    return client.post(url, data={"csrf_token": "test-csrf", **data}, headers=HTML, **kwargs)
+
+
+def _new_release(client, db_session, title="Tide <script>alert(1)</script>"):
+    assert _form(client, "/studio/artists", {"name": "Rae & Co", "currency": "USD"}).status_code == 303
+    artist_id = re.search(rb"/studio/artists/(\d+)/releases", client.get("/studio", headers=HTML).data)[1]
+    response = _form(client, f"/studio/artists/{int(artist_id)}/releases", {"title": title, "kind": "album",
+                                                                          "genre": "Folk", "tags": "sea, salt"})
+    assert response.status_code == 303
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def test_studio_without_javascript(studio, app, db_session):
+    release_id = _new_release(studio, db_session)
+    publish = _form(studio, f"/studio/releases/{release_id}/publish", {})
+    assert publish.status_code == 409 and b"Add at least one track" in publish.data
+
+    upload = _form(studio, f"/studio/releases/{release_id}/tracks",
+                   {"files": [(io.BytesIO(tone("flac", 1.0)), "01 - Ebb.flac"),
+                              (io.BytesIO(tone("mp3", 1.0, 330)), "02 - Flow.mp3")]},
+                   content_type="multipart/form-data")
+    assert upload.status_code == 303
+    page = studio.get(f"/studio/releases/{release_id}", headers=HTML)
+    assert b"Ebb" in page.data and b"Flow" in page.data
+    assert b"<script>alert(1)</script>" not in page.data and b"&lt;script&gt;" in page.data
+
+    bad_price = _form(studio, f"/studio/releases/{release_id}/price",
+                      {"price_model": "name_your_price", "minimum_price": "0.001"})
+    assert bad_price.status_code == 422 and b"finer than one cent" in bad_price.data
+    assert _form(studio, f"/studio/releases/{release_id}/price",
+                 {"price_model": "name_your_price", "minimum_price": "2", "suggested_price": "5"}).status_code == 303
+
+    own = db_session.query(Payee).filter(Payee.artist_id.isnot(None)).one()
+    bad_split = _form(studio, f"/studio/releases/{release_id}/split",
+                      {f"share_{own.id}": "70", "new_email_0": "kai@example.com", "new_share_0": "20"})
+    assert bad_split.status_code == 422 and b"add up to 90%" in bad_split.data
+    assert db_session.query(Payee).count() == 1  # the invitation was not kept either
+    assert db_session.query(SplitSheet).count() == 2
+
+    good = _form(studio, f"/studio/releases/{release_id}/split",
+                 {f"share_{own.id}": "70", "new_email_0": "kai@example.com", "new_name_0": "Kai",
+                  "new_share_0": "30"})
+    assert good.status_code == 303
+    assert db_session.query(SplitSheet).count() == 4
+    assert b"Kai 30%" in studio.get(f"/studio/releases/{release_id}", headers=HTML).data
+
+    published = _form(studio, f"/studio/releases/{release_id}/publish", {})
+    assert published.status_code == 303
+    public = app.test_client().get(published.headers["Location"], headers=HTML)
+    assert public.status_code == 200 and b"Name your price: at least $2.00" in public.data
+    assert b"&lt;script&gt;" in public.data
+
+
+def test_csrf_and_roles_on_studio_forms(studio, app, make_user, db_session):
+    release_id = _new_release(studio, db_session, "Quiet")
+    forged = studio.post(f"/studio/releases/{release_id}/publish", data={"csrf_token": "nope"}, headers=HTML)
+    assert forged.status_code == 403
+    stranger = app.test_client()
+    login(stranger, make_user(roles=("artist",)))
+    assert stranger.get(f"/studio/releases/{release_id}", headers=HTML).status_code == 403
+    anonymous = app.test_client().get("/studio", headers=HTML)
+    assert anonymous.status_code == 302 and "/signin" in anonymous.headers["Location"]
+
+
+def test_public_pages(app, db_session, artist, make_published_track):
+    track = make_published_track(artist, title="Glass Harp", release_title="Mirrors", genre="classical")
+    client = app.test_client()
+    release = db_session.get(Release, track.release_id)
+    for url, needle in [("/music", b"Mirrors"), ("/music?genre=classical", b"Mirrors"),
+                        (f"/artists/{artist.slug}", b"Mirrors"),
+                        (f"/artists/{artist.slug}/{release.slug}", b"Glass Harp"),
+                        ("/search?q=glass", b"Glass Harp"), ("/search?q=nothing-like-it", b"No published tracks"),
+                        ("/", b"Mirrors")]:
+        response = client.get(url, headers=HTML)
+        assert response.status_code == 200 and needle in response.data, url
+    assert client.get("/artists/nobody", headers=HTML).status_code == 404
+    cover_missing = client.get("/media/covers/" + "0" * 64)
+    assert cover_missing.status_code == 404
+
+
+def test_draft_release_page_is_private(app, db_session, artist):
+    from catalog import services
+
+    release = services.create_release(db_session, artist.id, title="Secret")
+    assert app.test_client().get(f"/artists/{artist.slug}/{release.slug}", headers=HTML).status_code == 404
+    assert db_session.query(Track).count() == 0
