@@ -238,10 +238,14 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
 
 def _entries(session: Session, period: str, effective_at: datetime) -> list:
     """Balanced journal entries moving the pool out: Dr pool, Cr each payee by track, Cr income:unattributed."""
-    from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_payable
+    from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_held, payee_payable
     from ledger.services import Entry, Posting
 
     pool_code = listener_pool(period)
+    # As the flush does: a taken-down track's earnings are held (a takedown notice is open), not payable.
+    held_tracks = set(session.scalars(text(
+        "SELECT DISTINCT s.track_id FROM royalty_pool_shares s JOIN tracks t ON t.id = s.track_id "
+        "WHERE s.period = :period AND t.status = 'taken_down'"), {"period": period}))
     credits = session.execute(text("""
         SELECT currency, payee_id, track_id, sum(amount_micros)::bigint
           FROM royalty_pool_shares
@@ -254,7 +258,8 @@ def _entries(session: Session, period: str, effective_at: datetime) -> list:
         if payee_id is None:
             posting = Posting(INCOME_UNATTRIBUTED, "credit", int(amount), currency, ref=f"period:{period}")
         else:
-            posting = Posting(payee_payable(payee_id), "credit", int(amount), currency, ref=f"track:{track_id}")
+            account = payee_held(payee_id) if track_id in held_tracks else payee_payable(payee_id)
+            posting = Posting(account, "credit", int(amount), currency, ref=f"track:{track_id}")
         by_currency.setdefault(currency, []).append(posting)
     entries = []
     for currency, postings in by_currency.items():

@@ -14,7 +14,7 @@ bp = Blueprint("web_royalties", __name__, url_prefix="/royalties")
 
 
 def init_app(app) -> None:
-    app.jinja_env.globals["nav_links"].append(("Earnings", "web_dashboard.index", ("artist",)))
+    app.jinja_env.globals["nav_links"].append(("Dashboard", "web_dashboard.index", ("artist",)))
     app.jinja_env.globals["nav_links"].append(("My ad receipt", "web_royalties.receipt", ("listener",)))
 
 
