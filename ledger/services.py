@@ -215,36 +215,68 @@ def _prepare(entry: Entry) -> _Prepared:
 
 
 # --- the write path --------------------------------------------------------------------------------
-_ENSURE_ACCOUNTS = """
-INSERT INTO ledger_accounts (code, currency, type, debit_normal, min_balance_micros)
-SELECT c.code, c.currency, split_part(c.code, ':', 1), split_part(c.code, ':', 1) IN ('assets', 'expenses'),
-       CASE WHEN c.code ~ %s THEN 0 END
-  FROM unnest(%s::text[], %s::text[]) AS c(code, currency)
- WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.code = c.code AND a.currency = c.currency)
- ORDER BY c.code, c.currency
-ON CONFLICT DO NOTHING
+# Accounts named by a batch: created if new (sorted, so concurrent creators queue instead of deadlocking),
+# then every (code, currency) resolved to its id in one round trip.
+_RESOLVE_ACCOUNTS = """
+WITH wanted AS (
+    SELECT * FROM unnest(%s::text[], %s::char(3)[]) AS w(code, currency)
+), created AS (
+    INSERT INTO ledger_accounts (code, currency, type, debit_normal, min_balance_micros)
+    SELECT w.code, w.currency, split_part(w.code, ':', 1), split_part(w.code, ':', 1) IN ('assets', 'expenses'),
+           CASE WHEN w.code ~ %s THEN 0 END
+      FROM wanted w
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.code = w.code AND a.currency = w.currency)
+     ORDER BY w.code, w.currency
+    ON CONFLICT DO NOTHING
+    RETURNING code, currency, id
+)
+SELECT a.code, a.currency, a.id FROM wanted w JOIN ledger_accounts a ON a.code = w.code AND a.currency = w.currency
+UNION ALL
+SELECT code, currency, id FROM created
 """
 
-_INSERT = """
-WITH e AS (
-    SELECT * FROM unnest(%s::int4[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::int8[])
-        AS u(seq, key, effective_at, description, metadata, reverses_id)
-), ins AS (
+# Small batches (a single `post`) travel as arrays; large ones are COPYed (binary) into temporary staging
+# tables first. Either way the entries and their postings go in with ONE statement, as the triggers demand.
+_INSERT_ARRAYS = """
+WITH ins AS (
     INSERT INTO ledger_entries (idempotency_key, effective_at, description, metadata, reverses_id)
-    SELECT key, effective_at, description, metadata, reverses_id FROM e ORDER BY seq
+    SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::int8[])
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, idempotency_key
 ), p AS (
     INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
-    SELECT ins.id, u.amount, a.id, u.position, u.credit, u.currency, u.ref
-      FROM unnest(%s::int4[], %s::int2[], %s::text[], %s::text[], %s::bool[], %s::int8[], %s::text[])
-           AS u(seq, position, code, currency, credit, amount, ref)
-      JOIN e ON e.seq = u.seq
-      JOIN ins ON ins.idempotency_key = e.key
-      JOIN ledger_accounts a ON a.code = u.code AND a.currency = u.currency
+    SELECT ins.id, u.amount, u.account_id, u.position, u.credit, u.currency, u.ref
+      FROM unnest(%s::text[], %s::int8[], %s::int4[], %s::int2[], %s::bool[], %s::text[], %s::text[])
+           AS u(key, amount, account_id, position, credit, currency, ref)
+      JOIN ins ON ins.idempotency_key = u.key
 )
-SELECT e.seq, ins.id FROM e JOIN ins ON ins.idempotency_key = e.key
+SELECT id, idempotency_key FROM ins
 """
+
+_STAGE = """
+SET LOCAL jit = off;
+CREATE TEMPORARY TABLE IF NOT EXISTS ledger_stage_entries (
+    id bigint, idempotency_key text, effective_at timestamptz, description text, metadata text,
+    reverses_id bigint) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS ledger_stage_postings (
+    entry_id bigint, amount_micros bigint, account_id integer, position smallint, credit boolean,
+    currency text, ref text) ON COMMIT DELETE ROWS;
+"""
+
+_INSERT_STAGED = """
+WITH ins AS (
+    INSERT INTO ledger_entries (id, idempotency_key, effective_at, description, metadata, reverses_id)
+    SELECT id, idempotency_key, effective_at, description, metadata::jsonb, reverses_id FROM ledger_stage_entries
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), p AS (
+    INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
+    SELECT * FROM ledger_stage_postings WHERE entry_id IN (SELECT id FROM ins)
+)
+SELECT count(*) FROM ins
+"""
+
+ARRAY_LIMIT = 64  # entries; above this, COPY
 
 
 def _driver_cursor(session: Session) -> psycopg.Cursor:
@@ -299,6 +331,10 @@ def _run(session: Session, work: Callable[[], T], *, commit: bool) -> T:
                 scope.rollback()
             if commit:
                 session.rollback()
+            if exc.sqlstate == "LDG04":
+                forget_account_ids()
+                if attempt + 1 < attempts:
+                    continue
             translated = _translate(exc)
             if translated is not None:
                 raise translated from None
@@ -316,51 +352,114 @@ def _run(session: Session, work: Callable[[], T], *, commit: bool) -> T:
     raise AssertionError("unreachable")
 
 
+# Account ids by (code, currency), per database. Accounts are never deleted and ids never reused, so an id
+# once seen stays right; the key includes the accounts table's file node, which TRUNCATE changes. An id of an
+# account whose creating transaction rolled back is refused by the postings trigger (LDG04), which clears
+# this cache and retries.
+_ACCOUNT_CACHE: dict[tuple, dict[tuple[str, str], int]] = {}
+_ACCOUNT_CACHE_LIMIT = 500_000
+
+
+def _resolve(cur: psycopg.Cursor, missing: list[tuple[str, str]], into: dict) -> None:
+    args = ([c for c, _ in missing], [k for _, k in missing], accounts.NON_NEGATIVE_SQL_PATTERN)
+    for _ in range(2):
+        cur.execute(_RESOLVE_ACCOUNTS, args)
+        into.update(((code, currency.strip()), account_id) for code, currency, account_id in cur.fetchall())
+        if into.keys() >= set(missing):
+            return
+        # Created by a concurrent transaction after this statement's snapshot: visible to the next one.
+    code, currency = sorted(set(missing) - into.keys())[0]
+    raise LedgerError(f"account {code} ({currency}) could not be opened; try again.", code="retry", status=409)
+
+
+def _account_ids(cur: psycopg.Cursor, codes: set[tuple[str, str]], count: int) -> tuple[dict, list[int]]:
+    """Resolve (code, currency) pairs to account ids (opening new accounts) and draw `count` entry ids."""
+    info = cur.connection.info
+    cur.execute("SELECT pg_relation_filenode('ledger_accounts'), "
+                "ARRAY(SELECT nextval('ledger_entries_id_seq') FROM generate_series(1, %s))", (count,))
+    filenode, entry_ids = cur.fetchone()
+    cache = _ACCOUNT_CACHE.setdefault((info.host, info.port, info.dbname, filenode), {})
+    if len(cache) > _ACCOUNT_CACHE_LIMIT:
+        cache.clear()
+    missing = sorted(codes - cache.keys())
+    if missing:
+        _resolve(cur, missing, cache)
+    return cache, entry_ids
+
+
+def forget_account_ids() -> None:
+    _ACCOUNT_CACHE.clear()
+
+
 def _insert(session: Session, prepared: list[_Prepared]) -> list[int]:
     """Insert prepared entries (keys unique within the list); return their ids in order."""
     cur = _driver_cursor(session)
-    codes: set[tuple[str, str]] = set()
-    e_seq, e_key, e_at, e_desc, e_meta, e_rev = [], [], [], [], [], []
-    p_seq, p_pos, p_code, p_cur, p_credit, p_amount, p_ref = [], [], [], [], [], [], []
-    for seq, item in enumerate(prepared):
-        e_seq.append(seq)
-        e_key.append(item.key)
-        e_at.append(item.effective_at)
-        e_desc.append(item.description)
-        e_meta.append(item.metadata_json)
-        e_rev.append(item.reverses_id)
+    codes = {(code, currency) for item in prepared for code, currency, _, _, _ in item.postings}
+    if len(prepared) <= ARRAY_LIMIT:
+        return _insert_small(cur, prepared, codes)
+    cur.execute(_STAGE)
+    account_ids, ids = _account_ids(cur, codes, len(prepared))
+    e_rows = []
+    p_rows = []
+    for entry_id, item in zip(ids, prepared, strict=True):
+        e_rows.append((entry_id, item.key, item.effective_at, item.description, item.metadata_json,
+                       item.reverses_id))
         for position, (code, currency, credit, amount, ref) in enumerate(item.postings):
-            p_seq.append(seq)
-            p_pos.append(position)
-            p_code.append(code)
-            p_cur.append(currency)
-            p_credit.append(credit)
-            p_amount.append(amount)
-            p_ref.append(ref)
-            codes.add((code, currency))
-    ordered = sorted(codes)
-    cur.execute(_ENSURE_ACCOUNTS, (accounts.NON_NEGATIVE_SQL_PATTERN, [c for c, _ in ordered],
-                                   [k for _, k in ordered]))
-    cur.execute(_INSERT, (e_seq, e_key, e_at, e_desc, e_meta, e_rev,
-                          p_seq, p_pos, p_code, p_cur, p_credit, p_amount, p_ref))
-    ids: list[int | None] = [None] * len(prepared)
-    for seq, entry_id in cur.fetchall():
-        ids[seq] = entry_id
+            p_rows.append((entry_id, amount, account_ids[code, currency], position, credit, currency, ref))
+    with cur.copy("COPY ledger_stage_entries FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "text", "timestamptz", "text", "text", "int8"])
+        for row in e_rows:
+            copy.write_row(row)
+    with cur.copy("COPY ledger_stage_postings FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "int4", "int2", "bool", "text", "text"])
+        for row in p_rows:
+            copy.write_row(row)
+    cur.execute(_INSERT_STAGED)
+    inserted = cur.fetchone()[0]
+    cur.execute("TRUNCATE ledger_stage_entries, ledger_stage_postings")
+    if inserted == len(prepared):
+        return ids
+    cur.execute("SELECT id FROM ledger_entries WHERE id = ANY(%s::int8[])", (ids,))
+    present = {row[0] for row in cur.fetchall()}
+    return _settle_duplicates(cur, prepared, [entry_id if entry_id in present else None for entry_id in ids])
+
+
+def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) -> list[int]:
+    """A few entries (a single `post`): two round trips, account ids looked up by code."""
+    account_ids: dict = {}
+    _resolve(cur, sorted(codes), account_ids)
+    e_cols: list[list] = [[], [], [], [], []]
+    p_cols: list[list] = [[], [], [], [], [], [], []]
+    for item in prepared:
+        for column, value in zip(e_cols, (item.key, item.effective_at, item.description, item.metadata_json,
+                                          item.reverses_id), strict=True):
+            column.append(value)
+        for position, (code, currency, credit, amount, ref) in enumerate(item.postings):
+            for column, value in zip(p_cols, (item.key, amount, account_ids[code, currency], position, credit,
+                                              currency, ref), strict=True):
+                column.append(value)
+    cur.execute(_INSERT_ARRAYS, e_cols + p_cols)
+    by_key = {key: entry_id for entry_id, key in cur.fetchall()}
+    return _settle_duplicates(cur, prepared, [by_key.get(item.key) for item in prepared])
+
+
+def _settle_duplicates(cur: psycopg.Cursor, prepared: list[_Prepared], ids: list[int | None]) -> list[int]:
+    """Fill in the ids of entries whose key was already recorded, or refuse a conflicting one."""
     missing = [seq for seq, entry_id in enumerate(ids) if entry_id is None]
-    if missing:
-        existing = _load_by_keys(cur, [prepared[seq].key for seq in missing])
-        for seq in missing:
-            item = prepared[seq]
-            found = existing.get(item.key)
-            if found is None:  # lost to a concurrent transaction that rolled back: the caller may retry
-                raise LedgerError(f"entry {item.key} could not be recorded; try again.", code="retry",
-                                  status=409)
-            entry_id, stored = found
-            if not stored.same_as(item):
-                raise IdempotencyConflict(
-                    f"The idempotency key {item.key!r} was already used for entry {entry_id} with different "
-                    "content; use a new key for a different event.", entry_id=entry_id)
-            ids[seq] = entry_id
+    if not missing:
+        return ids  # type: ignore[return-value]
+    existing = _load_by_keys(cur, [prepared[seq].key for seq in missing])
+    for seq in missing:
+        item = prepared[seq]
+        found = existing.get(item.key)
+        if found is None:  # lost to a concurrent transaction that rolled back: the caller may retry
+            raise LedgerError(f"entry {item.key} could not be recorded; try again.", code="retry", status=409)
+        entry_id, stored = found
+        if not stored.same_as(item):
+            raise IdempotencyConflict(
+                f"The idempotency key {item.key!r} was already used for entry {entry_id} with different "
+                "content; use a new key for a different event.", entry_id=entry_id)
+        ids[seq] = entry_id
     return ids  # type: ignore[return-value]
 
 
@@ -485,7 +584,7 @@ def balances(session: Session, account_codes: Iterable[str], currency: str, *,
     cur = _driver_cursor(session)
     if as_of is None:
         cur.execute("SELECT code, balance_micros FROM ledger_accounts WHERE code = ANY(%s::text[]) "
-                    "AND currency = %s", (codes, currency))
+                    "AND currency = %s::char(3)", (codes, currency))
     else:
         _aware(as_of, "as_of")
         cur.execute(
@@ -493,7 +592,7 @@ def balances(session: Session, account_codes: Iterable[str], currency: str, *,
             "ELSE p.amount_micros END), 0)::bigint FROM ledger_accounts a "
             "JOIN ledger_postings p ON p.account_id = a.id "
             "JOIN ledger_entries e ON e.id = p.entry_id AND e.effective_at <= %s "
-            "WHERE a.code = ANY(%s::text[]) AND a.currency = %s GROUP BY a.code", (as_of, codes, currency))
+            "WHERE a.code = ANY(%s::text[]) AND a.currency = %s::char(3) GROUP BY a.code", (as_of, codes, currency))
     for code, amount in cur.fetchall():
         result[code] = int(amount)
     return result
@@ -507,7 +606,7 @@ def _aware(value: datetime | None, what: str) -> None:
 def account_exists(session: Session, account_code: str, currency: str) -> bool:
     code, currency = _check_account_args(account_code, currency)
     cur = _driver_cursor(session)
-    cur.execute("SELECT 1 FROM ledger_accounts WHERE code = %s AND currency = %s", (code, currency))
+    cur.execute("SELECT 1 FROM ledger_accounts WHERE code = %s AND currency = %s::char(3)", (code, currency))
     return cur.fetchone() is not None
 
 
@@ -518,7 +617,7 @@ def statement(session: Session, account_code: str, currency: str, *, start: date
     _aware(start, "start")
     _aware(end, "end")
     cur = _driver_cursor(session)
-    cur.execute("SELECT id, debit_normal FROM ledger_accounts WHERE code = %s AND currency = %s", (code, currency))
+    cur.execute("SELECT id, debit_normal FROM ledger_accounts WHERE code = %s AND currency = %s::char(3)", (code, currency))
     row = cur.fetchone()
     if row is None:
         return []

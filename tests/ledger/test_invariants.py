@@ -129,11 +129,11 @@ def test_balances_change_only_through_postings(raw, booked, sql):
 
 def test_account_must_start_empty(raw, booked):
     _refused(raw, "INSERT INTO ledger_accounts (code, currency, type, debit_normal, credits_micros) "
-                  "VALUES ('assets:new', 'USD', 'assets', true, 100)", (), "LDG01")
+                  "VALUES ('assets:new', 'USD', 'assets', true, 100)", (), "LDG04")
     _refused(raw, "INSERT INTO ledger_accounts (code, currency, type, debit_normal) "
-                  "VALUES ('assets:new', 'USD', 'income', false)", (), "23514")
+                  "VALUES ('assets:new', 'USD', 'income', false)", (), "LDG04")
     _refused(raw, "INSERT INTO ledger_accounts (code, currency, type, debit_normal) "
-                  "VALUES ('Assets:New', 'USD', 'assets', true)", (), "23514")
+                  "VALUES ('Assets:New', 'USD', 'assets', true)", (), "LDG04")
 
 
 def test_bound_is_enforced_on_raw_overspend(raw, booked, db_session):
