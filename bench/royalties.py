@@ -1,0 +1,174 @@
+"""Month close plus payout draft for 100,000 payees and 10,000,000 impressions (target: <= 60 s).
+
+Seeds a fresh database: 100,000 artists (each a payee with a release, a track and a split sheet), 250,000
+key-mode listeners with 1,000,000 downloads, 10,000,000 impression rows written with COPY, and the books the
+flush would have posted for them (gate revenue per payee, the key-mode pool per listener, via ledger.post_many).
+Then times `close_period` (pool distribution in SQL, its journal entries, the ledger period close) and
+`draft_batch` (every payee's balance at the cut-off, threshold, method, hold, reference), printing each phase's
+time and the peak memory as JSON lines. NINETY_BENCH_SCALE=0.1 runs a tenth of it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from datetime import UTC, datetime
+
+from bench.common import emit, fresh_database, log, peak_rss_mb, redis_url
+
+PERIOD = "2026-10"
+START = datetime(2026, 10, 1, tzinfo=UTC)
+CUTOFF = datetime(2026, 11, 1, tzinfo=UTC)
+# A low threshold so that most payees get an item: the draft's heavy path (items, references) is what is timed.
+BENCH_THRESHOLD_MICROS = 100_000
+
+
+def _scale() -> float:
+    return float(os.environ.get("NINETY_BENCH_SCALE", "1"))
+
+
+def seed(url: str, payees: int, impressions: int, listeners: int, downloads: int) -> dict:
+    import psycopg
+
+    rng = random.Random(90)
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO users (email, display_name, password_hash, roles, is_active, session_version) VALUES "
+                     "('fin@bench.test', 'Fin', 'x', ARRAY['finance'], true, 1), ('ap@bench.test', 'Ap', 'x', ARRAY['finance'], true, 1)")
+        conn.execute("INSERT INTO artists (slug, name, bio, location, links, currency) "
+                     "SELECT 'a' || g, 'Artist ' || g, '', '', '[]'::jsonb, 'USD' FROM generate_series(1, %s) g",
+                     (payees,))
+        conn.execute("INSERT INTO payees (display_name, artist_id) SELECT name, id FROM artists ORDER BY id")
+        conn.execute("INSERT INTO releases (artist_id, slug, title, kind, genre, tags, description, status, currency, "
+                     "price_model) SELECT id, 'r', 'Release ' || id, 'single', '', '{}', '', 'published', 'USD', "
+                     "'free_with_ads' FROM artists ORDER BY id")
+        conn.execute("INSERT INTO tracks (release_id, position, title, explicit, original_filename, status) "
+                     "SELECT id, 1, 'Track ' || id, false, '', 'published' FROM releases ORDER BY id")
+        conn.execute("INSERT INTO split_sheets (track_id, version, effective_at) "
+                     "SELECT id, 1, %s FROM tracks ORDER BY id", (START,))
+        conn.execute("INSERT INTO split_shares (sheet_id, payee_id, share_bp, position, role) "
+                     "SELECT s.id, p.id, 10000, 0, 'artist' FROM split_sheets s JOIN tracks t ON t.id = s.track_id "
+                     "JOIN releases r ON r.id = t.release_id JOIN payees p ON p.artist_id = r.artist_id")
+        # Most payees have a verified method; some are on hold; the rest have none.
+        conn.execute("INSERT INTO payout_methods (payee_id, kind, status, holder_name, instructions, verified_at) "
+                     "SELECT id, 'manual', 'verified', display_name, 'by hand', now() FROM payees WHERE id % 10 <> 0")
+        conn.execute("INSERT INTO royalty_payee_holds (payee_id, reason, placed_at) "
+                     "SELECT id, 'bench hold', now() FROM payees WHERE id % 97 = 0")
+        track_ids = [row[0] for row in conn.execute("SELECT id FROM tracks ORDER BY id")]
+        with conn.cursor().copy("COPY downloads (track_id, listener_id, via, granted_at, completed_at) FROM STDIN") as cp:
+            for i in range(downloads):
+                listener = rng.randrange(int(listeners * 0.9))  # the last tenth download nothing
+                at = START.replace(day=1 + i % 28).isoformat()
+                cp.write(f"{track_ids[rng.randrange(len(track_ids))]}\tl{listener}\tkey\t{at}\t{at}\n")
+        conn.commit()
+    return {"track_ids": track_ids}
+
+
+def seed_impressions_and_books(url: str, sessions, payees: int, impressions: int, listeners: int,
+                               track_ids: list[int]) -> dict:
+    """10M impression rows by COPY, and the books the flush posts for them (aggregated per payee / listener)."""
+    import psycopg
+
+    from core.money import share_ceil
+    from ledger import services as ledger
+    from ledger.accounts import INCOME_ADS, STRIPE, advertiser_prepaid, listener_pool, payee_payable
+
+    rng = random.Random(10)
+    gate_by_track: dict[int, int] = {}
+    key_by_listener: dict[str, int] = {}
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy("COPY ad_impressions (decision_id, campaign_id, advertiser_id, creative_id, slot, "
+                                "track_id, listener_id, mode, price_micros, currency, at, entry_id) FROM STDIN") as cp:
+            chunk = []
+            for i in range(impressions):
+                price = 1000 + rng.randrange(4000)
+                at = START.replace(day=1 + i % 28, hour=i % 24).isoformat()
+                if i % 10 < 3:
+                    lid = f"l{rng.randrange(listeners)}"
+                    key_by_listener[lid] = key_by_listener.get(lid, 0) + price
+                    chunk.append(f"{i:032x}\t1\t1\t1\tbrowse\t\\N\t{lid}\tkey\t{price}\tUSD\t{at}\t1\n")
+                else:
+                    track = track_ids[rng.randrange(len(track_ids))]
+                    gate_by_track[track] = gate_by_track.get(track, 0) + price
+                    chunk.append(f"{i:032x}\t1\t1\t1\tgate\t{track}\tg{i % 5000}\tgate\t{price}\tUSD\t{at}\t1\n")
+                if len(chunk) >= 50_000:
+                    cp.write("".join(chunk))
+                    chunk.clear()
+            cp.write("".join(chunk))
+        conn.commit()
+        payee_of_track = dict(conn.execute("SELECT t.id, p.id FROM tracks t JOIN releases r ON r.id = t.release_id "
+                                           "JOIN payees p ON p.artist_id = r.artist_id").fetchall())
+    total = sum(gate_by_track.values()) + sum(key_by_listener.values())
+    at = datetime(2026, 10, 28, tzinfo=UTC)
+    entries = [ledger.Entry("bench:fund", datetime(2026, 9, 1, tzinfo=UTC), "funding", [
+        ledger.Posting(STRIPE, "debit", total, "USD"), ledger.Posting(advertiser_prepaid(1), "credit", total, "USD")],
+        metadata={"event": "advertiser_funding"})]
+    gate = sorted(gate_by_track.items())
+    for n in range(0, len(gate), 9_000):
+        part = gate[n:n + 9_000]
+        credits = [ledger.Posting(payee_payable(payee_of_track[t]), "credit", share_ceil(v, 9, 10), "USD",
+                                  ref=f"track:{t}") for t, v in part]
+        gross = sum(v for _, v in part)
+        rest = gross - sum(p.amount_micros for p in credits)
+        entries.append(ledger.Entry(f"bench:gate:{n}", at, "ad flush (bench)", [
+            ledger.Posting(advertiser_prepaid(1), "debit", gross, "USD"), *credits,
+            ledger.Posting(INCOME_ADS, "credit", rest, "USD")], metadata={"event": "ad_flush"}))
+    keyed = sorted(key_by_listener.items())
+    for n in range(0, len(keyed), 9_000):
+        part = keyed[n:n + 9_000]
+        credits = [ledger.Posting(listener_pool(PERIOD), "credit", share_ceil(v, 9, 10), "USD", ref=f"listener:{lid}")
+                   for lid, v in part]
+        gross = sum(v for _, v in part)
+        rest = gross - sum(p.amount_micros for p in credits)
+        entries.append(ledger.Entry(f"bench:key:{n}", at, "ad flush key (bench)", [
+            ledger.Posting(advertiser_prepaid(1), "debit", gross, "USD"), *credits,
+            ledger.Posting(INCOME_ADS, "credit", rest, "USD")], metadata={"event": "ad_flush"}))
+    with sessions() as session:
+        ledger.post_many(session, entries)
+    return {"gate_tracks": len(gate), "key_listeners": len(keyed)}
+
+
+def main() -> None:
+    import redis as redis_lib
+
+    from core.clock import FrozenClock
+    from core.db import import_all_models, make_engine, make_session_factory
+    from royalties.services import close_period, draft_batch
+
+    scale = _scale()
+    payees, impressions = int(100_000 * scale), int(10_000_000 * scale)
+    listeners, downloads = int(250_000 * scale), int(1_000_000 * scale)
+    import_all_models()
+    url = fresh_database("ninety_bench_royalties")
+    t0 = time.perf_counter()
+    ids = seed(url, payees, impressions, listeners, downloads)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    books = seed_impressions_and_books(url, sessions, payees, impressions, listeners, ids["track_ids"])
+    log(f"seeded {payees} payees, {impressions} impressions, {listeners} listeners, {downloads} downloads "
+        f"in {time.perf_counter() - t0:.1f}s ({books})")
+    redis = redis_lib.Redis.from_url(redis_url(15))
+    redis.delete("ads:impressions")
+    clock = FrozenClock(datetime(2026, 11, 2, 6, 0, tzinfo=UTC))
+
+    with sessions() as session:
+        started = time.perf_counter()
+        record = close_period(session, redis, PERIOD, clock=clock)
+        close_s = time.perf_counter() - started
+    emit("royalties.close_s", close_s, None, "lower", "s", payees=payees, impressions=impressions,
+         pool_micros=record.summary.get("USD", {}).get("pool_micros"), peak_rss_mb=round(peak_rss_mb(), 1))
+    with sessions() as session:
+        finance = session.execute(__import__("sqlalchemy").text("SELECT id FROM users ORDER BY id LIMIT 1")).scalar()
+        started = time.perf_counter()
+        batch = draft_batch(session, PERIOD, currency="USD", drafted_by=finance, clock=clock,
+                            threshold_micros=BENCH_THRESHOLD_MICROS)
+        draft_s = time.perf_counter() - started
+    emit("royalties.draft_s", draft_s, None, "lower", "s", items=batch.item_count, peak_rss_mb=round(peak_rss_mb(), 1))
+    emit("royalties.close_and_draft_s", close_s + draft_s, 60.0, "lower", "s", payees=payees,
+         impressions=impressions, items=batch.item_count)
+    emit("royalties.peak_rss_mb", peak_rss_mb(), None, "lower", "MB")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
