@@ -61,14 +61,20 @@ def _books_links() -> list[tuple[str, str]]:
 def index():
     from sqlalchemy import select
 
-    from royalties.models import RoyaltyPeriod
+    from payments.models import PayoutMethod
+    from royalties.models import PayeeHold, RoyaltyPeriod
     from royalties.services import batches
 
     session = context.db()
     periods = list(session.scalars(select(RoyaltyPeriod).order_by(RoyaltyPeriod.period.desc()).limit(24)))
     suggested = previous(period_of(context.clock().now()))
+    holds = list(session.scalars(select(PayeeHold).where(PayeeHold.released_at.is_(None)).order_by(PayeeHold.id)))
+    pending = list(session.scalars(select(PayoutMethod).where(PayoutMethod.kind == "manual",
+                                                              PayoutMethod.status == "pending")
+                                   .order_by(PayoutMethod.id).limit(100)))
     return render_template("finance/index.html", periods=periods, batches=batches(session), suggested=suggested,
-                           currency=context.config().currency, books=_books_links())
+                           currency=context.config().currency, books=_books_links(), holds=holds,
+                           pending_methods=pending)
 
 
 def _refuse(exc: NinetyError, target: str, **values):

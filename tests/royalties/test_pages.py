@@ -167,3 +167,28 @@ def test_the_listener_receipt_page(world, rapp, make_user):
     assert page.status_code == 200 and "Ana" in page.text and f"${pooled // 1_000_000}.{pooled % 1_000_000:06d}" in page.text
     assert client.get("/api/v1/royalties/receipt").get_json()["artists"][0]["amount_micros"] == pooled
     assert client.get("/royalties/receipt?period=nope").status_code == 422
+
+
+def test_finance_holds_and_confirms_manual_methods(world, rapp):
+    from tests.royalties.helpers import manual
+
+    a = world.artist("Ana")
+    method = manual(world, a["payee_id"])
+    client = rapp.test_client()
+    login(client, world.finance("fin"))
+    page = client.get("/finance")
+    assert "PayPal hand@example.com" in page.text
+    client.post(f"/finance/methods/{method.id}/verify", data=FORM)
+    client.post("/finance/holds", data={**FORM, "payee_id": str(a["payee_id"]), "reason": "tax form missing"})
+    page = client.get("/finance")
+    assert "tax form missing" in page.text and "PayPal hand@example.com" not in page.text
+    assert "already on hold" in client.get(client.post("/finance/holds", data={
+        **FORM, "payee_id": str(a["payee_id"]), "reason": "again"}).headers["Location"]).text
+    unknown = client.post("/finance/holds", data={**FORM, "payee_id": "99999", "reason": "who?"})
+    assert "no payee 99999" in client.get(unknown.headers["Location"]).text
+    client.post(f"/finance/holds/{a['payee_id']}/release", data=FORM)
+    assert "tax form missing" not in client.get("/finance").text
+    with world.session() as s:
+        from payments.services import get_method
+
+        assert get_method(s, method.id).status == "verified"
