@@ -65,14 +65,18 @@ def seed_budgets(redis, session: Session, campaigns: Iterable, *, now: datetime 
     pipe.execute()
 
 
-def credit_available(redis, session: Session, advertiser_id: int, amount_micros: int, currency: str) -> None:
-    """After a funding entry: raise the spendable balance (seeding it first if it is missing)."""
+def credit_available(redis, session: Session, advertiser_id: int, amount_micros: int, currency: str, *,
+                     entry_id: int) -> None:
+    """After a funding entry: raise the spendable balance once per entry (a replayed funding posts the same
+    entry id and changes nothing), seeding it from the ledger if it is missing."""
+    marker = f"ads:a:{advertiser_id}:funded:{entry_id}"
     if redis.exists(keys.advertiser_avail(advertiser_id)):
-        redis.incrby(keys.advertiser_avail(advertiser_id), amount_micros)
-    else:
-        redis.set(keys.advertiser_charged(advertiser_id), flushed_spend(session, advertiser_id=advertiser_id),
-                  nx=True)
-        redis.set(keys.advertiser_avail(advertiser_id), prepaid_balance(session, advertiser_id, currency), nx=True)
+        if redis.set(marker, 1, nx=True):
+            redis.incrby(keys.advertiser_avail(advertiser_id), amount_micros)
+        return
+    redis.set(marker, 1)
+    redis.set(keys.advertiser_charged(advertiser_id), flushed_spend(session, advertiser_id=advertiser_id), nx=True)
+    redis.set(keys.advertiser_avail(advertiser_id), prepaid_balance(session, advertiser_id, currency), nx=True)
 
 
 @dataclass

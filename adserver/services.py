@@ -104,7 +104,7 @@ def fund(session: Session, redis, *, advertiser_id: int, amount_micros: int, cur
         metadata={"event": "advertiser_funding", "advertiser_id": advertiser_id}))
     if commit:
         session.commit()
-    credit_available(redis, session, advertiser_id, amount_micros, currency)
+    credit_available(redis, session, advertiser_id, amount_micros, currency, entry_id=entry_id)
     return entry_id
 
 

@@ -441,12 +441,12 @@ def earnings_by_track(session: Session, payee_ids: Iterable[int]) -> list[TrackE
         return []
     codes = [payee_payable(p) for p in payee_ids] + [payee_held(p) for p in payee_ids]
     rows = session.execute(text("""
-        SELECT substr(p.ref, 7)::int AS track_id, p.currency, a.code LIKE '%:held' AS held,
+        SELECT substr(p.ref, 7)::int AS track_id, p.currency, a.code = ANY(:held_codes) AS held,
                sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) AS amount
         FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
         WHERE a.code = ANY(:codes) AND p.ref ~ '^track:[0-9]{1,9}$'
         GROUP BY 1, 2, 3
-    """), {"codes": codes}).all()
+    """), {"codes": codes, "held_codes": [payee_held(p) for p in payee_ids]}).all()
     totals: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for track_id, currency, held, amount in rows:
         totals[(track_id, currency)][1 if held else 0] += int(amount)

@@ -297,6 +297,10 @@ def gate_download(track_id: int):
     try:
         url = grant_after_ad(token)
     except TooEarly as exc:
+        from app.errors import wants_html
+
+        if not wants_html():
+            raise
         wait = exc.details.get("retry_after", 1)
         response = Response(render_template("ads/too_early.html", wait=wait, message=exc.message,
                                             retry_url=request.full_path), status=425)

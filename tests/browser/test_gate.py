@@ -1,0 +1,102 @@
+"""A listener walks the free-download gate in a real browser: the ad shows, its impression counts, and the
+download starts only once the ad has been on screen for the minimum view time."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+pytestmark = pytest.mark.browser
+
+BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+              "Safari/537.36")
+MIN_VIEW_S = 2
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(ad_min_view_s=MIN_VIEW_S)
+
+
+@pytest.fixture
+def free_track(app, make_user):
+    """A published free-with-ads track, and an approved display ad for the gate."""
+    from adserver import services as ads
+    from catalog import services as catalog
+    from catalog.storage import MediaStore
+    from catalog.uploads import upload_track
+    from core.users import get_user
+    from tests.adserver.conftest import PNG, spot
+
+    runtime = app.extensions["ninety"]
+    session = runtime.sessions()
+    try:
+        artist_user = make_user(roles=("artist",))
+        artist = catalog.create_artist(session, user=get_user(session, artist_user.id), name="Gate Testers")
+        release = catalog.create_release(session, artist.id, title="Patience", kind="single", genre="ambient")
+        track = upload_track(session, MediaStore(runtime.config.media_path), release, io.BytesIO(spot(1.0)),
+                             "01 Patience.wav", clock=runtime.clock, max_bytes=None, title="Patience").track
+        catalog.publish_release(session, release, clock=runtime.clock)
+        adv_user = make_user(roles=("advertiser",))
+        advertiser = ads.create_advertiser(session, name="Gate Ads", currency="USD", member_user_ids=[adv_user.id])
+        ads.fund(session, runtime.redis, advertiser_id=advertiser.id, amount_micros=10_000_000, currency="USD",
+                 clock=runtime.clock, idempotency_key="browser-gate-fund")
+        campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
+            name="Gate", starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
+            total_budget_micros=5_000_000, daily_budget_micros=5_000_000, bid_cpm_micros=2_000_000, pacing="asap",
+            slots=("gate",)), floor_cpm_micros=500_000)
+        creative = ads.create_creative(session, runtime.redis, campaign.id, kind="display", name="Banner",
+                                       click_url="https://example.com/", alt_text="Gate Ads banner", image=PNG,
+                                       media_root=runtime.config.media_path)
+        ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=adv_user.id,
+                            clock=runtime.clock)
+        session.commit()
+        return track.id
+    finally:
+        session.close()
+
+
+def test_the_gate_shows_the_ad_then_starts_the_download(app, live_server, page, free_track):
+    from adserver import keys
+    from catalog.models import Download
+
+    # Headless Chromium announces itself as "HeadlessChrome", which the bot list rightly flags.
+    page.set_extra_http_headers({"User-Agent": BROWSER_UA})
+    gate_url = f"{live_server.url}/tracks/{free_track}/free"
+    with page.expect_download(timeout=60_000) as download_info:
+        opened = time.monotonic()
+        page.goto(gate_url)
+        ad = page.get_by_role("img", name="Gate Ads banner")
+        assert ad.is_visible()
+        assert "Your download starts in" in page.get_by_role("status").inner_text()
+        # asking for the download straight away is refused: the ad has not been shown long enough
+        link = page.get_by_role("link", name="Download now").get_attribute("href")
+        early = page.request.get(live_server.url + link, headers={"Accept": "application/json"})
+        assert early.status == 425 and early.json()["code"] == "ad_view_too_short"
+    download = download_info.value
+    waited = time.monotonic() - opened
+    assert download.suggested_filename.endswith("Patience.wav")
+    assert waited >= MIN_VIEW_S  # the browser could not start it earlier: the server refuses until then
+
+    runtime = app.extensions["ninety"]
+    assert runtime.redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # the beacon fired on render, and counted once
+    with runtime.sessions() as session:
+        row = session.scalar(select(Download))
+        assert row.via == "ad" and row.track_id == free_track and row.decision_id
+
+
+def test_the_gate_works_without_javascript(app, live_server, _playwright_browser, free_track):
+    context = _playwright_browser.new_context(accept_downloads=True, java_script_enabled=False,
+                                              user_agent=BROWSER_UA)
+    try:
+        page = context.new_page()
+        with page.expect_download(timeout=60_000) as download_info:
+            page.goto(f"{live_server.url}/tracks/{free_track}/free")
+            assert page.get_by_role("img", name="Gate Ads banner").is_visible()
+        assert download_info.value.suggested_filename.endswith("Patience.wav")
+    finally:
+        context.close()
