@@ -19,10 +19,11 @@ import secrets
 import shutil
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogNotFound, GrantRefused, TrackUnavailable
@@ -167,20 +168,66 @@ def safe_filename(name: str, extension: str) -> str:
 
 def tag_values(track: Track, via: str, public_url: str = "") -> dict:
     release = track.release
+    return _tags(title=track.title, artist=release.artist.name, album=release.title, position=track.position,
+                 total=len([t for t in release.tracks if t.status != "taken_down"]), isrc=track.isrc,
+                 genre=release.genre, released=release.release_date, cover_sha256=release.cover_sha256,
+                 cover_mime=release.cover_mime, via=via, public_url=public_url)
+
+
+def _tags(*, title, artist, album, position, total, isrc, genre, released, cover_sha256, cover_mime, via,
+          public_url) -> dict:
     return {
-        "title": track.title,
-        "artist": release.artist.name,
-        "album": release.title,
-        "track_number": track.position,
-        "track_total": len([t for t in release.tracks if t.status != "taken_down"]) or None,
-        "isrc": track.isrc,
-        "genre": release.genre or None,
-        "date": release.release_date.isoformat() if release.release_date else None,
+        "title": title,
+        "artist": artist,
+        "album": album,
+        "track_number": position,
+        "track_total": total or None,
+        "isrc": isrc,
+        "genre": genre or None,
+        "date": released.isoformat() if released else None,
         "comment": f"Downloaded from Ninety{(' (' + public_url + ')') if public_url else ''}. "
                    f"Licence: {LICENCE.get(via, via)}; personal listening only.",
-        "cover_sha256": release.cover_sha256,
-        "cover_mime": release.cover_mime,
+        "cover_sha256": cover_sha256,
+        "cover_mime": cover_mime,
     }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Everything serving one download needs, read in one query."""
+
+    download_id: int
+    track_id: int
+    via: str
+    unavailable: bool
+    sha256: str
+    extension: str
+    mime: str
+    format: str
+    artist_name: str
+    title: str
+    tags: dict
+
+
+def delivery_facts(session: Session, download_id: int, public_url: str = "") -> Delivery:
+    row = session.execute(text("""
+        SELECT d.id, d.track_id, d.via, t.title, t.position, t.isrc, t.status AS track_status,
+               r.title AS album, r.genre, r.release_date, r.cover_sha256, r.cover_mime,
+               r.status AS release_status, a.name AS artist, aa.sha256, aa.extension, aa.mime, aa.format,
+               (SELECT count(*) FROM tracks t2 WHERE t2.release_id = r.id AND t2.status <> 'taken_down') AS total
+        FROM downloads d JOIN tracks t ON t.id = d.track_id JOIN releases r ON r.id = t.release_id
+        JOIN artists a ON a.id = r.artist_id JOIN audio_assets aa ON aa.id = t.asset_id
+        WHERE d.id = :id"""), {"id": download_id}).mappings().first()
+    if row is None:
+        raise GrantRefused("This download link is not valid.", code="grant_invalid")
+    tags = _tags(title=row["title"], artist=row["artist"], album=row["album"], position=row["position"],
+                 total=row["total"], isrc=row["isrc"], genre=row["genre"], released=row["release_date"],
+                 cover_sha256=row["cover_sha256"], cover_mime=row["cover_mime"], via=row["via"],
+                 public_url=public_url)
+    return Delivery(download_id=row["id"], track_id=row["track_id"], via=row["via"],
+                    unavailable="taken_down" in (row["track_status"], row["release_status"]),
+                    sha256=row["sha256"], extension=row["extension"], mime=row["mime"], format=row["format"],
+                    artist_name=row["artist"], title=row["title"], tags=tags)
 
 
 def tagged_copy(store: MediaStore, asset, values: dict) -> tuple[Path, str]:

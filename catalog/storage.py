@@ -12,13 +12,14 @@ import hashlib
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from catalog.errors import UploadTooLarge
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _KINDS = ("audio", "images", "tagged")
 
@@ -50,6 +51,29 @@ class PendingBlob:
             pass
 
 
+def _fill(stream, readinto, buffer: bytearray) -> int:
+    """Read up to a whole buffer (a network stream returns short reads); 0 at the end."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        if readinto is not None:
+            n = readinto(view[filled:])
+        else:
+            data = stream.read(len(buffer) - filled)
+            n = len(data) if data else 0
+            view[filled:filled + n] = data or b""
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def _write_all(out, chunk: memoryview) -> None:
+    written = 0
+    while written < len(chunk):
+        written += out.write(chunk[written:])
+
+
 class MediaStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -68,39 +92,49 @@ class MediaStore:
         return path
 
     def receive(self, stream: BinaryIO, *, kind: str = "audio", max_bytes: int | None = None) -> PendingBlob:
-        """Stream `stream` to a temporary file, hashing as it goes; refuse more than `max_bytes`."""
+        """Stream `stream` to a temporary file, hashing as it goes; refuse more than `max_bytes`.
+
+        Two buffers alternate: while one chunk is hashed here, the previous one is written by a helper
+        thread (both release the GIL), so hashing and disk writes overlap; memory stays at two chunks.
+        """
         digest = hashlib.sha256()
         size = 0
         fd, name = tempfile.mkstemp(prefix="upload-", dir=self.temp_dir())
+        buffers = [bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES)]
+        readinto = getattr(stream, "readinto", None)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-write")
+        pending_write = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                buffer = bytearray(CHUNK_BYTES)
-                view = memoryview(buffer)
-                readinto = getattr(stream, "readinto", None)
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                index = 0
                 while True:
-                    if readinto is not None:
-                        n = readinto(buffer)
-                        if not n:
-                            break
-                        chunk = view[:n]
-                    else:
-                        data = stream.read(CHUNK_BYTES)
-                        if not data:
-                            break
-                        chunk, n = data, len(data)
+                    buffer = buffers[index]
+                    n = _fill(stream, readinto, buffer)
+                    if not n:
+                        break
                     size += n
                     if max_bytes is not None and size > max_bytes:
                         raise UploadTooLarge(
                             f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit. "
                             "Upload a smaller file (a lossless FLAC is usually well under it).")
+                    chunk = memoryview(buffer)[:n]
+                    if pending_write is not None:
+                        pending_write.result()  # the other buffer is free again
+                    pending_write = pool.submit(_write_all, out, chunk)
                     digest.update(chunk)
-                    out.write(chunk)
+                    index ^= 1
+                if pending_write is not None:
+                    pending_write.result()
         except BaseException:
+            if pending_write is not None:
+                pending_write.exception()
             try:
                 os.unlink(name)
             except FileNotFoundError:
                 pass
             raise
+        finally:
+            pool.shutdown(wait=True)
         return PendingBlob(self, kind, Path(name), digest.hexdigest(), size)
 
     def put_bytes(self, data: bytes, *, kind: str = "images") -> str:

@@ -13,10 +13,9 @@ from app.auth import access, current_user
 from catalog import search, services
 from catalog.delivery import (
     delivery_expiry,
+    delivery_facts,
     delivery_token,
-    find_download,
     safe_filename,
-    tag_values,
     tagged_copy,
     verify_delivery_token,
 )
@@ -160,23 +159,73 @@ def deliver(file_token: str, filename: str):
     config = context.config()
     session = context.db()
     download_id = verify_delivery_token(file_token, secret=config.secret_key, clock=context.clock())
-    record = find_download(session, download_id)
-    track = services.get_track(session, record.track_id)
-    if track.status == "taken_down" or track.release.status == "taken_down":
+    facts = delivery_facts(session, download_id, config.public_url)
+    if facts.unavailable:
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
-    asset = track.asset
     store = media_store()
-    path, fingerprint = tagged_copy(store, asset, tag_values(track, record.via, config.public_url))
-    name = safe_filename(f"{track.release.artist.name} - {track.title}", asset.extension)
+    path, fingerprint = tagged_copy(store, facts, facts.tags)
+    name = safe_filename(f"{facts.artist_name} - {facts.title}", facts.extension)
     if config.x_accel_redirect:
-        response = Response(status=200, mimetype=asset.mime)
+        response = Response(status=200, mimetype=facts.mime)
         relative = path.relative_to(store.root).as_posix()
         response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect.rstrip('/')}/{relative}"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         response.headers["ETag"] = f'"{fingerprint}"'
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    response = send_file(path, mimetype=asset.mime, as_attachment=True, download_name=name, etag=fingerprint,
-                         conditional=True, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
+    return send_media(path, mimetype=facts.mime, download_name=name, etag=fingerprint)
+
+
+class _FileRange:
+    """A WSGI body of `length` bytes of an open file, for servers without wsgi.file_wrapper."""
+
+    def __init__(self, file, length: int, block: int = 1024 * 1024) -> None:
+        self.file, self.remaining, self.block = file, length, block
+
+    def __iter__(self):
+        while self.remaining > 0:
+            data = self.file.read(min(self.block, self.remaining))
+            if not data:
+                break
+            self.remaining -= len(data)
+            yield data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def send_media(path, *, mimetype: str, download_name: str, etag: str) -> Response:
+    """Serve a file as an attachment with ETag/If-None-Match and single byte ranges (If-Range honoured).
+
+    The body is the server's wsgi.file_wrapper over a file positioned at the range's start, with
+    Content-Length set, so gunicorn sends whole files and ranges alike with sendfile(2).
+    """
+    from werkzeug.http import quote_etag
+
+    size = path.stat().st_size
+    quoted = quote_etag(etag)
+    headers = {"ETag": quoted, "Accept-Ranges": "bytes", "Cache-Control": "private, no-store",
+               "Content-Disposition": f'attachment; filename="{download_name}"',
+               "X-Content-Type-Options": "nosniff"}
+    if request.if_none_match and request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    start, length, status = 0, size, 200
+    byte_range = request.range
+    if byte_range is not None and (request.if_range.etag is None and request.if_range.date is None
+                                   or request.if_range.etag == etag):
+        span = byte_range.range_for_length(size)
+        if span is None and len(byte_range.ranges) == 1:
+            return Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        if span is not None:  # several ranges at once: answer with the whole file instead
+            start, stop = span
+            length, status = stop - start, 206
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status=status, headers=headers, mimetype=mimetype)
+    file = open(path, "rb")  # noqa: SIM115 - closed by the server through the body's close()
+    file.seek(start)
+    wrapper = request.environ.get("wsgi.file_wrapper")
+    body = wrapper(file, 1024 * 1024) if wrapper is not None else _FileRange(file, length)
+    response = Response(body, status=status, headers=headers, mimetype=mimetype, direct_passthrough=True)
     return response
