@@ -290,6 +290,42 @@ def _parallel_download(host: str, port: int, path: str, size: int, parts: int) -
     assert sum(results) == size, results
 
 
+def bare_app():
+    """The transport's ceiling: a bare WSGI app handing BENCH_FILE to gunicorn's sendfile, no framework."""
+    path = os.environ["BENCH_FILE"]
+
+    def app(environ, start_response):
+        file = open(path, "rb")  # noqa: SIM115 - closed by the server
+        start_response("200 OK", [("Content-Length", str(os.path.getsize(path))),
+                                  ("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](file, 1024 * 1024)
+
+    return app
+
+
+def _serve(target: str, env: dict, port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+                               "--log-level", "warning", target], env=env)
+    deadline = time.time() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"gunicorn ({target}) did not start") from None
+            time.sleep(0.2)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def bench_download(url: str, workdir: Path) -> None:
     from app.config import Config
     from catalog import services
@@ -366,11 +402,17 @@ def bench_download(url: str, workdir: Path) -> None:
             subprocess.run(f"cat '{tagged}' > /dev/null", shell=True, check=True)  # noqa: S602 - fixed path
             cat_times.append(time.perf_counter() - t0)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
+    bare_port = _free_port()
+    bare = _serve("bench.catalog:bare_app()", dict(env, BENCH_FILE=str(tagged)), bare_port)
+    try:
+        bare_times = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            _get_range("127.0.0.1", bare_port, "/")
+            bare_times.append(time.perf_counter() - t0)
+    finally:
+        _stop(bare)
     mb = size / (1024 * 1024)
     app_rate = mb / statistics.median(app_times)
     parallel_rate = mb / statistics.median(parallel_times)
@@ -379,6 +421,10 @@ def bench_download(url: str, workdir: Path) -> None:
     emit("catalog.download_mb_per_s", app_rate, None, "higher", "MB/s", file_mb=round(mb, 1),
          server="gunicorn -w 2 (sendfile)", connections=1)
     emit("catalog.download_vs_cat_ratio", app_rate / cat_rate, 0.5, "higher", "ratio", connections=1)
+    bare_rate = mb / statistics.median(bare_times)
+    emit("catalog.bare_sendfile_mb_per_s", bare_rate, None, "higher", "MB/s", file_mb=round(mb, 1),
+         note="no framework: the loopback transport's ceiling on this machine")
+    emit("catalog.download_vs_bare_sendfile_ratio", app_rate / bare_rate, None, "higher", "ratio")
     emit("catalog.download_2_ranges_mb_per_s", parallel_rate, None, "higher", "MB/s", file_mb=round(mb, 1),
          connections=2)
     emit("catalog.download_2_ranges_vs_cat_ratio", parallel_rate / cat_rate, 0.5, "higher", "ratio",
