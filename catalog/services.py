@@ -8,6 +8,9 @@ re-exported here).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -227,23 +230,47 @@ def invite_payee(session: Session, artist_id: int, *, email: str, display_name: 
                               .order_by(Payee.artist_id.is_(None), Payee.id))
     if existing is not None:
         return existing
-    user = session.scalar(select(User).where(func.lower(User.email) == normalized))
+    # Not linked to an account with that email yet: emails are not verified, so the collaborator accepts
+    # through the signed invitation link (accept_invitation) instead.
     payee = Payee(display_name=_text(display_name or email.split("@")[0], "display_name", max_len=200),
-                  email=email, invited_by_artist_id=artist_id, user_id=user.id if user else None)
+                  email=email, invited_by_artist_id=artist_id)
     session.add(payee)
     _finish(session, commit)
     return payee
 
 
-def claim_payees(session: Session, user: User, clock: Clock, *, commit: bool = True) -> list[Payee]:
-    """Link the payees invited under this user's email to the account (the invitation is accepted)."""
-    payees = list(session.scalars(select(Payee).where(func.lower(Payee.email) == user.email.lower(),
-                                                      Payee.artist_id.is_(None))))
-    for payee in payees:
-        payee.user_id = user.id
-        payee.accepted_at = payee.accepted_at or clock.now()
+def invitation_token(payee: Payee, secret: str) -> str:
+    """The link a collaborator follows to accept: signed over the payee and the email they were invited at."""
+    payload = f"{payee.id}"
+    mac = hmac.new(secret.encode(), f"invite:{payee.id}:{(payee.email or '').lower()}".encode(),
+                   hashlib.sha256).digest()
+    return f"{payload}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
+
+
+def payee_for_invitation(session: Session, token: str, secret: str) -> Payee:
+    match = re.fullmatch(r"(\d{1,12})\.([A-Za-z0-9_-]{24})", token or "")
+    payee = session.get(Payee, int(match[1])) if match else None
+    if payee is None or payee.artist_id is not None or not hmac.compare_digest(invitation_token(payee, secret),
+                                                                                token):
+        raise CatalogNotFound("This invitation link is not valid.", code="invitation_invalid")
+    return payee
+
+
+def accept_invitation(session: Session, token: str, user: User, *, secret: str, clock: Clock,
+                      commit: bool = True) -> Payee:
+    """Link an invited payee to the signed-in account; what they earned so far is already theirs."""
+    payee = payee_for_invitation(session, token, secret)
+    if payee.user_id is not None and payee.user_id != user.id:
+        raise CatalogConflict("This invitation was already accepted by another account.",
+                              code="invitation_taken")
+    payee.user_id = user.id
+    payee.accepted_at = payee.accepted_at or clock.now()
     _finish(session, commit)
-    return payees
+    return payee
+
+
+def payees_of_user(session: Session, user_id: int) -> list[Payee]:
+    return list(session.scalars(select(Payee).where(Payee.user_id == user_id).order_by(Payee.id)))
 
 
 def payees_for_artist(session: Session, artist_id: int) -> list[Payee]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
 from app import context
@@ -36,6 +36,10 @@ def init_app(app) -> None:
     if HOME_SECTION not in sections:
         sections.append(HOME_SECTION)
     app.jinja_env.globals["catalog_new_releases"] = _new_releases
+    app.jinja_env.globals["catalog_my_payees"] = _my_payees
+    panels = app.jinja_env.globals.setdefault("account_panels", [])
+    if "catalog/_account_panel.html" not in panels:
+        panels.append("catalog/_account_panel.html")
     app.jinja_env.globals["catalog_download_action"] = download_action
 
 
@@ -44,6 +48,11 @@ def _new_releases(limit: int = 6) -> list[dict]:
         return search.browse_releases(context.db(), limit=limit).items
     except CatalogError:
         return []
+
+
+def _my_payees() -> list:
+    user = current_user()
+    return services.payees_of_user(context.db(), user.id) if user is not None else []
 
 
 def download_action(track, release) -> dict | None:
@@ -136,6 +145,21 @@ def cover(sha256: str):
     response = send_file(path, mimetype=mime, etag=sha256, conditional=True, max_age=86400)
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
+
+
+# --- collaborators accepting an invitation ---------------------------------------------------------------------
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@access()
+def invitation(token: str):
+    session = context.db()
+    secret = context.config().secret_key
+    payee = services.payee_for_invitation(session, token, secret)
+    inviter = services.get_artist(session, payee.invited_by_artist_id) if payee.invited_by_artist_id else None
+    if request.method == "POST":
+        services.accept_invitation(session, token, current_user(), secret=secret, clock=context.clock())
+        flash(f"Accepted: your earnings as {payee.display_name} are now linked to this account.", "success")
+        return redirect(url_for("web_accounts.account"), code=303)
+    return render_template("catalog/invitation.html", payee=payee, inviter=inviter, token=token)
 
 
 # --- delivery -------------------------------------------------------------------------------------------------

@@ -30,7 +30,12 @@ def _render_release(release, *, error: str | None = None, status: int = 200, for
     session = context.db()
     payees = services.payees_for_artist(session, release.artist_id)
     sheets = {t.id: services.current_split_sheet(session, t.id, context.clock().now()) for t in release.tracks}
+    secret = context.config().secret_key
+    invitations = {p.id: url_for("web_catalog.invitation", token=services.invitation_token(p, secret),
+                                 _external=True)
+                   for p in payees if p.artist_id is None and p.user_id is None}
     return render_template("catalog/studio_release.html", release=release, payees=payees, sheets=sheets,
+                           invitations=invitations,
                            price=services.release_price(release), error=error, form=form or {},
                            max_upload_mb=context.config().max_upload_bytes // (1024 * 1024)), status
 

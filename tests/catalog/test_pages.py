@@ -106,3 +106,22 @@ def test_draft_release_page_is_private(app, db_session, artist):
     release = services.create_release(db_session, artist.id, title="Secret")
     assert app.test_client().get(f"/artists/{artist.slug}/{release.slug}", headers=HTML).status_code == 404
     assert db_session.query(Track).count() == 0
+
+
+def test_collaborator_accepts_an_invitation(app, db_session, artist, make_user):
+    from catalog import services
+
+    payee = services.invite_payee(db_session, artist.id, email="sam@example.com", display_name="Sam")
+    secret = app.extensions["ninety"].config.secret_key
+    token = services.invitation_token(payee, secret)
+    sam = app.test_client()
+    login(sam, make_user(roles=("listener",), email="someone-else@example.com"))
+    assert sam.get(f"/invitations/{token[:-2]}xx", headers=HTML).status_code == 404
+    assert b"Sam" in sam.get(f"/invitations/{token}", headers=HTML).data
+    assert _form(sam, f"/invitations/{token}", {}).status_code == 303
+    db_session.refresh(payee)
+    assert payee.user_id is not None and payee.accepted_at is not None
+    assert b"You are paid as" in sam.get("/account", headers=HTML).data
+    thief = app.test_client()
+    login(thief, make_user(roles=("listener",)))
+    assert _form(thief, f"/invitations/{token}", {}).status_code == 409
