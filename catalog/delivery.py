@@ -166,6 +166,18 @@ def safe_filename(name: str, extension: str) -> str:
     return f"{ascii_name}.{extension}"
 
 
+def content_disposition(name: str, extension: str) -> str:
+    """`attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266/8187) when they differ."""
+    from urllib.parse import quote
+
+    fallback = safe_filename(name, extension)
+    unicode_name = re.sub(r'[\x00-\x1f\x7f/\\"]+', "", name).strip(" .")[:120]
+    value = f'attachment; filename="{fallback}"'
+    if unicode_name and f"{unicode_name}.{extension}" != fallback:
+        value += f"; filename*=UTF-8''{quote(f'{unicode_name}.{extension}', safe='')}"
+    return value
+
+
 def tag_values(track: Track, via: str, public_url: str = "") -> dict:
     release = track.release
     return _tags(title=track.title, artist=release.artist.name, album=release.title, position=track.position,

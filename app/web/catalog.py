@@ -12,6 +12,7 @@ from app.api.catalog import media_store
 from app.auth import access, current_user
 from catalog import search, services
 from catalog.delivery import (
+    content_disposition,
     delivery_expiry,
     delivery_facts,
     delivery_token,
@@ -188,16 +189,16 @@ def deliver(file_token: str, filename: str):
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
     store = media_store()
     path, fingerprint = tagged_copy(store, facts, facts.tags)
-    name = safe_filename(f"{facts.artist_name} - {facts.title}", facts.extension)
+    disposition = content_disposition(f"{facts.artist_name} - {facts.title}", facts.extension)
     if config.x_accel_redirect:
         response = Response(status=200, mimetype=facts.mime)
         relative = path.relative_to(store.root).as_posix()
         response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect.rstrip('/')}/{relative}"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Content-Disposition"] = disposition
         response.headers["ETag"] = f'"{fingerprint}"'
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    return send_media(path, mimetype=facts.mime, download_name=name, etag=fingerprint)
+    return send_media(path, mimetype=facts.mime, disposition=disposition, etag=fingerprint)
 
 
 class _FileRange:
@@ -218,7 +219,7 @@ class _FileRange:
         self.file.close()
 
 
-def send_media(path, *, mimetype: str, download_name: str, etag: str) -> Response:
+def send_media(path, *, mimetype: str, disposition: str, etag: str) -> Response:
     """Serve a file as an attachment with ETag/If-None-Match and single byte ranges (If-Range honoured).
 
     The body is the server's wsgi.file_wrapper over a file positioned at the range's start, with
@@ -229,7 +230,7 @@ def send_media(path, *, mimetype: str, download_name: str, etag: str) -> Respons
     size = path.stat().st_size
     quoted = quote_etag(etag)
     headers = {"ETag": quoted, "Accept-Ranges": "bytes", "Cache-Control": "private, no-store",
-               "Content-Disposition": f'attachment; filename="{download_name}"',
+               "Content-Disposition": disposition,
                "X-Content-Type-Options": "nosniff"}
     if request.if_none_match and request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)

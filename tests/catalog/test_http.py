@@ -289,3 +289,27 @@ def test_invalid_cursor_and_limit_are_4xx(client):
     assert client.get("/api/v1/search?q=x&limit=1000").status_code == 422
     assert client.get("/api/v1/releases?cursor=WzFd").status_code == 422
     assert client.get("/api/v1/search?q=%27%3B--%20%26%7C%21").get_json()["items"] == []
+
+
+def test_range_edges_and_unicode_names(artist_client, app):
+    artist = _post(artist_client, "/api/v1/artists", json={"name": "Sigur Þögn"}).get_json()
+    release = _post(artist_client, f"/api/v1/artists/{artist['id']}/releases", json={"title": "Ró"}).get_json()
+    track = _post(artist_client, f"/api/v1/releases/{release['id']}/tracks?filename=x.wav", data=tone("wav", 1.0),
+                  content_type="audio/wav").get_json()["items"][0]
+    artist_client.patch(f"/api/v1/tracks/{track['id']}", json={"title": 'Hó "/../" pa'}, headers=csrf_headers())
+    _post(artist_client, f"/api/v1/releases/{release['id']}/publish")
+    client = app.test_client()
+    file_url = client.get(f"/download/{_grant(app, track['id'])}").headers["Location"]
+    whole = client.get(file_url)
+    disposition = whole.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="Sigur ogn - Ho .. pa.wav"')
+    assert "filename*=UTF-8''Sigur%20%C3%9E%C3%B6gn%20-%20H%C3%B3%20..%20pa.wav" in disposition
+    assert "/" not in disposition.split("filename*")[0].replace("attachment; ", "")
+    size = len(whole.data)
+    assert client.get(file_url, headers={"Range": f"bytes={size + 10}-"}).status_code == 416
+    stale = client.get(file_url, headers={"Range": "bytes=0-9", "If-Range": '"not-the-etag"'})
+    assert stale.status_code == 200 and len(stale.data) == size
+    fresh = client.get(file_url, headers={"Range": "bytes=0-9", "If-Range": whole.headers["ETag"]})
+    assert fresh.status_code == 206 and fresh.data == whole.data[:10]
+    head = client.head(file_url)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(size) and head.data == b""
