@@ -555,6 +555,7 @@ def search_tracks():
               schema: SearchPageSchema
     """
     query = request.args.get("q", "")[:200]
+    services.promote_due_releases(context.db(), context.clock())
     page = search.search_tracks(context.db(), query, limit=_limit_arg(), cursor=request.args.get("cursor"))
     items = [{"track_id": r["track_id"], "title": r["title"], "artist_name": r["artist_name"],
               "release_title": r["release_title"], "genre": r["genre"], "tags": list(r["tags"] or []),

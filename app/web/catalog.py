@@ -96,6 +96,7 @@ def browse():
 @access(public=True)
 def search_page():
     query = request.args.get("q", "")[:200]
+    services.promote_due_releases(context.db(), context.clock())
     page = search.search_tracks(context.db(), query, limit=25, cursor=request.args.get("cursor")) if query \
         else search.Page([], None)
     return render_template("catalog/search.html", query=query, page=page)

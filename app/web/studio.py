@@ -7,7 +7,7 @@ back for any response of 400 or more.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
@@ -104,6 +104,17 @@ def create_release(artist_id: int):
         return render_template("catalog/studio_index.html", artists=artists, error=exc.message,
                                form=dict(request.form)), 422
     return redirect(url_for("web_studio.release", release_id=release.id), code=303)
+
+
+def _datetime(value: str | None) -> datetime | None:
+    if not value or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidCatalogInput("Write the time as YYYY-MM-DDTHH:MM (UTC).", code="invalid_datetime",
+                                  field="publish_at") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _date(value: str | None) -> date | None:
@@ -280,9 +291,13 @@ def set_split(release_id: int):
 def publish(release_id: int):
     release = owned_release(release_id)
     try:
-        services.publish_release(context.db(), release, clock=context.clock())
+        at = _datetime(request.form.get("publish_at"))
+        services.publish_release(context.db(), release, clock=context.clock(), at=at)
     except NinetyError as exc:
         return _fail(release, exc)
+    if release.status == "scheduled":
+        flash(f"Scheduled: the release goes live at {release.publish_at:%Y-%m-%d %H:%M} UTC.", "success")
+        return redirect(url_for("web_studio.release", release_id=release.id), code=303)
     flash("Published. Your release is live.", "success")
     return redirect(url_for("web_catalog.release_page", artist_slug=release.artist.slug,
                             release_slug=release.slug), code=303)

@@ -125,3 +125,26 @@ def test_collaborator_accepts_an_invitation(app, db_session, artist, make_user):
     thief = app.test_client()
     login(thief, make_user(roles=("listener",)))
     assert _form(thief, f"/invitations/{token}", {}).status_code == 409
+
+
+def test_scheduled_release_goes_live_at_its_time(make_app, make_user, db_session):
+    from datetime import timedelta
+
+    from core.clock import FrozenClock
+
+    clock = FrozenClock()
+    app = make_app(clock=clock)
+    client = app.test_client()
+    login(client, make_user(roles=("artist",)))
+    release_id = _new_release(client, db_session, "Later")
+    _form(client, f"/studio/releases/{release_id}/tracks", {"files": [(io.BytesIO(tone("wav", 0.5)), "a.wav")]},
+          content_type="multipart/form-data")
+    at = (clock.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    assert _form(client, f"/studio/releases/{release_id}/publish", {"publish_at": at}).status_code == 303
+    assert _form(client, f"/studio/releases/{release_id}/publish", {"publish_at": "soon"}).status_code == 422
+    anonymous = app.test_client()
+    assert b"Later" not in anonymous.get("/music", headers=HTML).data
+    assert anonymous.get("/api/v1/search?q=later").get_json()["items"] == []
+    clock.advance(days=3)
+    assert [h["release_title"] for h in anonymous.get("/api/v1/search?q=later").get_json()["items"]] == ["Later"]
+    assert b"Later" in anonymous.get("/music", headers=HTML).data
