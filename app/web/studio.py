@@ -196,6 +196,21 @@ def update_track(track_id: int):
     return redirect(url_for("web_studio.release", release_id=track.release_id), code=303)
 
 
+@bp.post("/tracks/<int:track_id>/price")
+@access("artist", "admin")
+def set_track_price(track_id: int):
+    track = owned_track(track_id)
+    model = request.form.get("price_model") or None
+    amount = request.form.get("amount") or None
+    try:
+        services.set_track_price(context.db(), track, model, price=amount if model == "fixed" else None,
+                                 minimum=amount if model == "name_your_price" else None)
+    except NinetyError as exc:
+        return _fail(track.release, exc)
+    flash(f"Price of “{track.title}” saved.", "success")
+    return redirect(url_for("web_studio.release", release_id=track.release_id), code=303)
+
+
 @bp.post("/tracks/<int:track_id>/delete")
 @access("artist", "admin")
 def delete_track(track_id: int):

@@ -148,3 +148,19 @@ def test_scheduled_release_goes_live_at_its_time(make_app, make_user, db_session
     clock.advance(days=3)
     assert [h["release_title"] for h in anonymous.get("/api/v1/search?q=later").get_json()["items"]] == ["Later"]
     assert b"Later" in anonymous.get("/music", headers=HTML).data
+
+
+def test_track_price_override_from_the_studio(studio, app, db_session):
+    release_id = _new_release(studio, db_session, "Mixed")
+    _form(studio, f"/studio/releases/{release_id}/tracks", {"files": [(io.BytesIO(tone("wav", 0.5)), "a.wav")]},
+          content_type="multipart/form-data")
+    track = db_session.query(Track).one()
+    assert _form(studio, f"/studio/tracks/{track.id}/price", {"price_model": "fixed", "amount": "1.5"}).status_code \
+        == 303
+    assert _form(studio, f"/studio/tracks/{track.id}/price", {"price_model": "fixed", "amount": "-2"}).status_code \
+        == 422
+    db_session.refresh(track)
+    assert (track.price_model, track.price_micros) == ("fixed", 1_500_000)
+    assert _form(studio, f"/studio/tracks/{track.id}/price", {"price_model": ""}).status_code == 303
+    db_session.refresh(track)
+    assert track.price_model is None
