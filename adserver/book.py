@@ -91,10 +91,20 @@ def _load(session: Session) -> dict[int, CampaignSnap]:
     return book
 
 
-def current(redis, session: Session, *, now: datetime | None = None, force: bool = False) -> Book:
-    """The up-to-date book for this session's database."""
+def cached(session: Session) -> Book | None:
+    """The book this process holds for the session's database, without asking Redis (None if stale)."""
+    book = _books.get(str(session.get_bind().url))
+    if book is not None and time.monotonic() - book.loaded_at < MAX_AGE_S:
+        return book
+    return None
+
+
+def current(redis, session: Session, *, now: datetime | None = None, force: bool = False,
+            version: bytes | None = None) -> Book:
+    """The up-to-date book for this session's database (`version`: the book version just read, if any)."""
     url = str(session.get_bind().url)
-    version = redis.get(keys.BOOK_VERSION)
+    if version is None:
+        version = redis.get(keys.BOOK_VERSION)
     if version is None:
         redis.set(keys.BOOK_VERSION, uuid.uuid4().hex, nx=True)
         version = redis.get(keys.BOOK_VERSION)

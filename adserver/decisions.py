@@ -24,6 +24,7 @@ from adserver.signing import Decision, sign
 SLOT_KINDS = {"gate": ("display", "audio"), "browse": ("display",), "player": ("audio",)}
 # Even pacing lets a campaign run this far ahead of the straight line through the day.
 PACING_LEAD_S = 60.0
+CHUNK = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,68 @@ def _matches(c: CampaignSnap, slot: str, context: dict, now) -> bool:
     return not (c.modes and context.get("mode", "gate") not in c.modes)
 
 
+def _candidates(book, slot: str, context: dict, now, currency: str, floor_micros: int, rng) -> list:
+    kinds = SLOT_KINDS[slot]
+    found = []
+    for c in book.campaigns.values():
+        if c.currency != currency or c.cap_micros < floor_micros or not _matches(c, slot, context, now):
+            continue
+        creatives = [k for k in c.creatives if k.kind in kinds]
+        if creatives:
+            found.append((c, creatives))
+    rng.shuffle(found)  # equal bids take turns
+    found.sort(key=lambda pair: pair[0].cap_micros, reverse=True)
+    return found
+
+
+def _is_eligible(c: CampaignSnap, values: list, elapsed_share: float) -> bool:
+    spent, day_spent, avail, seen = values
+    if spent is None or avail is None:
+        return False  # budgets not seeded yet (a fresh Redis): the next book load seeds them
+    spent, day_spent, avail = int(spent), int(day_spent or 0), int(avail)
+    if (c.total_budget_micros - spent < c.cap_micros or c.daily_budget_micros - day_spent < c.cap_micros
+            or avail < c.cap_micros):
+        return False
+    if c.frequency_cap and int(seen or 0) >= c.frequency_cap:
+        return False
+    # Even pacing: a campaign ahead of the straight line through the day sits this one out.
+    return not (c.pacing == "even" and day_spent >= c.daily_budget_micros * elapsed_share)
+
+
+def _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, rng) -> tuple[bytes | None, list]:
+    """(the book version in Redis, eligible campaigns best bid first, at least the top two when there are).
+
+    Highest bids are checked first, in chunks, so most decisions take one round trip for a few campaigns."""
+    today = keys.day(now)
+    elapsed_share = min(1.0, (seconds_into_day(now) + PACING_LEAD_S) / 86400)
+    candidates = _candidates(book, slot, context, now, currency, floor_micros, rng)
+    version = None
+    eligible: list = []
+    for start in range(0, max(len(candidates), 1), CHUNK):
+        chunk = candidates[start:start + CHUNK]
+        pipe = redis.pipeline(transaction=False)
+        if start == 0:
+            pipe.get(keys.BOOK_VERSION)
+        names = []
+        for c, _ in chunk:
+            names += [keys.campaign_spent(c.id), keys.campaign_day(c.id, today), keys.advertiser_avail(c.advertiser_id),
+                      keys.frequency(c.id, today, listener_id) if c.frequency_cap else keys.BOOK_VERSION]
+        if names:
+            pipe.mget(names)
+        replies = pipe.execute()
+        if start == 0:
+            version = replies.pop(0)
+            if version != book.version:
+                return version, []
+        values = replies[0] if names else []
+        for index, pair in enumerate(chunk):
+            if _is_eligible(pair[0], values[index * 4: index * 4 + 4], elapsed_share):
+                eligible.append(pair)
+        if len(eligible) >= 2:
+            break
+    return version, eligible
+
+
 def decide(redis, session: Session, slot: str, context: dict, *, secret: str, clock, floor_cpm_micros: int,
            currency: str = "USD", ttl_s: int = 900, min_view_s: float = 5.0,
            rng: random.Random | None = None) -> Placement | None:
@@ -63,46 +126,16 @@ def decide(redis, session: Session, slot: str, context: dict, *, secret: str, cl
         raise AdError("A decision needs the listener's id.", code="listener_required", status=422)
     rng = rng or random
     now = clock.now()
-    book = campaign_book.current(redis, session, now=now)
-    kinds = SLOT_KINDS[slot]
     floor_micros = floor_cpm_micros // 1000
-    candidates = []
-    for c in book.campaigns.values():
-        if c.currency != currency or c.cap_micros < floor_micros or not _matches(c, slot, context, now):
-            continue
-        creatives = [k for k in c.creatives if k.kind in kinds]
-        if creatives:
-            candidates.append((c, creatives))
-    if not candidates:
-        return None
-
-    today = keys.day(now)
-    names = []
-    for c, _ in candidates:
-        names += [keys.campaign_spent(c.id), keys.campaign_day(c.id, today), keys.advertiser_avail(c.advertiser_id),
-                  keys.frequency(c.id, today, listener_id) if c.frequency_cap else keys.BOOK_VERSION]
-    values = redis.mget(names)
-    elapsed_share = min(1.0, (seconds_into_day(now) + PACING_LEAD_S) / 86400)
-    eligible = []
-    for index, (c, creatives) in enumerate(candidates):
-        spent, day_spent, avail, seen = values[index * 4: index * 4 + 4]
-        if spent is None or avail is None:
-            continue  # budgets not seeded yet (a fresh Redis): the next book load seeds them
-        spent, day_spent, avail = int(spent), int(day_spent or 0), int(avail)
-        if (c.total_budget_micros - spent < c.cap_micros or c.daily_budget_micros - day_spent < c.cap_micros
-                or avail < c.cap_micros):
-            continue
-        if c.frequency_cap and int(seen or 0) >= c.frequency_cap:
-            continue
-        if c.pacing == "even" and day_spent >= c.daily_budget_micros * elapsed_share:
-            continue  # ahead of the straight line through the day: throttled for now
-        eligible.append((c, creatives))
+    book = campaign_book.cached(session) or campaign_book.current(redis, session, now=now)
+    version, eligible = _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, rng)
+    if version != book.version:  # campaigns changed since this process loaded them
+        book = campaign_book.current(redis, session, now=now, version=version)
+        _, eligible = _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, rng)
     if not eligible:
         return None
 
     # Second price: the highest bid wins (ties in random order) and pays the next bid, or the floor.
-    rng.shuffle(eligible)
-    eligible.sort(key=lambda pair: pair[0].cap_micros, reverse=True)
     winner, creatives = eligible[0]
     runner_up = eligible[1][0].cap_micros if len(eligible) > 1 else 0
     price_micros = min(winner.cap_micros, max(runner_up, floor_micros, 1))

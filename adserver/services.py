@@ -198,7 +198,8 @@ def set_campaign_status(session: Session, redis, campaign_id: int, status: str, 
 
 def campaign_limits(session: Session, redis, campaign_id: int, *, now: datetime) -> dict | None:
     """What the charging script needs about a campaign (from the in-process book when it is there)."""
-    snap = campaign_book.current(redis, session, now=now).campaigns.get(campaign_id)
+    book = campaign_book.cached(session) or campaign_book.current(redis, session, now=now)
+    snap = book.campaigns.get(campaign_id)
     if snap is not None:
         return {"total_budget_micros": snap.total_budget_micros, "daily_budget_micros": snap.daily_budget_micros,
                 "seed": lambda: seed_budgets(redis, session, [snap], now=now)}
