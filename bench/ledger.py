@@ -2,7 +2,9 @@
 
 3-posting entries over 100,000 accounts chosen with Zipf-skewed access (s = 1.0; the hottest account is in
 about 8% of picks), against the local PostgreSQL:
-- post_many: batches of BATCH entries, one transaction each, sustained over TOTAL entries;
+- post_many: batches of BATCH entries, one transaction each, sustained over TOTAL entries, from
+  MANY_WRITERS concurrent flushers (2: one per core, so Python's preparation of one batch overlaps
+  PostgreSQL's work on another), and from a single writer for comparison;
 - post: one entry per transaction, WRITERS concurrent threads;
 - a raw COPY of the same postings into a bare table (no indexes, triggers or constraints), same run, as
   the floor the ledger is compared with; and bytes per entry on disk (heap + indexes + TOAST).
@@ -31,6 +33,7 @@ ACCOUNTS = 100_000
 BATCH = int(os.environ.get("LEDGER_BENCH_BATCH", "8000"))
 TOTAL = int(os.environ.get("LEDGER_BENCH_TOTAL", "400000"))
 WRITERS = 8
+MANY_WRITERS = int(os.environ.get("LEDGER_BENCH_MANY_WRITERS", "2"))
 SINGLE_TOTAL = int(os.environ.get("LEDGER_BENCH_SINGLE", "12000"))
 ZIPF_S = 1.0
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -87,23 +90,37 @@ def create_accounts(sessions) -> None:
     session.close()
 
 
-def bench_post_many(sessions, zipf: Zipf) -> None:
-    entries = make_entries("many", TOTAL, zipf)
-    session = sessions()
-    latencies = []
+def bench_post_many(sessions, zipf: Zipf, writers: int, total: int, prefix: str) -> float:
+    """`writers` flushers, each posting its own stream of batches (as consumers of one stream group would)."""
+    entries = make_entries(prefix, total, zipf)
+    batches = [[entries[o:o + BATCH] for o in range(w * BATCH, total, writers * BATCH)] for w in range(writers)]
+    latencies: list[float] = []
+    barrier = threading.Barrier(writers + 1)
+
+    def writer(index: int) -> None:
+        session = sessions()
+        barrier.wait()
+        for batch in batches[index]:
+            t0 = time.perf_counter()
+            post_many(session, batch)
+            latencies.append(time.perf_counter() - t0)
+        session.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
     started = time.perf_counter()
-    for offset in range(0, TOTAL, BATCH):
-        t0 = time.perf_counter()
-        post_many(session, entries[offset:offset + BATCH])
-        latencies.append(time.perf_counter() - t0)
+    for thread in threads:
+        thread.join()
     elapsed = time.perf_counter() - started
-    session.close()
-    rate = TOTAL / elapsed
-    emit("ledger.post_many.entries_per_s", rate, 40_000, "higher", "entries/s", batch=BATCH, entries=TOTAL,
-         accounts=ACCOUNTS, postings_per_entry=3, zipf_s=ZIPF_S)
-    emit("ledger.post_many.postings_per_s", rate * 3, 120_000, "higher", "postings/s")
-    emit("ledger.post_many.batch_p50_ms", percentile(latencies, 0.5) * 1000, None, "lower", "ms", batch=BATCH)
-    emit("ledger.post_many.batch_p99_ms", percentile(latencies, 0.99) * 1000, None, "lower", "ms", batch=BATCH)
+    rate = total / elapsed
+    name = "ledger.post_many" if writers > 1 else "ledger.post_many_1writer"
+    emit(f"{name}.entries_per_s", rate, 40_000, "higher", "entries/s", batch=BATCH, entries=total,
+         accounts=ACCOUNTS, postings_per_entry=3, zipf_s=ZIPF_S, writers=writers)
+    emit(f"{name}.postings_per_s", rate * 3, 120_000, "higher", "postings/s", writers=writers)
+    emit(f"{name}.batch_p50_ms", percentile(latencies, 0.5) * 1000, None, "lower", "ms", batch=BATCH)
+    emit(f"{name}.batch_p99_ms", percentile(latencies, 0.99) * 1000, None, "lower", "ms", batch=BATCH)
     return rate
 
 
@@ -191,7 +208,8 @@ def main() -> None:
     log(f"ledger bench: {ACCOUNTS} accounts, post_many {TOTAL} entries in batches of {BATCH}, "
         f"post {SINGLE_TOTAL} entries over {WRITERS} writers")
     create_accounts(sessions)
-    rate = bench_post_many(sessions, Zipf(ACCOUNTS, ZIPF_S, 7))
+    bench_post_many(sessions, Zipf(ACCOUNTS, ZIPF_S, 3), 1, TOTAL // 4, "one-writer")
+    rate = bench_post_many(sessions, Zipf(ACCOUNTS, ZIPF_S, 7), MANY_WRITERS, TOTAL, "many")
     bench_post(sessions, 100)
     bench_raw_copy(url, Zipf(ACCOUNTS, ZIPF_S, 7), rate)
     disk_and_check(url)

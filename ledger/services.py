@@ -133,13 +133,17 @@ def _text(value: Any, what: str, limit: int, *, required: bool = True) -> str:
     return value
 
 
+_DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _canonical_json(metadata: dict | None) -> str:
-    if metadata is None:
-        return "{}"
+    if not metadata:
+        if metadata is None or metadata == {}:
+            return "{}"
     if not isinstance(metadata, dict):
         raise InvalidEntry("metadata must be a JSON object (a dict)")
     try:
-        text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _DUMPS(metadata)
     except (TypeError, ValueError) as exc:
         raise InvalidEntry(f"metadata must be plain JSON: {exc}") from None
     if "\\u0000" in text:
@@ -162,17 +166,25 @@ class _Prepared:
                 and self.reverses_id == other.reverses_id and self.postings == other.postings)
 
 
+def _ok_text(value: Any, limit: int) -> bool:
+    return type(value) is str and len(value) <= limit and "\x00" not in value
+
+
 def _prepare(entry: Entry) -> _Prepared:
-    if not isinstance(entry, Entry):
+    """Validate one entry (hot path of the flush: checks are inlined, messages built only on failure)."""
+    if type(entry) is not Entry:
         raise InvalidEntry(f"expected a ledger Entry, got {type(entry).__name__}")
-    key = _text(entry.idempotency_key, "the idempotency key", MAX_KEY)
+    key = entry.idempotency_key
+    if not (_ok_text(key, MAX_KEY) and key.strip()):
+        key = _text(key, "the idempotency key", MAX_KEY)
     when = entry.effective_at
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise InvalidEntry(f"entry {key}: effective_at must be an aware (UTC) datetime")
-    description = _text(entry.description, f"entry {key}: the description", MAX_DESCRIPTION, required=False)
+    description = entry.description
+    if not _ok_text(description, MAX_DESCRIPTION):
+        description = _text(description, f"entry {key}: the description", MAX_DESCRIPTION, required=False)
     reverses_id = entry.reverses_id
-    if reverses_id is not None and (isinstance(reverses_id, bool) or not isinstance(reverses_id, int)
-                                    or reverses_id <= 0):
+    if reverses_id is not None and (type(reverses_id) is not int or reverses_id <= 0):
         raise InvalidEntry(f"entry {key}: reverses_id must be a positive entry id")
     raw = entry.postings
     if not isinstance(raw, (list, tuple)) or len(raw) < 2:
@@ -182,7 +194,7 @@ def _prepare(entry: Entry) -> _Prepared:
     postings = []
     sums: dict[str, int] = {}
     for p in raw:
-        if not isinstance(p, Posting):
+        if type(p) is not Posting:
             raise InvalidEntry(f"entry {key}: postings must be ledger Posting values")
         amount = p.amount_micros
         if type(amount) is not int or amount <= 0 or amount > MAX_MICROS:
@@ -195,13 +207,14 @@ def _prepare(entry: Entry) -> _Prepared:
             credit = True
         else:
             raise InvalidEntry(f"entry {key}: a posting's side must be 'debit' or 'credit', got {side!r}")
-        try:
-            code = _valid_code(p.account)
-        except TypeError:
-            raise InvalidAccount(f"entry {key}: an account code must be text") from None
-        currency = _valid_currency(p.currency) if isinstance(p.currency, str) else _valid_currency(str(p.currency))
+        code = p.account
+        if type(code) is not str:
+            raise InvalidAccount(f"entry {key}: an account code must be text")
+        _valid_code(code)
+        currency = p.currency
+        currency = _valid_currency(currency if type(currency) is str else str(currency))
         ref = p.ref
-        if ref is not None:
+        if ref is not None and not (_ok_text(ref, MAX_REF) and ref.strip()):
             ref = _text(ref, f"entry {key}: a posting's ref", MAX_REF)
         postings.append((code, currency, credit, amount, ref))
         sums[currency] = sums.get(currency, 0) + (-amount if credit else amount)
