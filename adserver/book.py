@@ -1,14 +1,16 @@
 """The campaign book: an in-process snapshot of what can serve, so a decision does not query PostgreSQL.
 
 It is rebuilt when the book version in Redis moves (any change to a campaign or creative bumps it) or
-after `MAX_AGE_S`, whichever comes first. One book per database (keyed by the engine URL).
+after `MAX_AGE_S`, whichever comes first. One book per engine.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,9 +61,27 @@ class Book:
     version: bytes | None
     loaded_at: float
     campaigns: dict[int, CampaignSnap] = field(default_factory=dict)
+    # (slot, currency) -> campaigns that can fill it, highest bid first (equal bids in random order)
+    by_slot: dict[tuple[str, str], list[tuple[CampaignSnap, tuple[CreativeSnap, ...]]]] = field(default_factory=dict)
 
 
-_books: dict[str, Book] = {}
+SLOT_KINDS = {"gate": ("display", "audio"), "browse": ("display",), "player": ("audio",)}
+
+
+def _index(campaigns: dict[int, CampaignSnap]) -> dict:
+    index: dict = {}
+    for c in campaigns.values():
+        for slot in c.slots:
+            creatives = tuple(k for k in c.creatives if k.kind in SLOT_KINDS.get(slot, ()))
+            if creatives:
+                index.setdefault((slot, c.currency), []).append((c, creatives))
+    for entries in index.values():
+        random.shuffle(entries)
+        entries.sort(key=lambda pair: pair[0].cap_micros, reverse=True)
+    return index
+
+
+_books: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> Book
 _lock = threading.Lock()
 
 
@@ -93,7 +113,7 @@ def _load(session: Session) -> dict[int, CampaignSnap]:
 
 def cached(session: Session) -> Book | None:
     """The book this process holds for the session's database, without asking Redis (None if stale)."""
-    book = _books.get(str(session.get_bind().url))
+    book = _books.get(session.get_bind())
     if book is not None and time.monotonic() - book.loaded_at < MAX_AGE_S:
         return book
     return None
@@ -102,20 +122,21 @@ def cached(session: Session) -> Book | None:
 def current(redis, session: Session, *, now: datetime | None = None, force: bool = False,
             version: bytes | None = None) -> Book:
     """The up-to-date book for this session's database (`version`: the book version just read, if any)."""
-    url = str(session.get_bind().url)
+    engine = session.get_bind()
     if version is None:
         version = redis.get(keys.BOOK_VERSION)
     if version is None:
         redis.set(keys.BOOK_VERSION, uuid.uuid4().hex, nx=True)
         version = redis.get(keys.BOOK_VERSION)
         force = True
-    book = _books.get(url)
+    book = _books.get(engine)
     if (not force and book is not None and book.version == version
             and time.monotonic() - book.loaded_at < MAX_AGE_S):
         return book
     with _lock:
-        book = Book(version=version, loaded_at=time.monotonic(), campaigns=_load(session))
-        _books[url] = book
+        campaigns = _load(session)
+        book = Book(version=version, loaded_at=time.monotonic(), campaigns=campaigns, by_slot=_index(campaigns))
+        _books[engine] = book
     from adserver.budgets import seed_budgets
 
     seed_budgets(redis, session, book.campaigns.values(), now=now)

@@ -6,6 +6,7 @@ so it never touches PostgreSQL on the hot path.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from dataclasses import dataclass
@@ -14,14 +15,12 @@ from sqlalchemy.orm import Session
 
 from adserver import book as campaign_book
 from adserver import keys
-from adserver.book import CampaignSnap, CreativeSnap
+from adserver.book import SLOT_KINDS, CampaignSnap, CreativeSnap  # noqa: F401
 from adserver.budgets import seconds_into_day
 from adserver.errors import AdError
 from adserver.models import MODES, SLOTS
 from adserver.signing import Decision, sign
 
-# Which creative kinds each slot shows.
-SLOT_KINDS = {"gate": ("display", "audio"), "browse": ("display",), "player": ("audio",)}
 # Even pacing lets a campaign run this far ahead of the straight line through the day.
 PACING_LEAD_S = 60.0
 CHUNK = 12
@@ -40,8 +39,8 @@ class Placement:
         return self.decision.id
 
 
-def _matches(c: CampaignSnap, slot: str, context: dict, now) -> bool:
-    if slot not in c.slots or now < c.starts_at or (c.ends_at is not None and now >= c.ends_at):
+def _matches(c: CampaignSnap, context: dict, now) -> bool:
+    if now < c.starts_at or (c.ends_at is not None and now >= c.ends_at):
         return False
     if c.genres and (context.get("genre") or "").lower() not in c.genres:
         return False
@@ -50,18 +49,13 @@ def _matches(c: CampaignSnap, slot: str, context: dict, now) -> bool:
     return not (c.modes and context.get("mode", "gate") not in c.modes)
 
 
-def _candidates(book, slot: str, context: dict, now, currency: str, floor_micros: int, rng) -> list:
-    kinds = SLOT_KINDS[slot]
-    found = []
-    for c in book.campaigns.values():
-        if c.currency != currency or c.cap_micros < floor_micros or not _matches(c, slot, context, now):
-            continue
-        creatives = [k for k in c.creatives if k.kind in kinds]
-        if creatives:
-            found.append((c, creatives))
-    rng.shuffle(found)  # equal bids take turns
-    found.sort(key=lambda pair: pair[0].cap_micros, reverse=True)
-    return found
+def _candidates(book, slot: str, context: dict, now, currency: str, floor_micros: int):
+    """Campaigns that may fill this slot for this context, highest bid first (lazily)."""
+    for c, creatives in book.by_slot.get((slot, currency), ()):
+        if c.cap_micros < floor_micros:
+            return
+        if _matches(c, context, now):
+            yield c, creatives
 
 
 def _is_eligible(c: CampaignSnap, values: list, elapsed_share: float) -> bool:
@@ -84,13 +78,16 @@ def _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, 
     Highest bids are checked first, in chunks, so most decisions take one round trip for a few campaigns."""
     today = keys.day(now)
     elapsed_share = min(1.0, (seconds_into_day(now) + PACING_LEAD_S) / 86400)
-    candidates = _candidates(book, slot, context, now, currency, floor_micros, rng)
+    candidates = _candidates(book, slot, context, now, currency, floor_micros)
     version = None
     eligible: list = []
-    for start in range(0, max(len(candidates), 1), CHUNK):
-        chunk = candidates[start:start + CHUNK]
+    first = True
+    while True:
+        chunk = list(itertools.islice(candidates, CHUNK))
+        if not chunk and not first:
+            break
         pipe = redis.pipeline(transaction=False)
-        if start == 0:
+        if first:
             pipe.get(keys.BOOK_VERSION)
         names = []
         for c, _ in chunk:
@@ -99,16 +96,22 @@ def _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, 
         if names:
             pipe.mget(names)
         replies = pipe.execute()
-        if start == 0:
+        if first:
             version = replies.pop(0)
             if version != book.version:
                 return version, []
+            first = False
         values = replies[0] if names else []
         for index, pair in enumerate(chunk):
             if _is_eligible(pair[0], values[index * 4: index * 4 + 4], elapsed_share):
                 eligible.append(pair)
-        if len(eligible) >= 2:
+        if len(eligible) >= 2 or len(chunk) < CHUNK:
             break
+    # equal best bids take turns
+    top = [pair for pair in eligible if pair[0].cap_micros == eligible[0][0].cap_micros] if eligible else []
+    if len(top) > 1:
+        rng.shuffle(top)
+        eligible = top + [pair for pair in eligible if pair not in top]
     return version, eligible
 
 
