@@ -9,6 +9,7 @@ largest remainder first, then position), so a month of millions of impressions c
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -96,9 +97,18 @@ def get_period(session: Session, period: str) -> RoyaltyPeriod | None:
 
 
 def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by: int | None = None,
-                stream: str = IMPRESSION_STREAM) -> RoyaltyPeriod:
-    """Close `period` (YYYY-MM); closing a closed month returns it unchanged."""
+                stream: str = IMPRESSION_STREAM, timings: dict | None = None) -> RoyaltyPeriod:
+    """Close `period` (YYYY-MM); closing a closed month returns it unchanged. `timings` collects phase times."""
     from ledger import services as ledger
+
+    timings = {} if timings is None else timings
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now_s = time.perf_counter()
+        timings[name] = round(now_s - mark, 3)
+        mark = now_s
 
     start, cutoff = bounds(period)
     existing = session.get(RoyaltyPeriod, period)
@@ -118,19 +128,24 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     if existing is not None:
         return existing
 
-    summary = _distribute(session, period, start, cutoff)
+    lap("checks")
+    summary = _distribute(session, period, start, cutoff, lap)
     entries = _entries(session, period, cutoff - ONE_MICROSECOND)
+    lap("build_entries")
     if entries:
         call_ledger(ledger.post_many, session, entries)
+    lap("post_entries")
     if not call_ledger(ledger.is_period_closed, session, period):
         call_ledger(ledger.close_period, session, period)
+    lap("close_ledger_period")
     record = RoyaltyPeriod(period=period, cutoff=cutoff, closed_at=now, closed_by=closed_by, summary=summary)
     session.add(record)
     session.commit()
+    lap("commit")
     return record
 
 
-def _distribute(session: Session, period: str, start: datetime, cutoff: datetime) -> dict:
+def _distribute(session: Session, period: str, start: datetime, cutoff: datetime, lap=lambda name: None) -> dict:
     """Fill royalty_pool_shares for the month; return per-currency totals."""
     from catalog.services import split_sheets_at
     from ledger.accounts import listener_pool
@@ -147,14 +162,18 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
          GROUP BY 1, 2
         HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0
     """), {"code": pool_code})
+    # Temp tables have no statistics until analysed; without them the planner picks nested loops.
+    session.execute(text("ANALYZE tmp_pool"))
     session.execute(text("""
         CREATE TEMP TABLE tmp_downloads ON COMMIT DROP AS
         SELECT d.listener_id::text AS listener_id, d.track_id, count(*)::bigint AS n
           FROM downloads d
          WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-           AND d.listener_id IN (SELECT listener_id FROM tmp_pool)
+           AND EXISTS (SELECT 1 FROM tmp_pool p WHERE p.listener_id = d.listener_id)
          GROUP BY 1, 2
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
+    session.execute(text("ANALYZE tmp_downloads"))
+    lap("pools_and_downloads")
     track_ids = [row[0] for row in session.execute(text("SELECT DISTINCT track_id FROM tmp_downloads"))]
     sheets = split_sheets_at(session, track_ids, cutoff - ONE_MICROSECOND) if track_ids else {}
     session.execute(text("CREATE TEMP TABLE tmp_sheets (track_id int, payee_id int, share_bp bigint, "
@@ -167,7 +186,9 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
         raw = session.connection().connection.driver_connection
         with raw.cursor().copy("COPY tmp_sheets (track_id, payee_id, share_bp, position) FROM STDIN") as copy:
             copy.write(buffer.getvalue())
+    lap("split_sheets")
     # A track without a split sheet cannot be credited: its downloads do not count.
+    session.execute(text("ANALYZE tmp_sheets"))
     session.execute(text("DELETE FROM tmp_downloads d WHERE NOT EXISTS "
                          "(SELECT 1 FROM tmp_sheets s WHERE s.track_id = d.track_id)"))
     # Level 1: each listener's pool over the tracks they downloaded, weighted by downloads.
@@ -188,6 +209,7 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
         SELECT currency, listener_id, track_id, n, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
           FROM ranked
     """))
+    session.execute(text("ANALYZE tmp_track_alloc"))
     # Level 2: each track's part over its split sheet (shares sum to 10,000 bp), into the pool shares.
     session.execute(text("""
         INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
@@ -216,6 +238,7 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
           FROM tmp_pool p
          WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.listener_id = p.listener_id)
     """), {"period": period})
+    lap("allocate_sql")
     rows = session.execute(text("""
         SELECT p.currency, sum(p.amount), count(*),
                (SELECT coalesce(sum(amount_micros), 0) FROM royalty_pool_shares s

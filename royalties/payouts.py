@@ -105,6 +105,7 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
                  GROUP BY p.account_id) later ON later.account_id = a.id
          WHERE a.code ~ :payable_re AND a.currency = :currency
     """), params)
+    session.execute(text("ANALYZE tmp_payables"))
     session.execute(text("""
         CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
         SELECT t.payee_id, t.at_cutoff, least(t.at_cutoff, t.now) AS available,
@@ -124,6 +125,7 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
           LEFT JOIN royalty_payee_holds h ON h.payee_id = t.payee_id AND h.released_at IS NULL
          WHERE t.at_cutoff <> 0 OR t.now <> 0
     """), params)
+    session.execute(text("ANALYZE tmp_candidates"))
     session.execute(text("""
         INSERT INTO payout_exclusions (batch_id, payee_id, balance_micros, reason_code, reason)
         SELECT :batch, payee_id, available, reason_code,
