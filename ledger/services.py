@@ -250,20 +250,32 @@ SELECT code, currency, id FROM created
 
 # Small batches (a single `post`) travel as arrays; large ones are COPYed (binary) into temporary staging
 # tables first. Either way the entries and their postings go in with ONE statement, as the triggers demand.
+# One round trip when every account already exists: the accounts are looked up by code in the same
+# statement, and nothing is inserted unless all were found (then they are opened and the statement rerun).
 _INSERT_ARRAYS = """
-WITH ins AS (
+WITH wanted AS (
+    SELECT DISTINCT code, currency FROM unnest(%(codes)s::text[], %(currencies)s::char(3)[]) AS w(code, currency)
+), acc AS (
+    SELECT a.id, a.code, a.currency FROM wanted w
+      JOIN ledger_accounts a ON a.code = w.code AND a.currency = w.currency
+), ins AS (
     INSERT INTO ledger_entries (idempotency_key, effective_at, description, metadata, reverses_id)
-    SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::jsonb[], %s::int8[])
+    SELECT * FROM unnest(%(keys)s::text[], %(times)s::timestamptz[], %(descriptions)s::text[],
+                         %(metadata)s::jsonb[], %(reverses)s::int8[])
+     WHERE (SELECT count(*) FROM acc) = (SELECT count(*) FROM wanted)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id, idempotency_key
 ), p AS (
     INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
-    SELECT ins.id, u.amount, u.account_id, u.position, u.credit, u.currency, u.ref
-      FROM unnest(%s::text[], %s::int8[], %s::int4[], %s::int2[], %s::bool[], %s::text[], %s::text[])
-           AS u(key, amount, account_id, position, credit, currency, ref)
+    SELECT ins.id, u.amount, acc.id, u.position, u.credit, u.currency, u.ref
+      FROM unnest(%(p_keys)s::text[], %(amounts)s::int8[], %(codes)s::text[], %(positions)s::int2[],
+                  %(credits)s::bool[], %(currencies)s::char(3)[], %(refs)s::text[])
+           AS u(key, amount, code, position, credit, currency, ref)
       JOIN ins ON ins.idempotency_key = u.key
+      JOIN acc ON acc.code = u.code AND acc.currency = u.currency
 )
-SELECT id, idempotency_key FROM ins
+SELECT (SELECT count(*) FROM acc) = (SELECT count(*) FROM wanted), ins.id, ins.idempotency_key
+  FROM (SELECT 1) AS one LEFT JOIN ins ON true
 """
 
 _STAGE = """
@@ -438,21 +450,33 @@ def _insert(session: Session, prepared: list[_Prepared]) -> list[int]:
 
 
 def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) -> list[int]:
-    """A few entries (a single `post`): two round trips, account ids looked up by code."""
-    account_ids: dict = {}
-    _resolve(cur, sorted(codes), account_ids)
-    e_cols: list[list] = [[], [], [], [], []]
-    p_cols: list[list] = [[], [], [], [], [], [], []]
+    """A few entries (a single `post`): one round trip when the accounts exist, three when some are new."""
+    params: dict[str, list] = {name: [] for name in (
+        "keys", "times", "descriptions", "metadata", "reverses", "p_keys", "amounts", "codes", "positions",
+        "credits", "currencies", "refs")}
     for item in prepared:
-        for column, value in zip(e_cols, (item.key, item.effective_at, item.description, item.metadata_json,
-                                          item.reverses_id), strict=True):
-            column.append(value)
+        params["keys"].append(item.key)
+        params["times"].append(item.effective_at)
+        params["descriptions"].append(item.description)
+        params["metadata"].append(item.metadata_json)
+        params["reverses"].append(item.reverses_id)
         for position, (code, currency, credit, amount, ref) in enumerate(item.postings):
-            for column, value in zip(p_cols, (item.key, amount, account_ids[code, currency], position, credit,
-                                              currency, ref), strict=True):
-                column.append(value)
-    cur.execute(_INSERT_ARRAYS, e_cols + p_cols)
-    by_key = {key: entry_id for entry_id, key in cur.fetchall()}
+            params["p_keys"].append(item.key)
+            params["amounts"].append(amount)
+            params["codes"].append(code)
+            params["positions"].append(position)
+            params["credits"].append(credit)
+            params["currencies"].append(currency)
+            params["refs"].append(ref)
+    for _ in range(2):
+        cur.execute(_INSERT_ARRAYS, params)
+        rows = cur.fetchall()
+        if rows[0][0]:
+            break
+        _resolve(cur, sorted(codes), {})  # open the new accounts, then insert
+    else:
+        raise LedgerError("the accounts of this entry could not be opened; try again.", code="retry", status=409)
+    by_key = {key: entry_id for _, entry_id, key in rows if entry_id is not None}
     return _settle_duplicates(cur, prepared, [by_key.get(item.key) for item in prepared])
 
 
