@@ -27,6 +27,7 @@ def test_finance_closes_drafts_approves_and_executes_over_http(world, rapp, stri
     login(client, fin)
     page = client.get("/finance")
     assert page.status_code == 200 and 'value="2026-10"' in page.text
+    assert "Trial balance" in page.text and "Beancount export" in page.text
     assert client.post("/finance/close", data={**FORM, "period": "2026-10"}).status_code == 302
     drafted = client.post("/finance/batches", data={**FORM, "period": "2026-10", "currency": "USD"})
     batch_url = drafted.headers["Location"]
