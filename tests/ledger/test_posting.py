@@ -188,3 +188,41 @@ def test_trial_balance_sums_to_zero(db_session):
     assert by_code["liabilities:payee:1:payable"].balance_micros == 4_500
     assert by_code["liabilities:payee:1:payable"].type == "liabilities"
     assert trial_balance(db_session, as_of=WHEN - timedelta(days=1)) == []
+
+
+def test_large_batch_with_existing_and_conflicting_keys(db_session):
+    """Batches above the array limit go through COPY staging; duplicates and conflicts behave the same."""
+    first = [transfer(f"big{i}", "assets:stripe", f"liabilities:payee:{i % 7}:payable", 100 + i) for i in range(150)]
+    ids = post_many(db_session, first)
+    assert len(set(ids)) == 150
+    mixed = first[100:] + [transfer(f"more{i}", "assets:bank", "income:ads", 5) for i in range(100)]
+    again = post_many(db_session, mixed)
+    assert again[:50] == ids[100:]
+    assert len(set(again[50:])) == 100 and not set(again[50:]) & set(ids)
+    assert balance(db_session, "income:ads", "USD") == 500
+    conflicting = [transfer(f"new{i}", "assets:bank", "income:ads", 5) for i in range(80)]
+    conflicting.append(transfer("big3", "assets:stripe", "liabilities:payee:3:payable", 999))
+    with pytest.raises(IdempotencyConflict) as caught:
+        post_many(db_session, conflicting)
+    assert "big3" in caught.value.message
+    assert balance(db_session, "income:ads", "USD") == 500  # nothing of the refused batch was kept
+
+
+def test_commit_false_composes_with_the_callers_transaction(db_session):
+    from sqlalchemy import text
+
+    post(db_session, fund("f", 1, 100))
+    post(db_session, transfer("inner", "assets:stripe", "income:sales", 7), commit=False)
+    with pytest.raises(BalanceBoundViolated):
+        post(db_session, transfer("overdraw", accounts.advertiser_prepaid(1), "income:ads", 101), commit=False)
+    # the failed post rolled back only its own savepoint; the caller decides about the rest
+    assert db_session.execute(text("SELECT count(*) FROM ledger_entries")).scalar() == 2
+    db_session.rollback()
+    assert balance(db_session, "income:sales", "USD") == 0
+
+
+def test_metadata_must_be_plain_json(db_session):
+    with pytest.raises(InvalidEntry):
+        post(db_session, transfer("m", "assets:stripe", "income:ads", 1, metadata={"at": WHEN}))
+    with pytest.raises(InvalidEntry):
+        post(db_session, transfer("m", "assets:stripe", "income:ads", 1, metadata={"x": "a\x00b"}))
