@@ -251,7 +251,7 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
     from catalog import services as catalog
     from catalog.models import Payee
     from core.users import create_user
-    from royalties.accrual import run_worker
+    from royalties import accrual
 
     app, runtime = _runtime(db_url, rd_url, workdir / "media")
     runtime.redis.flushdb()
@@ -290,9 +290,9 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
         if i % 10_000 == 9_999:
             pipe.execute()
     pipe.execute()
-    batch = runtime.config.worker_batch_size
+    batch = int(os.environ.get("ADS_BENCH_BATCH", "20000"))
     started = time.perf_counter()
-    stats = run_worker(runtime.redis, runtime.sessions, consumer="bench", batch_size=batch, block_ms=50,
+    stats = accrual.run_worker(runtime.redis, runtime.sessions, consumer="bench", batch_size=batch, block_ms=50,
                        max_idle_loops=1)
     elapsed = time.perf_counter() - started
     with runtime.engine.connect() as conn:

@@ -13,6 +13,7 @@ posts nothing for them again. Entries carry an idempotency key derived from thei
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -37,9 +39,8 @@ MAX_PRICE_MICROS = 10**9  # no single impression costs 1,000 units; anything abo
 RECLAIM_IDLE_MS = 60_000
 
 
-@dataclass(frozen=True, slots=True)
-class StreamImpression:
-    decision_id: uuid.UUID
+class StreamImpression(NamedTuple):
+    decision_id: str  # 32 lowercase hex digits (a UUID)
     campaign_id: int
     advertiser_id: int
     creative_id: int
@@ -59,18 +60,40 @@ def _text(fields: dict, name: str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_FIELDS = (b"decision_id", b"campaign_id", b"advertiser_id", b"creative_id", b"slot", b"track_id", b"listener_id",
+           b"mode", b"price_micros", b"currency", b"at")
+_SLOTS = frozenset(("gate", "browse", "player"))
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _hex32(value: str) -> str:
+    value = value.lower()
+    if len(value) != 32 or not _HEX.issuperset(value):
+        raise ValueError(f"decision id {value[:40]!r} is not 32 hex digits")
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _currency(code: str) -> str:
+    return check_currency(code)
+
+
 def parse_impression(fields: dict) -> StreamImpression:
     """One stream entry as an impression, or ValueError saying what is wrong with it."""
     try:
-        track = _text(fields, "track_id")
+        values = [fields.get(name, fields.get(name.decode())) for name in _FIELDS]
+        missing = [name.decode() for name, value in zip(_FIELDS, values, strict=True) if value is None]
+        if missing:
+            raise ValueError(f"missing field {missing[0]}")
+        (decision, campaign, advertiser, creative, slot, track, listener, mode, price, currency, at) = (
+            v.decode() if isinstance(v, bytes) else str(v) for v in values)
         imp = StreamImpression(
-            decision_id=uuid.UUID(hex=_text(fields, "decision_id")), campaign_id=int(_text(fields, "campaign_id")),
-            advertiser_id=int(_text(fields, "advertiser_id")), creative_id=int(_text(fields, "creative_id")),
-            slot=_text(fields, "slot"), track_id=int(track) if track else None,
-            listener_id=_text(fields, "listener_id"), mode=_text(fields, "mode"),
-            price_micros=int(_text(fields, "price_micros")), currency=check_currency(_text(fields, "currency")),
-            at=datetime.fromisoformat(_text(fields, "at")))
-    except (ValueError, TypeError, AttributeError) as exc:
+            decision_id=_hex32(decision), campaign_id=int(campaign), advertiser_id=int(advertiser),
+            creative_id=int(creative), slot=slot, track_id=int(track) if track else None, listener_id=listener,
+            mode=mode, price_micros=int(price), currency=_currency(currency), at=datetime.fromisoformat(at))
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ValueError(f"unparseable impression: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a MoneyError for an unknown currency, for instance
         raise ValueError(f"unparseable impression: {exc}") from None
@@ -79,8 +102,8 @@ def parse_impression(fields: dict) -> StreamImpression:
     if not 0 < imp.price_micros <= MAX_PRICE_MICROS:
         raise ValueError(f"unparseable impression: price {imp.price_micros} out of range")
     if imp.mode not in ("gate", "key") or not imp.listener_id or len(imp.listener_id) > 64 \
-            or "\x00" in imp.listener_id or imp.slot not in ("gate", "browse", "player"):
-        raise ValueError("unparseable impression: bad mode or listener")
+            or "\x00" in imp.listener_id or imp.slot not in _SLOTS:
+        raise ValueError("unparseable impression: bad mode, slot or listener")
     return imp
 
 
@@ -89,8 +112,8 @@ def period_of(at: datetime) -> str:
 
 
 # --- the money policy --------------------------------------------------------------------------------
-def _entry_key(decision_ids: Iterable[uuid.UUID]) -> str:
-    digest = hashlib.sha256(b"".join(sorted(d.bytes for d in decision_ids))).hexdigest()[:40]
+def _entry_key(decision_ids: Iterable[str]) -> str:
+    digest = hashlib.sha256("".join(sorted(decision_ids)).encode()).hexdigest()[:40]
     return f"ad_flush:{digest}"
 
 
@@ -214,8 +237,10 @@ def flush_impressions(session: Session, impressions: list[StreamImpression], *, 
     unique = list({i.decision_id: i for i in impressions}.values())
     if not unique:
         return result
-    existing = set(session.scalars(text("SELECT decision_id FROM ad_impressions WHERE decision_id = ANY(:ids)"),
-                                   {"ids": [i.decision_id for i in unique]}))
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    cursor.execute("SELECT encode(uuid_send(decision_id), 'hex') FROM ad_impressions "
+                   "WHERE decision_id = ANY(%s::uuid[])", ([i.decision_id for i in unique],))
+    existing = {row[0] for row in cursor.fetchall()}
     fresh = [i for i in unique if i.decision_id not in existing]
     result.already_stored = len(unique) - len(fresh)
     if not fresh:
@@ -226,11 +251,10 @@ def flush_impressions(session: Session, impressions: list[StreamImpression], *, 
     buffer = io.StringIO()
     for entry_id, (_, group) in zip(entry_ids, built, strict=True):
         for i in group:
-            buffer.write("\t".join((i.decision_id.hex, str(i.campaign_id), str(i.advertiser_id), str(i.creative_id),
+            buffer.write("\t".join((i.decision_id, str(i.campaign_id), str(i.advertiser_id), str(i.creative_id),
                                     i.slot, "\\N" if i.track_id is None else str(i.track_id),
                                     _copy_text(i.listener_id), i.mode, str(i.price_micros), i.currency,
                                     i.at.isoformat(), str(entry_id))) + "\n")
-    cursor = session.connection().connection.dbapi_connection.cursor()
     with cursor.copy(f"COPY ad_impressions ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         copy.write(buffer.getvalue())
     result.stored = len(fresh)
