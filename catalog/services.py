@@ -8,17 +8,14 @@ re-exported here).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from catalog.common import clean_isrc, clean_tags, clean_text, clean_upc, finish, slugify
 from catalog.delivery import (  # noqa: F401 - the contract's names, re-exported
     issue_grant,
     record_download,
@@ -29,7 +26,6 @@ from catalog.errors import (
     CatalogNotFound,
     InvalidCatalogInput,
     InvalidPrice,
-    InvalidSplitSheet,
     NotArtistMember,
 )
 from catalog.models import (
@@ -43,79 +39,26 @@ from catalog.models import (
     SplitSheet,
     Track,
 )
+from catalog.payees import (  # noqa: F401 - part of the service layer's surface
+    accept_invitation,
+    artist_payee,
+    invitation_token,
+    invite_payee,
+    payee_for_invitation,
+    payees_for_artist,
+    payees_of_user,
+)
+from catalog.splits import (  # noqa: F401 - the contract's names, re-exported
+    FULL_SHARE_BP,
+    current_split_sheet,
+    set_release_split,
+    set_split_sheet,
+    split_sheet_at,
+    split_sheets_at,
+)
 from core.clock import Clock
 from core.money import Money, MoneyError, check_currency
-from core.users import EMAIL_RE, User
-
-FULL_SHARE_BP = 10_000
-MAX_SHARES = 50
-ISRC_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$")
-UPC_RE = re.compile(r"^\d{12,14}$")
-TAG_RE = re.compile(r"^[\w][\w \-&'.]{0,59}$", re.UNICODE)
-
-
-# --- small helpers ------------------------------------------------------------------------------------
-def slugify(value: str, fallback: str = "item") -> str:
-    ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60]
-    return slug or fallback
-
-
-def _text(value, field: str, *, max_len: int, required: bool = False) -> str:
-    value = "" if value is None else str(value)
-    value = value.replace("\x00", "").strip()
-    if required and not value:
-        raise InvalidCatalogInput(f"Give the {field.replace('_', ' ')}.", code="missing_field", field=field)
-    if len(value) > max_len:
-        raise InvalidCatalogInput(f"The {field.replace('_', ' ')} is longer than {max_len} characters.",
-                                  code="too_long", field=field)
-    return value
-
-
-def _tags(values: Iterable[str] | str | None) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = values.split(",")
-    result: list[str] = []
-    for raw in values:
-        tag = str(raw).replace("\x00", "").strip().lower()
-        if not tag:
-            continue
-        if not TAG_RE.match(tag):
-            raise InvalidCatalogInput(f"The tag {tag[:40]!r} has characters a tag cannot have; use letters, "
-                                      "digits, spaces and dashes.", code="invalid_tag", field="tags")
-        if tag not in result:
-            result.append(tag)
-    if len(result) > 20:
-        raise InvalidCatalogInput("Use at most 20 tags.", code="too_many_tags", field="tags")
-    return result
-
-
-def _isrc(value: str | None) -> str | None:
-    if value is None or not str(value).strip():
-        return None
-    code = re.sub(r"[-\s]", "", str(value)).upper()
-    if not ISRC_RE.match(code):
-        raise InvalidCatalogInput("An ISRC looks like CC-XXX-YY-NNNNN (12 letters and digits).",
-                                  code="invalid_isrc", field="isrc")
-    return code
-
-
-def _upc(value: str | None) -> str | None:
-    if value is None or not str(value).strip():
-        return None
-    code = str(value).strip()
-    if not UPC_RE.match(code):
-        raise InvalidCatalogInput("A UPC/EAN is 12 to 14 digits.", code="invalid_upc", field="upc")
-    return code
-
-
-def _finish(session: Session, commit: bool) -> None:
-    if commit:
-        session.commit()
-    else:
-        session.flush()
+from core.users import User
 
 
 # --- artists and membership ---------------------------------------------------------------------------
@@ -156,7 +99,7 @@ def require_member(session: Session, artist_id: int, user: User | None, *, admin
 def create_artist(session: Session, *, user: User, name: str, bio: str = "", location: str = "",
                   links: Sequence[str] = (), currency: str = "USD", slug: str | None = None,
                   commit: bool = True) -> Artist:
-    name = _text(name, "name", max_len=200, required=True)
+    name = clean_text(name, "name", max_len=200, required=True)
     try:
         currency = check_currency(currency)
     except MoneyError as exc:
@@ -166,13 +109,13 @@ def create_artist(session: Session, *, user: User, name: str, bio: str = "", loc
     while session.scalar(select(Artist.id).where(Artist.slug == candidate)) is not None:
         n += 1
         candidate = f"{base}-{n}"
-    artist = Artist(slug=candidate, name=name, bio=_text(bio, "bio", max_len=5000),
-                    location=_text(location, "location", max_len=200), links=_links(links), currency=currency)
+    artist = Artist(slug=candidate, name=name, bio=clean_text(bio, "bio", max_len=5000),
+                    location=clean_text(location, "location", max_len=200), links=_links(links), currency=currency)
     session.add(artist)
     session.flush()
     session.add(ArtistMember(artist_id=artist.id, user_id=user.id))
     session.add(Payee(display_name=name, artist_id=artist.id, user_id=user.id, email=user.email))
-    _finish(session, commit)
+    finish(session, commit)
     return artist
 
 
@@ -195,91 +138,21 @@ def _links(links: Sequence[str] | str | None) -> list[str]:
 
 def update_artist(session: Session, artist: Artist, *, commit: bool = True, **values) -> Artist:
     if "name" in values:
-        artist.name = _text(values["name"], "name", max_len=200, required=True)
+        artist.name = clean_text(values["name"], "name", max_len=200, required=True)
         payee = artist_payee(session, artist.id)
         payee.display_name = artist.name
     if "bio" in values:
-        artist.bio = _text(values["bio"], "bio", max_len=5000)
+        artist.bio = clean_text(values["bio"], "bio", max_len=5000)
     if "location" in values:
-        artist.location = _text(values["location"], "location", max_len=200)
+        artist.location = clean_text(values["location"], "location", max_len=200)
     if "links" in values:
         artist.links = _links(values["links"])
     session.flush()
     for release_id in session.scalars(select(Release.id).where(Release.artist_id == artist.id)):
         refresh_search(session, release_id)
-    _finish(session, commit)
+    finish(session, commit)
     return artist
 
-
-def artist_payee(session: Session, artist_id: int) -> Payee:
-    payee = session.scalar(select(Payee).where(Payee.artist_id == artist_id))
-    if payee is None:  # pragma: no cover - every artist is created with its payee
-        raise CatalogNotFound("The artist has no payee.", code="payee_not_found")
-    return payee
-
-
-# --- payees (collaborators) -------------------------------------------------------------------------------
-def invite_payee(session: Session, artist_id: int, *, email: str, display_name: str | None = None,
-                 commit: bool = True) -> Payee:
-    """A collaborator invited by email is a payee from the start; their earnings wait in the books."""
-    email = (email or "").strip()
-    if not EMAIL_RE.match(email):
-        raise InvalidSplitSheet(f"{email[:80]!r} is not an email address.", code="invalid_email", field="email")
-    normalized = email.lower()
-    existing = session.scalar(select(Payee).where(func.lower(Payee.email) == normalized)
-                              .order_by(Payee.artist_id.is_(None), Payee.id))
-    if existing is not None:
-        return existing
-    # Not linked to an account with that email yet: emails are not verified, so the collaborator accepts
-    # through the signed invitation link (accept_invitation) instead.
-    payee = Payee(display_name=_text(display_name or email.split("@")[0], "display_name", max_len=200),
-                  email=email, invited_by_artist_id=artist_id)
-    session.add(payee)
-    _finish(session, commit)
-    return payee
-
-
-def invitation_token(payee: Payee, secret: str) -> str:
-    """The link a collaborator follows to accept: signed over the payee and the email they were invited at."""
-    payload = f"{payee.id}"
-    mac = hmac.new(secret.encode(), f"invite:{payee.id}:{(payee.email or '').lower()}".encode(),
-                   hashlib.sha256).digest()
-    return f"{payload}.{base64.urlsafe_b64encode(mac[:18]).decode()}"
-
-
-def payee_for_invitation(session: Session, token: str, secret: str) -> Payee:
-    match = re.fullmatch(r"(\d{1,12})\.([A-Za-z0-9_-]{24})", token or "")
-    payee = session.get(Payee, int(match[1])) if match else None
-    if payee is None or payee.artist_id is not None or not hmac.compare_digest(invitation_token(payee, secret),
-                                                                                token):
-        raise CatalogNotFound("This invitation link is not valid.", code="invitation_invalid")
-    return payee
-
-
-def accept_invitation(session: Session, token: str, user: User, *, secret: str, clock: Clock,
-                      commit: bool = True) -> Payee:
-    """Link an invited payee to the signed-in account; what they earned so far is already theirs."""
-    payee = payee_for_invitation(session, token, secret)
-    if payee.user_id is not None and payee.user_id != user.id:
-        raise CatalogConflict("This invitation was already accepted by another account.",
-                              code="invitation_taken")
-    payee.user_id = user.id
-    payee.accepted_at = payee.accepted_at or clock.now()
-    _finish(session, commit)
-    return payee
-
-
-def payees_of_user(session: Session, user_id: int) -> list[Payee]:
-    return list(session.scalars(select(Payee).where(Payee.user_id == user_id).order_by(Payee.id)))
-
-
-def payees_for_artist(session: Session, artist_id: int) -> list[Payee]:
-    """The artist's own payee, then everyone it invited or already splits with."""
-    in_sheets = (select(SplitShare.payee_id).join(SplitSheet).join(Track).join(Release)
-                 .where(Release.artist_id == artist_id))
-    return list(session.scalars(select(Payee).where(
-        (Payee.artist_id == artist_id) | (Payee.invited_by_artist_id == artist_id) | Payee.id.in_(in_sheets))
-        .order_by(Payee.artist_id.is_(None), Payee.id)))
 
 
 # --- releases ---------------------------------------------------------------------------------------------
@@ -307,7 +180,7 @@ def create_release(session: Session, artist_id: int, *, title: str, kind: str = 
                    release_date: date | None = None, genre: str = "", tags=None, description: str = "",
                    upc: str | None = None, commit: bool = True) -> Release:
     artist = get_artist(session, artist_id)
-    title = _text(title, "title", max_len=300, required=True)
+    title = clean_text(title, "title", max_len=300, required=True)
     if kind not in RELEASE_KINDS:
         raise InvalidCatalogInput("A release is a single, an EP or an album.", code="invalid_kind", field="kind")
     base = slugify(title, "release")
@@ -317,11 +190,11 @@ def create_release(session: Session, artist_id: int, *, title: str, kind: str = 
         n += 1
         candidate = f"{base}-{n}"
     release = Release(artist_id=artist.id, slug=candidate, title=title, kind=kind, release_date=release_date,
-                      genre=_text(genre, "genre", max_len=60).lower(), tags=_tags(tags),
-                      description=_text(description, "description", max_len=5000), upc=_upc(upc),
+                      genre=clean_text(genre, "genre", max_len=60).lower(), tags=clean_tags(tags),
+                      description=clean_text(description, "description", max_len=5000), upc=clean_upc(upc),
                       currency=artist.currency, price_model="free_with_ads", status="draft")
     session.add(release)
-    _finish(session, commit)
+    finish(session, commit)
     return release
 
 
@@ -329,7 +202,7 @@ def update_release(session: Session, release: Release, *, commit: bool = True, *
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down and cannot be edited.", code="release_taken_down")
     if "title" in values:
-        release.title = _text(values["title"], "title", max_len=300, required=True)
+        release.title = clean_text(values["title"], "title", max_len=300, required=True)
     if "kind" in values:
         if values["kind"] not in RELEASE_KINDS:
             raise InvalidCatalogInput("A release is a single, an EP or an album.", code="invalid_kind",
@@ -338,22 +211,22 @@ def update_release(session: Session, release: Release, *, commit: bool = True, *
     if "release_date" in values:
         release.release_date = values["release_date"]
     if "genre" in values:
-        release.genre = _text(values["genre"], "genre", max_len=60).lower()
+        release.genre = clean_text(values["genre"], "genre", max_len=60).lower()
     if "tags" in values:
-        release.tags = _tags(values["tags"])
+        release.tags = clean_tags(values["tags"])
     if "description" in values:
-        release.description = _text(values["description"], "description", max_len=5000)
+        release.description = clean_text(values["description"], "description", max_len=5000)
     if "upc" in values:
-        release.upc = _upc(values["upc"])
+        release.upc = clean_upc(values["upc"])
     session.flush()
     refresh_search(session, release.id)
-    _finish(session, commit)
+    finish(session, commit)
     return release
 
 
 def set_cover(session: Session, release: Release, sha256: str, mime: str, *, commit: bool = True) -> Release:
     release.cover_sha256, release.cover_mime = sha256, mime
-    _finish(session, commit)
+    finish(session, commit)
     return release
 
 
@@ -419,7 +292,7 @@ def set_release_price(session: Session, release: Release, model: str, *, currenc
                            code="currency_mismatch", field="currency")
     for key, value in validate_price(model, release.currency, price, minimum, suggested).items():
         setattr(release, key, value)
-    _finish(session, commit)
+    finish(session, commit)
     return release
 
 
@@ -435,7 +308,7 @@ def set_track_price(session: Session, track: Track, model: str | None, *, curren
                                code="currency_mismatch", field="currency")
         for key, value in validate_price(model, release.currency, price, minimum, suggested).items():
             setattr(track, key, value)
-    _finish(session, commit)
+    finish(session, commit)
     return track
 
 
@@ -477,7 +350,7 @@ def add_track(session: Session, release: Release, *, title: str, clock: Clock, p
         position = (session.scalar(select(func.max(Track.position)).where(Track.release_id == release.id))
                     or 0) + 1
     track = Track(release_id=release.id, position=min(int(position), 9999),
-                  title=_text(title, "title", max_len=300, required=True), isrc=_isrc(isrc),
+                  title=clean_text(title, "title", max_len=300, required=True), isrc=clean_isrc(isrc),
                   explicit=bool(explicit), asset_id=asset_id, original_filename=original_filename[:255],
                   status="published" if release.status == "published" else "draft")
     session.add(track)
@@ -488,7 +361,7 @@ def add_track(session: Session, release: Release, *, title: str, clock: Clock, p
     session.add(sheet)
     session.flush()
     refresh_search(session, release.id)
-    _finish(session, commit)
+    finish(session, commit)
     return track
 
 
@@ -496,7 +369,7 @@ def update_track(session: Session, track: Track, *, commit: bool = True, **value
     if track.status == "taken_down":
         raise CatalogConflict("This track was taken down and cannot be edited.", code="track_taken_down")
     if "title" in values:
-        track.title = _text(values["title"], "title", max_len=300, required=True)
+        track.title = clean_text(values["title"], "title", max_len=300, required=True)
     if "position" in values and values["position"] is not None:
         position = int(values["position"])
         if not 0 < position < 10_000:
@@ -504,12 +377,12 @@ def update_track(session: Session, track: Track, *, commit: bool = True, **value
                                       field="position")
         track.position = position
     if "isrc" in values:
-        track.isrc = _isrc(values["isrc"])
+        track.isrc = clean_isrc(values["isrc"])
     if "explicit" in values:
         track.explicit = bool(values["explicit"])
     session.flush()
     refresh_search(session, track.release_id)
-    _finish(session, commit)
+    finish(session, commit)
     return track
 
 
@@ -521,129 +394,8 @@ def delete_track(session: Session, track: Track, *, commit: bool = True) -> None
         session.delete(sheet)
     session.flush()
     session.delete(track)
-    _finish(session, commit)
+    finish(session, commit)
 
-
-# --- split sheets -----------------------------------------------------------------------------------------
-def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, int]], *, clock: Clock,
-                    user_id: int | None = None, effective_at: datetime | None = None,
-                    roles: Sequence[str] | None = None, commit: bool = True) -> SplitSheet:
-    """A new version of the track's split sheet, in force from `effective_at` (default: now).
-
-    `shares` is [(payee_id, share_bp)]: known payees, each share above zero, summing to exactly 10,000.
-    Earlier versions stay, so money earned before keeps the split it was earned under.
-    """
-    now = clock.now()
-    if effective_at is None:
-        effective_at = now
-    if effective_at < now:
-        raise InvalidSplitSheet("A split sheet cannot change the past; it takes effect now or later.",
-                                code="split_in_past", field="effective_at")
-    cleaned = _check_shares(session, shares)
-    latest = session.scalar(select(func.max(SplitSheet.version)).where(SplitSheet.track_id == track.id)) or 0
-    later = session.scalar(select(func.count()).select_from(SplitSheet).where(
-        SplitSheet.track_id == track.id, SplitSheet.effective_at > effective_at))
-    if later:
-        raise InvalidSplitSheet("A later split sheet is already scheduled for this track.",
-                                code="split_superseded", field="effective_at")
-    sheet = SplitSheet(track_id=track.id, version=latest + 1, effective_at=effective_at,
-                       created_by_user_id=user_id)
-    roles = list(roles or [])
-    sheet.shares = [SplitShare(payee_id=payee_id, share_bp=bp, position=i,
-                               role=_text(roles[i] if i < len(roles) else "", "role", max_len=60))
-                    for i, (payee_id, bp) in enumerate(cleaned)]
-    session.add(sheet)
-    _finish(session, commit)
-    return sheet
-
-
-def _check_shares(session: Session, shares: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    if not shares:
-        raise InvalidSplitSheet("A split sheet needs at least one payee.", code="empty_split_sheet")
-    if len(shares) > MAX_SHARES:
-        raise InvalidSplitSheet(f"A split sheet can name at most {MAX_SHARES} payees.", code="too_many_payees")
-    cleaned = []
-    seen = set()
-    for entry in shares:
-        try:
-            payee_id, bp = entry
-        except (TypeError, ValueError):
-            raise InvalidSplitSheet("Each share is a payee and a share in basis points.",
-                                    code="invalid_share") from None
-        if isinstance(bp, bool) or not isinstance(bp, int) or isinstance(payee_id, bool) \
-                or not isinstance(payee_id, int):
-            raise InvalidSplitSheet("Shares are whole numbers of basis points (1% = 100).", code="invalid_share")
-        if bp <= 0 or bp > FULL_SHARE_BP:
-            raise InvalidSplitSheet("Each share must be more than 0 and at most 100%.", code="invalid_share")
-        if payee_id in seen:
-            raise InvalidSplitSheet("A payee appears twice on the split sheet; combine their shares.",
-                                    code="duplicate_payee")
-        seen.add(payee_id)
-        cleaned.append((payee_id, bp))
-    total = sum(bp for _, bp in cleaned)
-    if total != FULL_SHARE_BP:
-        raise InvalidSplitSheet(f"The shares add up to {total / 100:g}%, not 100%. Adjust them so they sum to "
-                                "exactly 100% (10,000 basis points).", code="split_sum_mismatch", total_bp=total)
-    known = set(session.scalars(select(Payee.id).where(Payee.id.in_(seen))))
-    unknown = sorted(seen - known)
-    if unknown:
-        raise InvalidSplitSheet(f"Unknown payee {unknown[0]}: invite collaborators by email first.",
-                                code="unknown_payee", payee_ids=unknown)
-    return cleaned
-
-
-def set_release_split(session: Session, release: Release, shares: Sequence[tuple[int, int]], *,
-                      clock: Clock, user_id: int | None = None, roles: Sequence[str] | None = None,
-                      commit: bool = True) -> list[SplitSheet]:
-    """The same split for every track of a release (one new sheet version per track)."""
-    if not release.tracks:
-        raise InvalidSplitSheet("Add tracks before setting their split.", code="release_has_no_tracks")
-    sheets = [set_split_sheet(session, track, shares, clock=clock, user_id=user_id, roles=roles, commit=False)
-              for track in release.tracks if track.status != "taken_down"]
-    _finish(session, commit)
-    return sheets
-
-
-def current_split_sheet(session: Session, track_id: int, at: datetime) -> SplitSheet | None:
-    sheet = session.scalar(select(SplitSheet).where(SplitSheet.track_id == track_id,
-                                                    SplitSheet.effective_at <= at)
-                           .order_by(SplitSheet.effective_at.desc(), SplitSheet.version.desc()).limit(1))
-    if sheet is None:  # before the first version: the first version applies
-        sheet = session.scalar(select(SplitSheet).where(SplitSheet.track_id == track_id)
-                               .order_by(SplitSheet.version).limit(1))
-    return sheet
-
-
-def split_sheet_at(session: Session, track_id: int, at: datetime) -> list[tuple[int, int]]:
-    """[(payee_id, share_bp)] in force for the track at `at`; the shares sum to 10,000."""
-    sheet = current_split_sheet(session, track_id, at)
-    if sheet is None:
-        raise CatalogNotFound(f"Track {track_id} has no split sheet.", code="track_not_found")
-    return [(share.payee_id, share.share_bp) for share in sheet.shares]
-
-
-def split_sheets_at(session: Session, track_ids: Iterable[int], at: datetime) -> dict[int, list[tuple[int, int]]]:
-    """The batch form for the flush: one query for every track."""
-    ids = sorted(set(int(t) for t in track_ids))
-    if not ids:
-        return {}
-    rows = session.execute(text("""
-        WITH chosen AS (
-            SELECT DISTINCT ON (s.track_id) s.track_id, s.id
-            FROM split_sheets s
-            WHERE s.track_id = ANY(:ids)
-            ORDER BY s.track_id, (s.effective_at <= :at) DESC,
-                     CASE WHEN s.effective_at <= :at THEN s.effective_at END DESC NULLS LAST,
-                     s.version DESC
-        )
-        SELECT c.track_id, sh.payee_id, sh.share_bp
-        FROM chosen c JOIN split_shares sh ON sh.sheet_id = c.id
-        ORDER BY c.track_id, sh.position, sh.id
-    """), {"ids": ids, "at": at})
-    result: dict[int, list[tuple[int, int]]] = {}
-    for track_id, payee_id, share_bp in rows:
-        result.setdefault(track_id, []).append((payee_id, share_bp))
-    return result
 
 
 # --- publishing and takedown ------------------------------------------------------------------------------
@@ -668,7 +420,7 @@ def publish_release(session: Session, release: Release, *, clock: Clock, at: dat
         _make_public(release, now)
     session.flush()
     refresh_search(session, release.id)
-    _finish(session, commit)
+    finish(session, commit)
     return release
 
 
@@ -689,7 +441,7 @@ def promote_due_releases(session: Session, clock: Clock, *, commit: bool = True)
         session.flush()
         refresh_search(session, release.id)
     if due:
-        _finish(session, commit)
+        finish(session, commit)
     return len(due)
 
 
@@ -698,7 +450,7 @@ def take_down_track(session: Session, track: Track, *, commit: bool = True) -> T
     track.status = "taken_down"
     session.flush()
     refresh_search(session, track.release_id)
-    _finish(session, commit)
+    finish(session, commit)
     return track
 
 
@@ -706,7 +458,7 @@ def restore_track(session: Session, track: Track, *, commit: bool = True) -> Tra
     track.status = "published" if track.release.status == "published" else "draft"
     session.flush()
     refresh_search(session, track.release_id)
-    _finish(session, commit)
+    finish(session, commit)
     return track
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog import services
+from catalog.common import clean_isrc
 from catalog.errors import AudioRejected, CatalogConflict
 from catalog.inspection import AudioInfo, describe, inspect_file
 from catalog.models import AudioAsset, Release, Track
@@ -123,6 +124,6 @@ def upload_track(session: Session, store: MediaStore, release: Release, stream: 
 
 def _isrc_or_none(value: str | None) -> str | None:
     try:
-        return services._isrc(value)
+        return clean_isrc(value)
     except Exception:  # noqa: BLE001 - a malformed ISRC tag is just not pre-filled
         return None
