@@ -122,9 +122,8 @@ def _wait_for(port: int, timeout: float = 60) -> None:
 WRK_SCRIPT = """
 local tokens = {}
 local counter = 0
-local threads = {}
-local id = 0
 local n = 0
+-- each thread gets its own id (a global in the thread's Lua state), so no two requests share a decision
 function setup(thread)
   thread:set("id", n)
   n = n + 1
@@ -233,10 +232,11 @@ def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
             before = rd.xlen("ads:impressions")
             beacon_rps = _python_load(port, [f"/ads/i/{t}" for t in tokens[:-1]], cookie)
         counted = rd.xlen("ads:impressions") - before
+        duplicates = int(beacon_rps * LOAD_SECONDS) - counted
         invalid = rd.xlen("ads:invalid")
         emit("adserver.noop_rps", noop_rps, None, "higher", "req/s", generator=generator, workers=2)
         emit("adserver.beacon_rps", beacon_rps, None, "higher", "req/s", generator=generator, workers=2,
-             counted=counted, invalid=invalid)
+             counted=counted, invalid=invalid, approx_duplicates=max(0, duplicates))
         emit("adserver.beacon_vs_noop", beacon_rps / noop_rps, 0.5, "higher", "ratio", generator=generator)
     finally:
         server.send_signal(signal.SIGTERM)
