@@ -1,0 +1,324 @@
+"""The write path: entries and their postings go into PostgreSQL in ONE statement, as the triggers demand.
+
+The accounts a batch names are created if new, then the entries and all their postings are inserted in a
+single SQL statement, whose triggers check the balance per entry and currency, apply the postings to the
+account balances (rows locked in id order) and hold bounded accounts to their bound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+from sqlalchemy.orm import Session
+
+from ledger import accounts
+from ledger.errors import (
+    AlreadyReversed,
+    BalanceBoundViolated,
+    IdempotencyConflict,
+    InvalidAccount,
+    InvalidEntry,
+    LedgerError,
+    PeriodClosed,
+    UnbalancedEntry,
+)
+from ledger.validation import _Prepared
+
+RETRIES = 8
+T = TypeVar("T")
+
+# --- the write path --------------------------------------------------------------------------------
+# Accounts named by a batch: created if new (sorted, so concurrent creators queue instead of deadlocking),
+# then every (code, currency) resolved to its id in one round trip.
+_RESOLVE_ACCOUNTS = """
+WITH wanted AS (
+    SELECT * FROM unnest(%s::text[], %s::char(3)[]) AS w(code, currency)
+), created AS (
+    INSERT INTO ledger_accounts (code, currency, type, debit_normal, min_balance_micros)
+    SELECT w.code, w.currency, split_part(w.code, ':', 1), split_part(w.code, ':', 1) IN ('assets', 'expenses'),
+           CASE WHEN w.code ~ %s THEN 0 END
+      FROM wanted w
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.code = w.code AND a.currency = w.currency)
+     ORDER BY w.code, w.currency
+    ON CONFLICT DO NOTHING
+    RETURNING code, currency, id
+)
+SELECT a.code, a.currency, a.id FROM wanted w JOIN ledger_accounts a ON a.code = w.code AND a.currency = w.currency
+UNION ALL
+SELECT code, currency, id FROM created
+"""
+
+# Small batches (a single `post`) travel as arrays; large ones are COPYed (binary) into temporary staging
+# tables first. Either way the entries and their postings go in with ONE statement, as the triggers demand.
+# One round trip when every account already exists: the accounts are looked up by code in the same
+# statement, and nothing is inserted unless all were found (then they are opened and the statement rerun).
+_INSERT_ARRAYS = """
+WITH wanted AS (
+    SELECT DISTINCT code, currency FROM unnest(%(codes)s::text[], %(currencies)s::char(3)[]) AS w(code, currency)
+), acc AS (
+    SELECT a.id, a.code, a.currency FROM wanted w
+      JOIN ledger_accounts a ON a.code = w.code AND a.currency = w.currency
+), ins AS (
+    INSERT INTO ledger_entries (idempotency_key, effective_at, description, metadata, reverses_id)
+    SELECT * FROM unnest(%(keys)s::text[], %(times)s::timestamptz[], %(descriptions)s::text[],
+                         %(metadata)s::jsonb[], %(reverses)s::int8[])
+     WHERE (SELECT count(*) FROM acc) = (SELECT count(*) FROM wanted)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key
+), p AS (
+    INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
+    SELECT ins.id, u.amount, acc.id, u.position, u.credit, u.currency, u.ref
+      FROM unnest(%(p_keys)s::text[], %(amounts)s::int8[], %(codes)s::text[], %(positions)s::int2[],
+                  %(credits)s::bool[], %(currencies)s::char(3)[], %(refs)s::text[])
+           AS u(key, amount, code, position, credit, currency, ref)
+      JOIN ins ON ins.idempotency_key = u.key
+      JOIN acc ON acc.code = u.code AND acc.currency = u.currency
+)
+SELECT (SELECT count(*) FROM acc) = (SELECT count(*) FROM wanted), ins.id, ins.idempotency_key
+  FROM (SELECT 1) AS one LEFT JOIN ins ON true
+"""
+
+_STAGE = """
+SET LOCAL jit = off;
+CREATE TEMPORARY TABLE IF NOT EXISTS ledger_stage_entries (
+    id bigint, idempotency_key text, effective_at timestamptz, description text, metadata text,
+    reverses_id bigint) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS ledger_stage_postings (
+    entry_id bigint, amount_micros bigint, account_id integer, position smallint, credit boolean,
+    currency text, ref text) ON COMMIT DELETE ROWS;
+"""
+
+_INSERT_STAGED = """
+WITH ins AS (
+    INSERT INTO ledger_entries (id, idempotency_key, effective_at, description, metadata, reverses_id)
+    SELECT id, idempotency_key, effective_at, description, metadata::jsonb, reverses_id FROM ledger_stage_entries
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), p AS (
+    INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
+    SELECT * FROM ledger_stage_postings WHERE entry_id IN (SELECT id FROM ins)
+)
+SELECT count(*) FROM ins
+"""
+
+ARRAY_LIMIT = 64  # entries; above this, COPY
+
+
+def _driver_cursor(session: Session) -> psycopg.Cursor:
+    return session.connection().connection.dbapi_connection.cursor()
+
+
+_BOUND_ACCOUNT_RE = re.compile(r"\((?:\d+), ((?:assets|liabilities|income|expenses|equity)[^,]*), ([A-Z]{3})")
+
+
+def _translate(exc: psycopg.Error) -> LedgerError | None:
+    """The ledger error a refused statement means, or None for errors that are not the books' (retry them)."""
+    state = exc.sqlstate or ""
+    diag = exc.diag
+    message = (diag.message_primary or str(exc)).removeprefix("ledger: ")
+    if state == "LDG02":
+        return UnbalancedEntry(message[:1].upper() + message[1:] + ".")
+    if state == "LDG03":
+        return PeriodClosed(message[:1].upper() + message[1:] + "; post it with a date in an open period.")
+    if state == "LDG04":
+        return InvalidAccount(message[:1].upper() + message[1:] + ".")
+    if state in ("LDG01", "LDG05"):
+        return InvalidEntry(message[:1].upper() + message[1:] + ".")
+    if state == "23514" and diag.constraint_name == "ck_ledger_accounts_min_balance":
+        found = _BOUND_ACCOUNT_RE.search(diag.message_detail or "")
+        what = f"{found[1]} ({found[2]})" if found else "an account"
+        return BalanceBoundViolated(f"The entry would take {what} below its allowed balance; "
+                                    "fund the account first or post a smaller amount.",
+                                    account=found[1] if found else None)
+    if state == "23505" and diag.constraint_name == "uq_ledger_entries_reverses_id":
+        return AlreadyReversed("That entry has already been reversed; a correction is posted only once.")
+    if state == "22003":
+        return InvalidEntry("An amount or balance is out of range.", code="invalid_amount")
+    return None
+
+
+def _run(session: Session, work: Callable[[], T], *, commit: bool) -> T:
+    """Run `work` atomically: in its own transaction (retried on deadlock or serialization failure when this
+    call owns the transaction) or, with commit=False, inside a savepoint of the caller's transaction."""
+    owned = commit and not session.in_transaction()
+    attempts = RETRIES if owned else 1
+    for attempt in range(attempts):
+        scope = None if commit else session.begin_nested()
+        try:
+            result = work()
+            if scope is not None:
+                scope.commit()
+            if commit:
+                session.commit()
+            return result
+        except psycopg.Error as exc:
+            if scope is not None:
+                scope.rollback()
+            if commit:
+                session.rollback()
+            if exc.sqlstate == "LDG04":
+                forget_account_ids()
+                if attempt + 1 < attempts:
+                    continue
+            translated = _translate(exc)
+            if translated is not None:
+                raise translated from None
+            if exc.sqlstate in ("40P01", "40001") and attempt + 1 < attempts:
+                continue
+            if exc.sqlstate in ("40P01", "40001"):
+                raise LedgerError("Concurrent postings collided; try again.", code="retry", status=409) from None
+            raise
+        except BaseException:
+            if scope is not None and scope.is_active:
+                scope.rollback()
+            if commit:
+                session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+# Account ids by (code, currency), per database. Accounts are never deleted and ids never reused, so an id
+# once seen stays right; the key includes the accounts table's file node, which TRUNCATE changes. An id of an
+# account whose creating transaction rolled back is refused by the postings trigger (LDG04), which clears
+# this cache and retries.
+_ACCOUNT_CACHE: dict[tuple, dict[tuple[str, str], int]] = {}
+_ACCOUNT_CACHE_LIMIT = 500_000
+
+
+def _resolve(cur: psycopg.Cursor, missing: list[tuple[str, str]], into: dict) -> None:
+    args = ([c for c, _ in missing], [k for _, k in missing], accounts.NON_NEGATIVE_SQL_PATTERN)
+    for _ in range(2):
+        cur.execute(_RESOLVE_ACCOUNTS, args)
+        into.update(((code, currency.strip()), account_id) for code, currency, account_id in cur.fetchall())
+        if into.keys() >= set(missing):
+            return
+        # Created by a concurrent transaction after this statement's snapshot: visible to the next one.
+    code, currency = sorted(set(missing) - into.keys())[0]
+    raise LedgerError(f"account {code} ({currency}) could not be opened; try again.", code="retry", status=409)
+
+
+def _account_ids(cur: psycopg.Cursor, codes: set[tuple[str, str]], count: int) -> tuple[dict, list[int]]:
+    """Resolve (code, currency) pairs to account ids (opening new accounts) and draw `count` entry ids."""
+    info = cur.connection.info
+    cur.execute("SELECT pg_relation_filenode('ledger_accounts'), "
+                "ARRAY(SELECT nextval('ledger_entries_id_seq') FROM generate_series(1, %s))", (count,))
+    filenode, entry_ids = cur.fetchone()
+    cache = _ACCOUNT_CACHE.setdefault((info.host, info.port, info.dbname, filenode), {})
+    if len(cache) > _ACCOUNT_CACHE_LIMIT:
+        cache.clear()
+    missing = sorted(codes - cache.keys())
+    if missing:
+        _resolve(cur, missing, cache)
+    return cache, entry_ids
+
+
+def forget_account_ids() -> None:
+    _ACCOUNT_CACHE.clear()
+
+
+def _insert(session: Session, prepared: list[_Prepared]) -> list[int]:
+    """Insert prepared entries (keys unique within the list); return their ids in order."""
+    cur = _driver_cursor(session)
+    codes = {(code, currency) for item in prepared for code, currency, _, _, _ in item.postings}
+    if len(prepared) <= ARRAY_LIMIT:
+        return _insert_small(cur, prepared, codes)
+    cur.execute(_STAGE)
+    account_ids, ids = _account_ids(cur, codes, len(prepared))
+    e_rows = []
+    p_rows = []
+    for entry_id, item in zip(ids, prepared, strict=True):
+        e_rows.append((entry_id, item.key, item.effective_at, item.description, item.metadata_json,
+                       item.reverses_id))
+        for position, (code, currency, credit, amount, ref) in enumerate(item.postings):
+            p_rows.append((entry_id, amount, account_ids[code, currency], position, credit, currency, ref))
+    with cur.copy("COPY ledger_stage_entries FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "text", "timestamptz", "text", "text", "int8"])
+        for row in e_rows:
+            copy.write_row(row)
+    with cur.copy("COPY ledger_stage_postings FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "int4", "int2", "bool", "text", "text"])
+        for row in p_rows:
+            copy.write_row(row)
+    cur.execute(_INSERT_STAGED)
+    inserted = cur.fetchone()[0]
+    cur.execute("TRUNCATE ledger_stage_entries, ledger_stage_postings")
+    if inserted == len(prepared):
+        return ids
+    cur.execute("SELECT id FROM ledger_entries WHERE id = ANY(%s::int8[])", (ids,))
+    present = {row[0] for row in cur.fetchall()}
+    return _settle_duplicates(cur, prepared, [entry_id if entry_id in present else None for entry_id in ids])
+
+
+def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) -> list[int]:
+    """A few entries (a single `post`): one round trip when the accounts exist, three when some are new."""
+    params: dict[str, list] = {name: [] for name in (
+        "keys", "times", "descriptions", "metadata", "reverses", "p_keys", "amounts", "codes", "positions",
+        "credits", "currencies", "refs")}
+    for item in prepared:
+        params["keys"].append(item.key)
+        params["times"].append(item.effective_at)
+        params["descriptions"].append(item.description)
+        params["metadata"].append(item.metadata_json)
+        params["reverses"].append(item.reverses_id)
+        for position, (code, currency, credit, amount, ref) in enumerate(item.postings):
+            params["p_keys"].append(item.key)
+            params["amounts"].append(amount)
+            params["codes"].append(code)
+            params["positions"].append(position)
+            params["credits"].append(credit)
+            params["currencies"].append(currency)
+            params["refs"].append(ref)
+    for _ in range(2):
+        cur.execute(_INSERT_ARRAYS, params)
+        rows = cur.fetchall()
+        if rows[0][0]:
+            break
+        _resolve(cur, sorted(codes), {})  # open the new accounts, then insert
+    else:
+        raise LedgerError("the accounts of this entry could not be opened; try again.", code="retry", status=409)
+    by_key = {key: entry_id for _, entry_id, key in rows if entry_id is not None}
+    return _settle_duplicates(cur, prepared, [by_key.get(item.key) for item in prepared])
+
+
+def _settle_duplicates(cur: psycopg.Cursor, prepared: list[_Prepared], ids: list[int | None]) -> list[int]:
+    """Fill in the ids of entries whose key was already recorded, or refuse a conflicting one."""
+    missing = [seq for seq, entry_id in enumerate(ids) if entry_id is None]
+    if not missing:
+        return ids  # type: ignore[return-value]
+    existing = _load_by_keys(cur, [prepared[seq].key for seq in missing])
+    for seq in missing:
+        item = prepared[seq]
+        found = existing.get(item.key)
+        if found is None:  # lost to a concurrent transaction that rolled back: the caller may retry
+            raise LedgerError(f"entry {item.key} could not be recorded; try again.", code="retry", status=409)
+        entry_id, stored = found
+        if not stored.same_as(item):
+            raise IdempotencyConflict(
+                f"The idempotency key {item.key!r} was already used for entry {entry_id} with different "
+                "content; use a new key for a different event.", entry_id=entry_id)
+        ids[seq] = entry_id
+    return ids  # type: ignore[return-value]
+
+
+def _load_by_keys(cur: psycopg.Cursor, keys: list[str]) -> dict[str, tuple[int, _Prepared]]:
+    cur.execute("SELECT id, idempotency_key, effective_at, description, metadata, reverses_id "
+                "FROM ledger_entries WHERE idempotency_key = ANY(%s::text[])", (keys,))
+    rows = cur.fetchall()
+    found: dict[str, tuple[int, _Prepared]] = {}
+    by_id: dict[int, _Prepared] = {}
+    for entry_id, key, at, description, metadata, reverses_id in rows:
+        item = _Prepared(key, at, description, json.dumps(metadata, sort_keys=True), reverses_id, [])
+        found[key] = (entry_id, item)
+        by_id[entry_id] = item
+    if by_id:
+        cur.execute("SELECT p.entry_id, a.code, p.currency, p.credit, p.amount_micros, p.ref "
+                    "FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id "
+                    "WHERE p.entry_id = ANY(%s::int8[]) ORDER BY p.entry_id, p.position", (list(by_id),))
+        for entry_id, code, currency, credit, amount, ref in cur.fetchall():
+            by_id[entry_id].postings.append((code, currency, credit, amount, ref))
+    return found
+
