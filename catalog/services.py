@@ -154,6 +154,29 @@ def update_artist(session: Session, artist: Artist, *, commit: bool = True, **va
     return artist
 
 
+def set_artist_image(session: Session, artist: Artist, sha256: str, mime: str, *, commit: bool = True) -> Artist:
+    artist.image_sha256, artist.image_mime = sha256, mime
+    finish(session, commit)
+    return artist
+
+
+def add_member(session: Session, artist: Artist, email: str, *, commit: bool = True) -> User:
+    """Another account (with the artist role) joins the artist: they can edit releases, prices and splits."""
+    user = session.scalar(select(User).where(func.lower(User.email) == (email or "").strip().lower()))
+    if user is None or not user.has_role("artist"):
+        raise InvalidCatalogInput("There is no artist account with that email; ask them to sign up as an artist "
+                                  "first.", code="member_not_found", field="email")
+    if is_member(session, artist.id, user.id):
+        raise CatalogConflict(f"{user.display_name} is already a member.", code="already_member")
+    session.add(ArtistMember(artist_id=artist.id, user_id=user.id))
+    finish(session, commit)
+    return user
+
+
+def members_of(session: Session, artist_id: int) -> list[User]:
+    return list(session.scalars(select(User).join(ArtistMember, ArtistMember.user_id == User.id)
+                                .where(ArtistMember.artist_id == artist_id).order_by(User.id)))
+
 
 # --- releases ---------------------------------------------------------------------------------------------
 def get_release(session: Session, release_id: int) -> Release:

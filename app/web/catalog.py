@@ -21,7 +21,7 @@ from catalog.delivery import (
     verify_delivery_token,
 )
 from catalog.errors import CatalogError, TrackUnavailable
-from catalog.models import Release
+from catalog.models import Artist, Release
 
 bp = Blueprint("web_catalog", __name__)
 
@@ -138,9 +138,18 @@ def release_page(artist_slug: str, release_slug: str):
 @bp.get("/media/covers/<sha256>")
 @access(public=True)
 def cover(sha256: str):
+    return image(sha256)
+
+
+@bp.get("/media/images/<sha256>")
+@access(public=True)
+def image(sha256: str):
+    """Cover art and artist images (only ones the catalog refers to), cached for good: the name is the hash."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         abort(404)
-    mime = context.db().scalar(select(Release.cover_mime).where(Release.cover_sha256 == sha256).limit(1))
+    session = context.db()
+    mime = session.scalar(select(Release.cover_mime).where(Release.cover_sha256 == sha256).limit(1)) or \
+        session.scalar(select(Artist.image_mime).where(Artist.image_sha256 == sha256).limit(1))
     path = media_store().path_for("images", sha256)
     if mime is None or not path.exists():
         abort(404)

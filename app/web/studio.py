@@ -85,7 +85,42 @@ def edit_artist(artist_id: int):
         except NinetyError as exc:
             session.rollback()
             error = exc.message
-    return render_template("catalog/studio_artist.html", artist=artist, error=error), 422 if error else 200
+    return render_template("catalog/studio_artist.html", artist=artist, error=error,
+                           members=services.members_of(session, artist.id)), 422 if error else 200
+
+
+@bp.post("/artists/<int:artist_id>/image")
+@access("artist", "admin")
+def artist_image(artist_id: int):
+    session = context.db()
+    artist = services.require_member(session, artist_id, current_user())
+    file = request.files.get("image")
+    try:
+        if file is None or not file.filename:
+            raise InvalidCatalogInput("Choose an image file.", code="no_file", field="image")
+        sha, mime = store_cover(media_store(), file.stream.read(10 * 1024 * 1024 + 1))
+        services.set_artist_image(session, artist, sha, mime)
+    except NinetyError as exc:
+        session.rollback()
+        return render_template("catalog/studio_artist.html", artist=artist, error=exc.message,
+                               members=services.members_of(session, artist.id)), 422
+    flash("Image saved.", "success")
+    return redirect(url_for("web_studio.edit_artist", artist_id=artist.id), code=303)
+
+
+@bp.post("/artists/<int:artist_id>/members")
+@access("artist", "admin")
+def add_member(artist_id: int):
+    session = context.db()
+    artist = services.require_member(session, artist_id, current_user())
+    try:
+        user = services.add_member(session, artist, request.form.get("email", ""))
+    except NinetyError as exc:
+        session.rollback()
+        return render_template("catalog/studio_artist.html", artist=artist, error=exc.message,
+                               members=services.members_of(session, artist.id)), exc.status
+    flash(f"{user.display_name} can now manage {artist.name}.", "success")
+    return redirect(url_for("web_studio.edit_artist", artist_id=artist.id), code=303)
 
 
 @bp.post("/artists/<int:artist_id>/releases")

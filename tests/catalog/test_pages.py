@@ -164,3 +164,27 @@ def test_track_price_override_from_the_studio(studio, app, db_session):
     assert _form(studio, f"/studio/tracks/{track.id}/price", {"price_model": ""}).status_code == 303
     db_session.refresh(track)
     assert track.price_model is None
+
+
+def test_artist_image_and_members(studio, app, db_session, make_user):
+    from app.seed.catalog import cover_png
+    from catalog.models import Artist, ArtistMember
+
+    _form(studio, "/studio/artists", {"name": "Duo", "currency": "USD"})
+    artist = db_session.query(Artist).one()
+    png = cover_png((10, 20, 30), size=16)
+    assert _form(studio, f"/studio/artists/{artist.id}/image", {"image": (io.BytesIO(png), "me.png")},
+                 content_type="multipart/form-data").status_code == 303
+    refused = _form(studio, f"/studio/artists/{artist.id}/image", {"image": (io.BytesIO(b"GIF89a..."), "x.gif")},
+                    content_type="multipart/form-data")
+    assert refused.status_code == 422 and b"JPEG or PNG" in refused.data
+    db_session.refresh(artist)
+    served = app.test_client().get(f"/media/images/{artist.image_sha256}")
+    assert served.status_code == 200 and served.data == png and served.mimetype == "image/png"
+
+    partner = make_user(roles=("artist",), email="partner@example.com")
+    make_user(roles=("listener",), email="fan@example.com")
+    assert _form(studio, f"/studio/artists/{artist.id}/members", {"email": "fan@example.com"}).status_code == 422
+    assert _form(studio, f"/studio/artists/{artist.id}/members", {"email": "partner@example.com"}).status_code == 303
+    assert _form(studio, f"/studio/artists/{artist.id}/members", {"email": "partner@example.com"}).status_code == 409
+    assert db_session.query(ArtistMember).filter_by(artist_id=artist.id, user_id=partner.id).count() == 1
