@@ -128,6 +128,33 @@ def seed_impressions_and_books(url: str, sessions, payees: int, impressions: int
     return {"gate_tracks": len(gate), "key_listeners": len(keyed)}
 
 
+def _exists(name: str) -> bool:
+    import psycopg
+
+    from bench.common import server_url
+
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def _clone(source: str, target: str) -> str:
+    """CREATE DATABASE target TEMPLATE source (NINETY_BENCH_REUSE=1 keeps a seeded copy between runs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from bench.common import server_url
+
+    base = server_url()
+    with psycopg.connect(base, autocommit=True) as conn:
+        for name in (source, target):
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{target}"')
+        conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + target, parts.query, ""))
+
+
 def main() -> None:
     import redis as redis_lib
 
@@ -139,18 +166,30 @@ def main() -> None:
     payees, impressions = int(100_000 * scale), int(10_000_000 * scale)
     listeners, downloads = int(250_000 * scale), int(1_000_000 * scale)
     import_all_models()
-    url = fresh_database("ninety_bench_royalties")
+    template = f"ninety_bench_royalties_seed_{int(scale * 1000)}"
     t0 = time.perf_counter()
-    ids = seed(url, payees, impressions, listeners, downloads)
-    engine = make_engine(url)
-    sessions = make_session_factory(engine)
-    books = seed_impressions_and_books(url, sessions, payees, impressions, listeners, ids["track_ids"])
-    import psycopg
+    if os.environ.get("NINETY_BENCH_REUSE") and _exists(template):
+        url = _clone(template, "ninety_bench_royalties")  # the same seeded month again, for iterating
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        log(f"cloned the seeded database in {time.perf_counter() - t0:.1f}s")
+    else:
+        url = fresh_database("ninety_bench_royalties")
+        ids = seed(url, payees, impressions, listeners, downloads)
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        books = seed_impressions_and_books(url, sessions, payees, impressions, listeners, ids["track_ids"])
+        import psycopg
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")  # a production database has statistics; a fresh one has none yet
-    log(f"seeded {payees} payees, {impressions} impressions, {listeners} listeners, {downloads} downloads "
-        f"in {time.perf_counter() - t0:.1f}s ({books})")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")  # a production database has statistics; a fresh one has none yet
+        log(f"seeded {payees} payees, {impressions} impressions, {listeners} listeners, {downloads} downloads "
+            f"in {time.perf_counter() - t0:.1f}s ({books})")
+        if os.environ.get("NINETY_BENCH_REUSE"):
+            engine.dispose()
+            _clone("ninety_bench_royalties", template)
+            engine = make_engine(url)
+            sessions = make_session_factory(engine)
     redis = redis_lib.Redis.from_url(redis_url(15))
     redis.delete("ads:impressions")
     clock = FrozenClock(datetime(2026, 11, 2, 6, 0, tzinfo=UTC))

@@ -151,7 +151,9 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     from ledger.accounts import listener_pool
 
     pool_code = listener_pool(period)
-    session.execute(text("DROP TABLE IF EXISTS tmp_pool, tmp_downloads, tmp_sheets, tmp_track_alloc"))
+    session.execute(text("DROP TABLE IF EXISTS tmp_pool, tmp_downloads, tmp_sheets, tmp_track_alloc, tmp_multi"))
+    # The allocation sorts a million rows or more: let them sort in memory, for this transaction only.
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Each listener's part of the pool: the credits (less any debits) to the pool account, by posting ref.
     session.execute(text("""
         CREATE TEMP TABLE tmp_pool ON COMMIT DROP AS
@@ -210,7 +212,18 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
           FROM ranked
     """))
     session.execute(text("ANALYZE tmp_track_alloc"))
-    # Level 2: each track's part over its split sheet (shares sum to 10,000 bp), into the pool shares.
+    # Level 2: each track's part over its split sheet (shares sum to 10,000 bp), into the pool shares. Most
+    # tracks have a single payee, who simply gets the whole part; the others go through largest remainder.
+    session.execute(text("""
+        CREATE TEMP TABLE tmp_multi ON COMMIT DROP AS
+        SELECT track_id FROM tmp_sheets GROUP BY track_id HAVING count(*) > 1
+    """))
+    session.execute(text("""
+        INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
+        SELECT :period, t.currency, t.listener_id, t.track_id, s.payee_id, t.n, t.amount
+          FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id
+         WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_multi m WHERE m.track_id = t.track_id)
+    """), {"period": period})
     session.execute(text("""
         INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
         WITH parts AS (
@@ -218,7 +231,7 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
                    t.amount::numeric * s.share_bp AS scaled,
                    sum(s.share_bp) OVER (PARTITION BY t.currency, t.listener_id, t.track_id) AS weight
               FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id
-             WHERE t.amount > 0
+             WHERE t.amount > 0 AND t.track_id IN (SELECT track_id FROM tmp_multi)
         ), floored AS (
             SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
         ), ranked AS (
@@ -240,14 +253,16 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     """), {"period": period})
     lap("allocate_sql")
     rows = session.execute(text("""
-        SELECT p.currency, sum(p.amount), count(*),
-               (SELECT coalesce(sum(amount_micros), 0) FROM royalty_pool_shares s
-                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NOT NULL),
-               (SELECT coalesce(sum(amount_micros), 0) FROM royalty_pool_shares s
-                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NULL),
-               (SELECT count(DISTINCT listener_id) FROM royalty_pool_shares s
-                 WHERE s.period = :period AND s.currency = p.currency AND s.payee_id IS NULL)
-          FROM tmp_pool p GROUP BY p.currency ORDER BY p.currency
+        WITH pools AS (SELECT currency, sum(amount) AS pool, count(*) AS listeners FROM tmp_pool GROUP BY currency),
+             shares AS (
+                SELECT currency,
+                       coalesce(sum(amount_micros) FILTER (WHERE payee_id IS NOT NULL), 0) AS attributed,
+                       coalesce(sum(amount_micros) FILTER (WHERE payee_id IS NULL), 0) AS unattributed,
+                       count(*) FILTER (WHERE payee_id IS NULL) AS unattributed_listeners
+                  FROM royalty_pool_shares WHERE period = :period GROUP BY currency)
+        SELECT p.currency, p.pool, p.listeners, coalesce(s.attributed, 0), coalesce(s.unattributed, 0),
+               coalesce(s.unattributed_listeners, 0)
+          FROM pools p LEFT JOIN shares s ON s.currency = p.currency ORDER BY p.currency
     """), {"period": period}).all()
     summary = {}
     for currency, pool, listeners, attributed, unattributed, unattributed_listeners in rows:

@@ -91,6 +91,7 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
               "below": f"below the {threshold} {batch.currency} threshold: carried to next month",
               "payable_re": r"^liabilities:payee:[0-9]+:payable$"}
     session.execute(text("DROP TABLE IF EXISTS tmp_payables, tmp_candidates"))
+    session.execute(text("SET LOCAL work_mem = '128MB'"))
     # Each payee's payable at the cut-off and now; what may be paid is the lesser (a later refund or an earlier
     # batch paid after the cut-off lowers it; later earnings wait for their own month).
     session.execute(text("""

@@ -45,7 +45,7 @@ def seed(runtime, state: dict) -> None:
         def impression(at, track_id=None, listener=None):
             key = track_id is None
             return StreamImpression(
-                decision_id=uuid.uuid4(), campaign_id=campaign.id, advertiser_id=state["advertiser_id"],
+                decision_id=uuid.uuid4().hex, campaign_id=campaign.id, advertiser_id=state["advertiser_id"],
                 creative_id=creative.id, slot="browse" if key else "gate", track_id=track_id,
                 listener_id=listener or f"a{rng.getrandbits(48):012x}", mode="key" if key else "gate",
                 price_micros=KEY_PRICE_MICROS if key else GATE_PRICE_MICROS, currency=cfg.currency, at=at)

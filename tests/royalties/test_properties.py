@@ -82,7 +82,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
         imps = []
         for kind, who, price in plan["impressions"]:
             imps.append(StreamImpression(
-                decision_id=uuid.uuid4(), campaign_id=1, advertiser_id=1, creative_id=1,
+                decision_id=uuid.uuid4().hex, campaign_id=1, advertiser_id=1, creative_id=1,
                 slot="gate" if kind == "gate" else "browse", track_id=tracks[who] if kind == "gate" else None,
                 listener_id=LISTENERS[who] if kind == "key" else f"g{who}", mode=kind, price_micros=price,
                 currency="USD", at=day))
