@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
-from royalties.errors import ImpressionsNotFlushed, PeriodNotOver
+from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, PeriodNotOver
 from royalties.models import RoyaltyPeriod
 from royalties.periods import ONE_MICROSECOND, bounds, call_ledger
 
@@ -122,6 +122,14 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
         raise ImpressionsNotFlushed(
             f"{waiting} impression(s) before the cut-off are still waiting in the stream; let the flush worker "
             f"(`ninety worker`) catch up, then close {period} again.", waiting=waiting)
+    # Closing the books for this month closes every earlier month too; an earlier pool still holding money
+    # could then never be distributed, so those months must be closed first.
+    earlier = session.execute(text(
+        "SELECT min(substr(code, 27)) FROM ledger_accounts WHERE code LIKE 'liabilities:pool:listener:%' "
+        "AND substr(code, 27) < :period AND balance_micros <> 0"), {"period": period}).scalar()
+    if earlier:
+        raise EarlierPeriodOpen(f"{earlier} still has key-mode pool money to distribute; close {earlier} first.",
+                                period=earlier)
     # One closer at a time; a second caller waits here and then finds the month closed.
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('royalties.close'))"))
     existing = session.get(RoyaltyPeriod, period, populate_existing=True)

@@ -35,3 +35,7 @@ class FourEyes(RoyaltiesError):
 class InvalidPeriod(RoyaltiesError):
     code = "invalid_period"
     status = 422
+
+
+class EarlierPeriodOpen(RoyaltiesError):
+    code = "earlier_period_open"

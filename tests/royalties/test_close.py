@@ -108,3 +108,19 @@ def test_provisional_receipt_for_the_open_month(world):
     assert not receipt["closed"]
     assert receipt["artists"] == [{"payee_id": a["payee_id"], "name": "Ana", "currency": "USD",
                                    "amount_micros": pooled}]
+
+
+def test_an_earlier_month_with_pool_money_must_be_closed_first(world):
+    from royalties.errors import EarlierPeriodOpen
+
+    a = world.artist("Ana")
+    world.download("ux", a["tracks"][0], at(3))
+    world.key_revenue("ux", 1_000_000, at(3))
+    world.clock.set(datetime(2026, 12, 2, tzinfo=UTC))
+    with world.session() as s, pytest.raises(EarlierPeriodOpen) as exc:
+        close_period(s, world.redis, "2026-11", clock=world.clock)
+    assert "close 2026-10 first" in exc.value.message
+    with world.session() as s:
+        close_period(s, world.redis, "2026-10", clock=world.clock)
+        close_period(s, world.redis, "2026-11", clock=world.clock)
+    assert world.balance(payee_payable(a["payee_id"])) == 900_000
