@@ -24,7 +24,7 @@ from catalog.schemas import (
     TrackUpdateSchema,
 )
 from catalog.storage import MediaStore
-from catalog.uploads import upload_track
+from catalog.uploads import MAX_COVER_BYTES, store_cover, upload_track
 from core.errors import NotFound
 
 bp = Blueprint("api_catalog", __name__, url_prefix=API_PREFIX)
@@ -379,6 +379,40 @@ def publish_release(release_id: int):
     data = load(PublishSchema()) if request.content_length else {}
     release = owned_release(release_id)
     services.publish_release(context.db(), release, clock=context.clock(), at=data.get("at"))
+    return release_json(release)
+
+
+@bp.put("/releases/<int:release_id>/cover")
+@access("artist", "admin")
+def set_cover(release_id: int):
+    """Set the cover art: the raw body as image/jpeg or image/png (or multipart field `cover`).
+    ---
+    put:
+      requestBody:
+        content:
+          image/jpeg:
+            schema:
+              type: string
+              format: binary
+          image/png:
+            schema:
+              type: string
+              format: binary
+      responses:
+        200:
+          content:
+            application/json:
+              schema: ReleaseSchema
+    """
+    release = owned_release(release_id)
+    limit = MAX_COVER_BYTES + 1
+    if request.mimetype == "multipart/form-data":
+        file = request.files.get("cover")
+        data = file.stream.read(limit) if file else b""
+    else:
+        data = request.stream.read(limit)
+    sha, mime = store_cover(media_store(), data)
+    services.set_cover(context.db(), release, sha, mime)
     return release_json(release)
 
 

@@ -313,3 +313,17 @@ def test_range_edges_and_unicode_names(artist_client, app):
     assert fresh.status_code == 206 and fresh.data == whole.data[:10]
     head = client.head(file_url)
     assert head.status_code == 200 and head.headers["Content-Length"] == str(size) and head.data == b""
+
+
+def test_cover_art_over_the_api(artist_client, app):
+    from app.seed.catalog import cover_png
+
+    _, release, _ = _release_with_tracks(artist_client, [("a.wav", tone("wav", 0.5))])
+    png = cover_png((200, 10, 10), size=8)
+    response = artist_client.put(f"/api/v1/releases/{release['id']}/cover", data=png, content_type="image/png",
+                                 headers=csrf_headers())
+    assert response.status_code == 200 and response.get_json()["cover_url"].endswith(hashlib.sha256(png).hexdigest())
+    assert app.test_client().get(response.get_json()["cover_url"]).data == png
+    bad = artist_client.put(f"/api/v1/releases/{release['id']}/cover", data=b"<svg onload=alert(1)>",
+                            content_type="image/svg+xml", headers=csrf_headers())
+    assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_image"
