@@ -16,6 +16,7 @@ from ledger.services import find_account, get_entry, statement, trial_balance
 
 bp = Blueprint("web_ledger", __name__, url_prefix="/finance/books")
 STATEMENT_LIMIT = 2000
+TRIAL_BALANCE_ROWS = 1000  # per currency on the page; the totals always cover every account
 
 
 def init_app(app) -> None:
@@ -43,11 +44,18 @@ def parse_currency() -> str:
     return currency
 
 
-def group_by_currency(rows) -> list[dict]:
+def group_by_currency(rows, prefix: str = "") -> list[dict]:
+    """Rows per currency (those whose code starts with `prefix`, at most TRIAL_BALANCE_ROWS shown) and the
+    totals over every account of the currency."""
     groups: dict[str, dict] = {}
     for row in rows:
-        group = groups.setdefault(row.currency, {"currency": row.currency, "rows": [], "debits": 0, "credits": 0})
-        group["rows"].append(row)
+        group = groups.setdefault(row.currency, {"currency": row.currency, "rows": [], "hidden": 0,
+                                                 "debits": 0, "credits": 0})
+        if row.account.startswith(prefix):
+            if len(group["rows"]) < TRIAL_BALANCE_ROWS:
+                group["rows"].append(row)
+            else:
+                group["hidden"] += 1
         group["debits"] += row.debits_micros
         group["credits"] += row.credits_micros
     return list(groups.values())
@@ -57,8 +65,10 @@ def group_by_currency(rows) -> list[dict]:
 @access("finance")
 def trial_balance_page():
     as_of = parse_day("as_of", end_of_day=True)
-    groups = group_by_currency(trial_balance(context.db(), as_of=as_of))
-    return render_template("ledger/trial_balance.html", groups=groups, as_of=request.args.get("as_of", ""))
+    prefix = request.args.get("prefix", "").strip()[:200]
+    groups = group_by_currency(trial_balance(context.db(), as_of=as_of), prefix)
+    return render_template("ledger/trial_balance.html", groups=groups, as_of=request.args.get("as_of", ""),
+                           prefix=prefix)
 
 
 @bp.get("/accounts/<code>")

@@ -104,3 +104,14 @@ def test_api(client, finance, book):
 
 def test_nav_link_for_finance_only(client, finance):
     assert 'href="/finance/books"' in client.get("/").get_data(as_text=True)
+
+
+def test_trial_balance_page_filters_and_caps(client, finance, book, monkeypatch):
+    from app.web import ledger as web_ledger
+
+    html = client.get("/finance/books?prefix=liabilities:payee:").get_data(as_text=True)
+    assert "liabilities:payee:41:payable" in html and "income:ads" not in html
+    monkeypatch.setattr(web_ledger, "TRIAL_BALANCE_ROWS", 2)
+    capped = client.get("/finance/books").get_data(as_text=True)
+    assert "more accounts not shown" in capped
+    assert "balanced" in capped  # totals still cover every account
