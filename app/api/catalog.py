@@ -24,8 +24,8 @@ from catalog.schemas import (
     TrackUpdateSchema,
 )
 from catalog.storage import MediaStore
-from catalog.uploads import MAX_COVER_BYTES, store_cover, upload_track
-from core.errors import NotFound
+from catalog.uploads import MAX_COVER_BYTES, clean_filename, store_cover, upload_track
+from core.errors import NinetyError, NotFound
 
 bp = Blueprint("api_catalog", __name__, url_prefix=API_PREFIX)
 
@@ -106,8 +106,15 @@ def upload_files(release, stream_items) -> list:
     store = media_store()
     results = []
     for stream, filename in stream_items:
-        results.append(upload_track(context.db(), store, release, stream, filename, clock=context.clock(),
-                                    max_bytes=config.max_upload_bytes, user_id=current_user().id))
+        try:
+            results.append(upload_track(context.db(), store, release, stream, filename, clock=context.clock(),
+                                        max_bytes=config.max_upload_bytes, user_id=current_user().id))
+        except NinetyError as exc:
+            # Each file is its own unit: the ones before it are kept; say which file failed and why.
+            name = clean_filename(filename)
+            exc.message = f"{name}: {exc.message}"
+            exc.details.update(filename=name, uploaded=len(results))
+            raise
     return results
 
 
