@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app import context
@@ -12,6 +15,7 @@ from app.api.catalog import media_store
 from app.auth import access, current_user
 from catalog import search, services
 from catalog.delivery import (
+    Delivery,
     content_disposition,
     delivery_expiry,
     delivery_facts,
@@ -181,10 +185,32 @@ def download(token: str):
     config = context.config()
     session = context.db()
     record = services.redeem_grant(session, token, secret=config.secret_key, clock=context.clock())
-    track = services.get_track(session, record.track_id)
-    name = safe_filename(f"{track.release.artist.name} - {track.title}", track.asset.extension)
+    facts = delivery_facts(session, record.id, config.public_url)
+    _remember(facts)
+    name = safe_filename(f"{facts.artist_name} - {facts.title}", facts.extension)
     file_token = delivery_token(record.id, delivery_expiry(session, record), config.secret_key)
     return redirect(url_for("web_catalog.deliver", file_token=file_token, filename=name), code=303)
+
+
+# What serving a download needs is kept in Redis for a minute, so the file requests (a browser's, or a
+# download manager's ranges) touch no database; a takedown reaches them within that minute.
+FACTS_TTL_S = 60
+
+
+def _remember(facts: Delivery) -> None:
+    try:
+        context.redis().set(f"catalog:delivery:{facts.download_id}", json.dumps(dataclasses.asdict(facts)),
+                            ex=FACTS_TTL_S)
+    except RedisError:  # the cache is an optimisation; the database has the facts
+        pass
+
+
+def _recall(download_id: int) -> Delivery | None:
+    try:
+        raw = context.redis().get(f"catalog:delivery:{download_id}")
+    except RedisError:
+        return None
+    return Delivery(**json.loads(raw)) if raw else None
 
 
 @bp.get("/files/<file_token>/<filename>")
@@ -192,9 +218,11 @@ def download(token: str):
 def deliver(file_token: str, filename: str):
     """The tagged file (HTTP Range, ETag/If-None-Match, sendfile or X-Accel-Redirect)."""
     config = context.config()
-    session = context.db()
     download_id = verify_delivery_token(file_token, secret=config.secret_key, clock=context.clock())
-    facts = delivery_facts(session, download_id, config.public_url)
+    facts = _recall(download_id)
+    if facts is None:
+        facts = delivery_facts(context.db(), download_id, config.public_url)
+        _remember(facts)
     if facts.unavailable:
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
     store = media_store()
