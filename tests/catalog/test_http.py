@@ -327,3 +327,17 @@ def test_cover_art_over_the_api(artist_client, app):
     bad = artist_client.put(f"/api/v1/releases/{release['id']}/cover", data=b"<svg onload=alert(1)>",
                             content_type="image/svg+xml", headers=csrf_headers())
     assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_image"
+
+
+def test_takedown_reaches_open_file_links_when_their_cached_facts_expire(artist_client, app):
+    _, _, track = _published_track(artist_client, "wav")
+    client = app.test_client()
+    file_url = client.get(f"/download/{_grant(app, track['id'])}").headers["Location"]
+    assert client.get(file_url).status_code == 200
+    with app.app_context():
+        session = app.extensions["ninety"].sessions()
+        services.take_down_track(session, session.get(Track, track["id"]))
+        session.close()
+    app.extensions["ninety"].redis.flushdb()  # the minute of cached facts has passed
+    gone = client.get(file_url)
+    assert gone.status_code == 410 and gone.get_json()["code"] == "track_taken_down"
