@@ -152,3 +152,17 @@ def test_trial_balance_command(runner, db_session):
 def test_export_of_empty_books(runner, fmt):
     result = runner.invoke(["ledger", "export", "--format", fmt])
     assert result.exit_code == 0
+
+
+def test_demo_books_pass_check_and_bean_check(runner, tmp_path):
+    """The acceptance lines on the demo data: `ninety ledger check` passes, the export passes bean-check."""
+    seeded = runner.invoke(["demo"])
+    assert seeded.exit_code == 0, seeded.output
+    check = runner.invoke(["ledger", "check"])
+    assert check.exit_code == 0, check.output
+    assert "ok: the books balance" in check.output
+    target = tmp_path / "demo.beancount"
+    assert runner.invoke(["ledger", "export", "--format", "beancount", "-o", str(target)]).exit_code == 0
+    bean_check = shutil.which("bean-check") or str(Path(sys.executable).parent / "bean-check")
+    done = subprocess.run([bean_check, str(target)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
