@@ -137,8 +137,8 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
         return existing
 
     lap("checks")
-    summary = _distribute(session, period, start, cutoff, lap)
-    entries = _entries(session, period, cutoff - ONE_MICROSECOND)
+    summary, credits, held = _distribute(session, period, start, cutoff, lap)
+    entries = _entries(period, cutoff - ONE_MICROSECOND, credits, held)
     lap("build_entries")
     if entries:
         call_ledger(ledger.post_many, session, entries)
@@ -153,8 +153,8 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     return record
 
 
-def _distribute(session: Session, period: str, start: datetime, cutoff: datetime, lap=lambda name: None) -> dict:
-    """Fill royalty_pool_shares for the month; return per-currency totals."""
+def _distribute(session: Session, period: str, start: datetime, cutoff: datetime, lap=lambda name: None) -> tuple:
+    """Fill royalty_pool_shares for the month; return (per-currency totals, credits, taken-down track ids)."""
     from catalog.services import split_sheets_at
     from ledger.accounts import listener_pool
 
@@ -163,23 +163,25 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     # The allocation sorts a million rows or more: let them sort in memory, for this transaction only.
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Each listener's part of the pool: the credits (less any debits) to the pool account, by posting ref.
+    # `lid` numbers the (currency, listener) pairs in listener order, so that the allocation below sorts and
+    # partitions integers rather than text, and writes the shares in index order.
     session.execute(text("""
         CREATE TEMP TABLE tmp_pool ON COMMIT DROP AS
-        SELECT a.currency::text AS currency, substr(p.ref, 10) AS listener_id,
-               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS amount
-          FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
-         WHERE a.code = :code AND p.ref LIKE 'listener:%'
-         GROUP BY 1, 2
-        HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0
+        SELECT row_number() OVER (ORDER BY listener_id, currency) AS lid, currency, listener_id, amount
+          FROM (SELECT a.currency::text AS currency, substr(p.ref, 10) AS listener_id,
+                       sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS amount
+                  FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+                 WHERE a.code = :code AND p.ref LIKE 'listener:%'
+                 GROUP BY 1, 2
+                HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0) x
     """), {"code": pool_code})
     # Temp tables have no statistics until analysed; without them the planner picks nested loops.
     session.execute(text("ANALYZE tmp_pool"))
     session.execute(text("""
         CREATE TEMP TABLE tmp_downloads ON COMMIT DROP AS
-        SELECT d.listener_id::text AS listener_id, d.track_id, count(*)::bigint AS n
-          FROM downloads d
+        SELECT p.lid, d.track_id, count(*)::bigint AS n
+          FROM downloads d JOIN tmp_pool p ON p.listener_id = d.listener_id
          WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-           AND EXISTS (SELECT 1 FROM tmp_pool p WHERE p.listener_id = d.listener_id)
          GROUP BY 1, 2
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_downloads"))
@@ -205,21 +207,21 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     session.execute(text("""
         CREATE TEMP TABLE tmp_track_alloc ON COMMIT DROP AS
         WITH parts AS (
-            SELECT p.currency, p.listener_id, d.track_id, d.n, p.amount,
-                   (p.amount::numeric * d.n) AS scaled,
-                   sum(d.n) OVER (PARTITION BY p.currency, p.listener_id) AS weight
-              FROM tmp_pool p JOIN tmp_downloads d ON d.listener_id = p.listener_id
+            SELECT p.lid, d.track_id, d.n, p.amount, (p.amount::numeric * d.n) AS scaled,
+                   sum(d.n) OVER (PARTITION BY p.lid) AS weight
+              FROM tmp_pool p JOIN tmp_downloads d ON d.lid = p.lid
         ), floored AS (
             SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
         ), ranked AS (
-            SELECT *, amount - sum(base) OVER (PARTITION BY currency, listener_id) AS leftover,
-                   row_number() OVER (PARTITION BY currency, listener_id ORDER BY rem DESC, track_id) AS rn
+            SELECT *, amount - sum(base) OVER (PARTITION BY lid) AS leftover,
+                   row_number() OVER (PARTITION BY lid ORDER BY rem DESC, track_id) AS rn
               FROM floored
         )
-        SELECT currency, listener_id, track_id, n, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
+        SELECT lid, track_id, n, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
           FROM ranked
     """))
     session.execute(text("ANALYZE tmp_track_alloc"))
+    lap("allocate_tracks")
     # Level 2: each track's part over its split sheet (shares sum to 10,000 bp), into the pool shares. Most
     # tracks have a single payee, who simply gets the whole part; the others go through largest remainder.
     session.execute(text("""
@@ -228,70 +230,42 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     """))
     session.execute(text("""
         INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
-        SELECT :period, t.currency, t.listener_id, t.track_id, s.payee_id, t.n, t.amount
-          FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id
+        SELECT :period, p.currency, p.listener_id, t.track_id, s.payee_id, t.n, t.amount
+          FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id JOIN tmp_pool p ON p.lid = t.lid
          WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_multi m WHERE m.track_id = t.track_id)
+         ORDER BY t.lid
     """), {"period": period})
+    lap("shares_single_payee")
     session.execute(text("""
         INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
         WITH parts AS (
-            SELECT t.currency, t.listener_id, t.track_id, t.n, s.payee_id, s.position, t.amount,
+            SELECT t.lid, t.track_id, t.n, s.payee_id, s.position, t.amount,
                    t.amount::numeric * s.share_bp AS scaled,
-                   sum(s.share_bp) OVER (PARTITION BY t.currency, t.listener_id, t.track_id) AS weight
+                   sum(s.share_bp) OVER (PARTITION BY t.lid, t.track_id) AS weight
               FROM tmp_track_alloc t JOIN tmp_sheets s ON s.track_id = t.track_id
              WHERE t.amount > 0 AND t.track_id IN (SELECT track_id FROM tmp_multi)
         ), floored AS (
             SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
         ), ranked AS (
-            SELECT *, amount - sum(base) OVER (PARTITION BY currency, listener_id, track_id) AS leftover,
-                   row_number() OVER (PARTITION BY currency, listener_id, track_id
-                                      ORDER BY rem DESC, position) AS rn
+            SELECT *, amount - sum(base) OVER (PARTITION BY lid, track_id) AS leftover,
+                   row_number() OVER (PARTITION BY lid, track_id ORDER BY rem DESC, position) AS rn
               FROM floored
         )
-        SELECT :period, currency, listener_id, track_id, payee_id, n,
-               base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END
-          FROM ranked
+        SELECT :period, p.currency, p.listener_id, r.track_id, r.payee_id, r.n,
+               r.base + CASE WHEN r.rn <= r.leftover THEN 1 ELSE 0 END
+          FROM ranked r JOIN tmp_pool p ON p.lid = r.lid
+         ORDER BY r.lid
     """), {"period": period})
     # Listeners who downloaded nothing: their whole pool is unattributed.
     session.execute(text("""
         INSERT INTO royalty_pool_shares (period, currency, listener_id, track_id, payee_id, downloads, amount_micros)
         SELECT :period, p.currency, p.listener_id, NULL, NULL, 0, p.amount
           FROM tmp_pool p
-         WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.listener_id = p.listener_id)
+         WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.lid = p.lid)
+         ORDER BY p.lid
     """), {"period": period})
-    lap("allocate_sql")
-    rows = session.execute(text("""
-        WITH pools AS (SELECT currency, sum(amount) AS pool, count(*) AS listeners FROM tmp_pool GROUP BY currency),
-             shares AS (
-                SELECT currency,
-                       coalesce(sum(amount_micros) FILTER (WHERE payee_id IS NOT NULL), 0) AS attributed,
-                       coalesce(sum(amount_micros) FILTER (WHERE payee_id IS NULL), 0) AS unattributed,
-                       count(*) FILTER (WHERE payee_id IS NULL) AS unattributed_listeners
-                  FROM royalty_pool_shares WHERE period = :period GROUP BY currency)
-        SELECT p.currency, p.pool, p.listeners, coalesce(s.attributed, 0), coalesce(s.unattributed, 0),
-               coalesce(s.unattributed_listeners, 0)
-          FROM pools p LEFT JOIN shares s ON s.currency = p.currency ORDER BY p.currency
-    """), {"period": period}).all()
-    summary = {}
-    for currency, pool, listeners, attributed, unattributed, unattributed_listeners in rows:
-        if attributed + unattributed != pool:  # pragma: no cover - the SQL above cannot lose a micro
-            raise AssertionError(f"pool distribution for {period} {currency} does not add up")
-        summary[currency] = {"pool_micros": int(pool), "listeners": int(listeners),
-                             "attributed_micros": int(attributed), "unattributed_micros": int(unattributed),
-                             "unattributed_listeners": int(unattributed_listeners)}
-    return summary
-
-
-def _entries(session: Session, period: str, effective_at: datetime) -> list:
-    """Balanced journal entries moving the pool out: Dr pool, Cr each payee by track, Cr income:unattributed."""
-    from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_held, payee_payable
-    from ledger.services import Entry, Posting
-
-    pool_code = listener_pool(period)
-    # As the flush does: a taken-down track's earnings are held (a takedown notice is open), not payable.
-    held_tracks = set(session.scalars(text(
-        "SELECT DISTINCT s.track_id FROM royalty_pool_shares s JOIN tracks t ON t.id = s.track_id "
-        "WHERE s.period = :period AND t.status = 'taken_down'"), {"period": period}))
+    lap("shares_multi_payee_and_unattributed")
+    # The credits per (currency, payee, track): one scan of the month's shares, for the summary and the entries.
     credits = session.execute(text("""
         SELECT currency, payee_id, track_id, sum(amount_micros)::bigint
           FROM royalty_pool_shares
@@ -299,6 +273,33 @@ def _entries(session: Session, period: str, effective_at: datetime) -> list:
          GROUP BY currency, payee_id, track_id
          ORDER BY currency, payee_id NULLS LAST, track_id
     """), {"period": period}).all()
+    pools = session.execute(text("""
+        SELECT p.currency, sum(p.amount), count(*),
+               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.lid = p.lid))
+          FROM tmp_pool p GROUP BY p.currency ORDER BY p.currency
+    """)).all()
+    summary = {}
+    for currency, pool, listeners, unattributed_listeners in pools:
+        attributed = sum(int(c[3]) for c in credits if c[0] == currency and c[1] is not None)
+        unattributed = sum(int(c[3]) for c in credits if c[0] == currency and c[1] is None)
+        if attributed + unattributed != pool:  # pragma: no cover - the SQL above cannot lose a micro
+            raise AssertionError(f"pool distribution for {period} {currency} does not add up")
+        summary[currency] = {"pool_micros": int(pool), "listeners": int(listeners),
+                             "attributed_micros": attributed, "unattributed_micros": unattributed,
+                             "unattributed_listeners": int(unattributed_listeners)}
+    held = set(session.scalars(text("SELECT id FROM tracks WHERE status = 'taken_down' "
+                                    "AND id IN (SELECT track_id FROM tmp_sheets)")))
+    return summary, credits, held
+
+
+def _entries(period: str, effective_at: datetime, credits: list, held_tracks: set[int]) -> list:
+    """Balanced journal entries moving the pool out: Dr pool, Cr each payee by track, Cr income:unattributed.
+
+    As the flush does, a taken-down track's earnings are held (a takedown notice is open), not payable."""
+    from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_held, payee_payable
+    from ledger.services import Entry, Posting
+
+    pool_code = listener_pool(period)
     by_currency: dict[str, list] = {}
     for currency, payee_id, track_id, amount in credits:
         if payee_id is None:

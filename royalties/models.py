@@ -47,7 +47,6 @@ class PoolShare(Base):
     __table_args__ = (
         CheckConstraint("amount_micros >= 0", name="non_negative"),
         Index("ix_royalty_pool_shares_listener", "period", "listener_id"),
-        Index("ix_royalty_pool_shares_payee", "period", "payee_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

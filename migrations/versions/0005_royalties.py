@@ -63,7 +63,6 @@ def upgrade() -> None:
         sa.CheckConstraint("amount_micros >= 0", name="ck_royalty_pool_shares_non_negative"),
     )
     op.create_index("ix_royalty_pool_shares_listener", "royalty_pool_shares", ["period", "listener_id"])
-    op.create_index("ix_royalty_pool_shares_payee", "royalty_pool_shares", ["period", "payee_id"])
 
     op.create_table(
         "royalty_payee_holds",
