@@ -127,6 +127,9 @@ DECLARE
     bad record;
     touched bigint;
     expected bigint;
+    lowest bigint;
+    highest bigint;
+    entries bigint;
     hashjoin text := current_setting('enable_hashjoin');
     mergejoin text := current_setting('enable_mergejoin');
 BEGIN
@@ -136,10 +139,28 @@ BEGIN
         RAISE EXCEPTION 'ledger: entry % does not balance in %: debits must equal credits', bad.entry_id,
             bad.currency USING ERRCODE = 'LDG02';
     END IF;
-    SELECT n.entry_id INTO bad FROM (SELECT DISTINCT entry_id FROM new_postings) n
-        WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.id = n.entry_id) LIMIT 1;
+    -- Each entry is sealed when recorded: its postings must all arrive in this statement, for an entry
+    -- that exists. (Ids of one batch are nearly contiguous, so a range scan usually does; when they are
+    -- spread out, probe entry by entry instead of scanning the range.)
+    SELECT min(entry_id), max(entry_id), count(*) INTO lowest, highest, entries
+      FROM (SELECT entry_id FROM new_postings GROUP BY entry_id) g;
+    IF highest - lowest < 4 * entries + 64 THEN
+        SELECT n.entry_id INTO bad
+          FROM (SELECT entry_id, count(*) AS postings FROM new_postings GROUP BY entry_id) n
+          LEFT JOIN (SELECT id FROM ledger_entries WHERE id BETWEEN lowest AND highest) e ON e.id = n.entry_id
+          LEFT JOIN (SELECT entry_id, count(*) AS postings FROM ledger_postings
+                      WHERE entry_id BETWEEN lowest AND highest GROUP BY entry_id) t ON t.entry_id = n.entry_id
+         WHERE e.id IS NULL OR t.postings <> n.postings LIMIT 1;
+    ELSE
+        SELECT n.entry_id INTO bad
+          FROM (SELECT entry_id, count(*) AS postings FROM new_postings GROUP BY entry_id) n
+         WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.id = n.entry_id)
+            OR (SELECT count(*) FROM ledger_postings p WHERE p.entry_id = n.entry_id) <> n.postings LIMIT 1;
+    END IF;
     IF FOUND THEN
-        RAISE EXCEPTION 'ledger: postings name entry %, which does not exist', bad.entry_id USING ERRCODE = 'LDG05';
+        RAISE EXCEPTION 'ledger: postings name entry %, which does not exist or was already recorded with its '
+            'postings (an entry is sealed when recorded; post a new entry instead)', bad.entry_id
+            USING ERRCODE = 'LDG05';
     END IF;
     -- The balance UPDATE must walk the accounts in id order (a nested loop over the sorted sums) so that
     -- concurrent posters lock rows in one global order and never deadlock: hash and merge joins are off
@@ -173,6 +194,7 @@ DECLARE
     closed_until timestamptz;
     lowest bigint;
     highest bigint;
+    total bigint;
 BEGIN
     SELECT max(ends_at) INTO closed_until FROM ledger_periods;
     IF closed_until IS NOT NULL THEN
@@ -182,11 +204,16 @@ BEGIN
                 bad.id, bad.effective_at, closed_until USING ERRCODE = 'LDG03';
         END IF;
     END IF;
-    SELECT min(id), max(id) INTO lowest, highest FROM new_entries;
-    SELECT n.id INTO bad FROM new_entries n
-      LEFT JOIN (SELECT entry_id, count(*) AS postings FROM ledger_postings
-                  WHERE entry_id BETWEEN lowest AND highest GROUP BY entry_id) c ON c.entry_id = n.id
-     WHERE coalesce(c.postings, 0) < 2 LIMIT 1;
+    SELECT min(id), max(id), count(*) INTO lowest, highest, total FROM new_entries;
+    IF highest - lowest < 4 * total + 64 THEN
+        SELECT n.id INTO bad FROM new_entries n
+          LEFT JOIN (SELECT entry_id, count(*) AS postings FROM ledger_postings
+                      WHERE entry_id BETWEEN lowest AND highest GROUP BY entry_id) c ON c.entry_id = n.id
+         WHERE coalesce(c.postings, 0) < 2 LIMIT 1;
+    ELSE
+        SELECT n.id INTO bad FROM new_entries n
+         WHERE (SELECT count(*) FROM ledger_postings p WHERE p.entry_id = n.id) < 2 LIMIT 1;
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger: entry % needs at least two postings, inserted in the same statement', bad.id
             USING ERRCODE = 'LDG05';

@@ -163,3 +163,32 @@ def test_an_entry_is_reversed_at_most_once(raw, booked):
         values="(500::bigint, %s::int, 0::int2, false), (500::bigint, %s::int, 1::int2, true)")
     raw.execute(sql, ("rev1", WHEN, booked, ids["income:sales"], ids["assets:stripe"]))
     _refused(raw, sql, ("rev2", WHEN, booked, ids["income:sales"], ids["assets:stripe"]), "23505")
+
+
+def test_postings_cannot_be_appended_to_a_recorded_entry(raw, booked):
+    """Even a balanced pair, added later to an existing entry, is refused: entries are sealed."""
+    ids = _ids(raw)
+    error = _refused(raw, "INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, "
+                          "currency) VALUES (%s, 5, %s, 7, false, 'USD'), (%s, 5, %s, 8, true, 'USD')",
+                     (booked, ids["assets:stripe"], booked, ids["income:sales"]), "LDG05")
+    assert "sealed" in str(error)
+
+
+def test_spread_out_entry_ids_take_the_probing_path(raw, booked, db_session):
+    """A batch whose ids are far apart (a pooled session's old id cache) is still checked, entry by entry."""
+    ids = _ids(raw)
+    sql = """
+    WITH e AS (INSERT INTO ledger_entries (id, idempotency_key, effective_at, description)
+               VALUES (900000, 'far-1', %(at)s, 'x'), (5, 'near-1', %(at)s, 'y') RETURNING id)
+    INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency)
+    SELECT e.id, 3, a.account, a.position, a.credit, 'USD' FROM e,
+           (VALUES (%(debit)s::int, 0::int2, false), (%(credit)s::int, 1::int2, true)) AS a(account, position, credit)
+     WHERE e.id = 900000 OR a.position = 0
+    """
+    params = {"at": WHEN, "debit": ids["assets:stripe"], "credit": ids["income:sales"]}
+    error = _refused(raw, sql, params, None)
+    assert error.sqlstate in ("LDG02", "LDG05")
+    ok = sql.replace("WHERE e.id = 900000 OR a.position = 0", "").replace("'near-1'", "'near-2'")
+    raw.execute(ok, params)
+    raw.commit()
+    assert balance(db_session, "income:sales", "USD") == 506
