@@ -178,14 +178,6 @@ def content_disposition(name: str, extension: str) -> str:
     return value
 
 
-def tag_values(track: Track, via: str, public_url: str = "") -> dict:
-    release = track.release
-    return _tags(title=track.title, artist=release.artist.name, album=release.title, position=track.position,
-                 total=len([t for t in release.tracks if t.status != "taken_down"]), isrc=track.isrc,
-                 genre=release.genre, released=release.release_date, cover_sha256=release.cover_sha256,
-                 cover_mime=release.cover_mime, via=via, public_url=public_url)
-
-
 def _tags(*, title, artist, album, position, total, isrc, genre, released, cover_sha256, cover_mime, via,
           public_url) -> dict:
     return {
@@ -273,10 +265,3 @@ def tagged_copy(store: MediaStore, asset, values: dict) -> tuple[Path, str]:
         if os.path.exists(temp):
             os.unlink(temp)
     return target, fingerprint
-
-
-def find_download(session: Session, download_id: int) -> Download:
-    download = session.get(Download, download_id)
-    if download is None:
-        raise GrantRefused("This download link is not valid.", code="grant_invalid")
-    return download
