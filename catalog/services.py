@@ -477,6 +477,17 @@ def take_down_track(session: Session, track: Track, *, commit: bool = True) -> T
     return track
 
 
+def take_down_release(session: Session, release: Release, *, commit: bool = True) -> Release:
+    """The whole release leaves the catalog: no page, no search, no grants, no delivery."""
+    release.status = "taken_down"
+    for track in release.tracks:
+        track.status = "taken_down"
+    session.flush()
+    refresh_search(session, release.id)
+    finish(session, commit)
+    return release
+
+
 def restore_track(session: Session, track: Track, *, commit: bool = True) -> Track:
     track.status = "published" if track.release.status == "published" else "draft"
     session.flush()

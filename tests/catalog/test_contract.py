@@ -104,3 +104,35 @@ def test_taken_down_track_gets_no_grant(db_session, artist, make_published_track
     with pytest.raises(TrackUnavailable):
         services.issue_grant(db_session, track_id=track.id, listener_id="x", via="ad", secret="s" * 32,
                              clock=clock, ttl_s=60)
+
+
+def test_taken_down_release_leaves_search_and_gets_no_grants(db_session, artist, make_published_track, clock):
+    from catalog import search
+    from catalog.errors import TrackUnavailable
+
+    track = make_published_track(artist, title="Withdrawn Song")
+    assert search.search_tracks(db_session, "withdrawn").items
+    services.take_down_release(db_session, track.release)
+    assert search.search_tracks(db_session, "withdrawn").items == []
+    assert services.track_context(db_session, track.id)["status"] == "taken_down"
+    with pytest.raises(TrackUnavailable):
+        services.issue_grant(db_session, track_id=track.id, listener_id="x", via="purchase", secret="s" * 32,
+                             clock=clock, ttl_s=60)
+
+
+def test_drafts_only_get_preview_grants(db_session, artist, store, clock):
+    import io
+
+    from catalog.errors import TrackUnavailable
+    from catalog.uploads import upload_track
+    from tests.catalog.conftest import tone
+
+    release = services.create_release(db_session, artist.id, title="Unreleased")
+    track = upload_track(db_session, store, release, io.BytesIO(tone("wav", 0.5)), "a.wav", clock=clock,
+                         max_bytes=None).track
+    with pytest.raises(TrackUnavailable) as caught:
+        services.issue_grant(db_session, track_id=track.id, listener_id="x", via="ad", secret="s" * 32,
+                             clock=clock, ttl_s=60)
+    assert caught.value.code == "track_not_published"
+    assert services.issue_grant(db_session, track_id=track.id, listener_id="u1", via="preview", secret="s" * 32,
+                                clock=clock, ttl_s=60)
