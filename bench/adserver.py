@@ -291,17 +291,30 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
             pipe.execute()
     pipe.execute()
     batch = int(os.environ.get("ADS_BENCH_BATCH", "20000"))
+    consumers = int(os.environ.get("ADS_BENCH_FLUSH_WORKERS", "2"))
+    accrual.ensure_groups(runtime.redis)
+    results = []
+
+    def consume(name: str) -> None:
+        results.append(accrual.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch,
+                                          block_ms=50, max_idle_loops=1))
+
     started = time.perf_counter()
-    stats = accrual.run_worker(runtime.redis, runtime.sessions, consumer="bench", batch_size=batch, block_ms=50,
-                       max_idle_loops=1)
+    threads = [threading.Thread(target=consume, args=(f"bench-{i}",)) for i in range(consumers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     elapsed = time.perf_counter() - started
+    stored = sum(r.stored for r in results)
     with runtime.engine.connect() as conn:
         rows = conn.exec_driver_sql("SELECT count(*) FROM ad_impressions").scalar()
         entries = conn.exec_driver_sql("SELECT count(*) FROM ledger_entries WHERE metadata->>'event' = 'ad_flush'"
                                        ).scalar()
-    assert rows == FLUSH_TOTAL == stats.stored, (rows, stats.stored)
+    assert rows == FLUSH_TOTAL == stored, (rows, stored)
     emit("adserver.flush_impressions_per_s", FLUSH_TOTAL / elapsed, 50_000, "higher", "impressions/s",
-         impressions=FLUSH_TOTAL, batch_size=batch, ledger_entries=entries, seconds=round(elapsed, 2))
+         impressions=FLUSH_TOTAL, batch_size=batch, consumers=consumers, ledger_entries=entries,
+         seconds=round(elapsed, 2), cpus=os.cpu_count())
     runtime.engine.dispose()
 
 

@@ -304,30 +304,52 @@ def _mid(message_id) -> str:
     return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
 
+RETRIES = 5
+
+
+def _is_collision(exc: Exception) -> bool:
+    """Another worker stored some of these impressions, or locked the same accounts, at the same moment:
+    retrying skips what it stored and waits for its locks."""
+    import psycopg
+
+    from ledger.errors import LedgerError
+
+    if isinstance(exc, IntegrityError | psycopg.errors.UniqueViolation | psycopg.errors.DeadlockDetected
+                  | psycopg.errors.SerializationFailure):
+        return True
+    cause = getattr(exc, "orig", None)
+    if isinstance(cause, psycopg.errors.UniqueViolation | psycopg.errors.DeadlockDetected):
+        return True
+    # invalid_account: an account another worker is creating in a transaction not yet committed
+    return isinstance(exc, LedgerError) and exc.code in ("retry", "invalid_account")
+
+
 def process_impressions(redis, sessions, messages: list, stats: WorkerStats) -> None:
     """Flush one batch of stream messages [(id, fields)], then acknowledge them."""
     if not messages:
         return
-    for attempt in range(3):
+    parsed, broken = [], []
+    for message_id, fields in messages:
+        try:
+            parsed.append(parse_impression(fields))
+        except ValueError as exc:
+            broken.append((message_id, fields, str(exc)))
+    for attempt in range(RETRIES):
         session = sessions()
         try:
-            parsed = []
-            for message_id, fields in messages:
-                try:
-                    parsed.append(parse_impression(fields))
-                except ValueError as exc:
-                    _dead_letter(session, keys.IMPRESSIONS_STREAM, _mid(message_id), fields, str(exc))
-                    stats.dead_letters += 1
+            for message_id, fields, reason in broken:
+                _dead_letter(session, keys.IMPRESSIONS_STREAM, _mid(message_id), fields, reason)
             session.flush()
             result = flush_impressions(session, parsed, commit=False)
             session.commit()
             stats.stored += result.stored
+            stats.dead_letters += len(broken)
             break
-        except IntegrityError:
-            # Another worker stored some of these impressions at the same moment: retry, skipping them.
+        except Exception as exc:  # noqa: BLE001 - only collisions with another worker are retried
             session.rollback()
-            if attempt == 2:
+            if attempt == RETRIES - 1 or not _is_collision(exc):
                 raise
+            time.sleep(0.01 * (attempt + 1))
         finally:
             session.close()
     ids = [message_id for message_id, _ in messages]
