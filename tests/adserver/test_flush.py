@@ -125,3 +125,34 @@ def test_entries_fall_in_the_month_the_impressions_happened(ad_app, ad_session, 
     rows = ad_session.scalars(select(Impression).order_by(Impression.at)).all()
     assert len(rows) == 2 and rows[0].entry_id != rows[1].entry_id
     assert rows[1].at - rows[0].at == timedelta(minutes=2)
+
+
+def test_two_consumers_share_the_stream_without_double_counting(ad_app, ad_session, make_advertiser, clock):
+    import threading
+    import uuid
+
+    adv = make_advertiser(funded_micros=10_000_000)
+    redis = ad_app.extensions["ninety"].redis
+    listeners = [f"l{i}" for i in range(400)]
+    for i, listener in enumerate(listeners):
+        redis.xadd(keys.IMPRESSIONS_STREAM, {
+            "decision_id": uuid.uuid4().hex, "campaign_id": 1, "advertiser_id": adv.id, "creative_id": 1,
+            "slot": "browse" if i % 3 == 0 else "gate", "track_id": "", "listener_id": listener,
+            "mode": "key" if i % 3 == 0 else "gate", "price_micros": 1_000, "currency": "USD",
+            "at": clock.now().isoformat()})
+    runtime = ad_app.extensions["ninety"]
+    accrual.ensure_groups(redis)
+    results = []
+
+    def consume(name):
+        results.append(accrual.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=25,
+                                          block_ms=10, max_idle_loops=1))
+
+    threads = [threading.Thread(target=consume, args=(f"c{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.stored for r in results) == 400
+    assert ad_session.scalar(select(func.count()).select_from(Impression)) == 400
+    assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == 10_000_000 - 400_000
