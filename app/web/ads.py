@@ -27,12 +27,16 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 GRANTS_PER_LISTENER_PER_HOUR = 60
 GRANTS_PER_IP_PER_HOUR = 300
 FREE_MARKER_TTL_S = 900
+HOME_SECTION = "ads/_home_section.html"
 VAST_EVENTS = ("start", "firstQuartile", "midpoint", "thirdQuartile", "complete", "error")
 
 
 def init_app(app) -> None:
     app.extensions["ninety"].extras["track_gate_endpoint"] = "web_ads.gate"
     app.jinja_env.globals["ad_slot"] = browse_ad
+    sections = app.extensions["ninety"].extras.setdefault("home_sections", [])
+    if HOME_SECTION not in sections:
+        sections.append(HOME_SECTION)
     runtime = app.extensions["ninety"]
     runtime.extras["ad_beacon_limits"] = ads.Limits.parse(runtime.config.ad_beacon_limits)
     runtime.extras["ad_floor_cpm_micros"] = Money.parse(runtime.config.ad_floor_cpm, runtime.config.currency).micros

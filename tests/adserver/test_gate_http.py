@@ -170,3 +170,18 @@ def test_click_redirects_only_to_the_creative(ad_app, make_advertiser, make_camp
     response = client.get(body["creative"]["click_url"], headers={"User-Agent": BROWSER_UA})
     assert response.status_code == 302 and response.headers["Location"] == "https://example.com/buy"
     assert client.get("/ads/c/forged.token").status_code == 400
+
+
+def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_advertiser, make_campaign, ad_redis):
+    make_campaign(make_advertiser(), slots=("browse",))
+    client = ad_app.test_client()
+    home = client.get("/", headers=HTML).get_data(as_text=True)
+    assert "Switch on key mode" in home and "/ads/i/" not in home
+    with client.session_transaction() as sess:
+        sess["_csrf"] = "t"
+    client.post("/key-mode", data={"enabled": "on", "csrf_token": "t"})
+    home = client.get("/", headers=HTML).get_data(as_text=True)
+    beacon = re.search(r'src="(/ads/i/[^"]+)"', home).group(1)
+    assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).headers["X-Ad-Impression"] == "counted"
+    fields = ad_redis.xrange(keys.IMPRESSIONS_STREAM)[0][1]
+    assert fields[b"mode"] == b"key" and fields[b"track_id"] == b"" and fields[b"slot"] == b"browse"
