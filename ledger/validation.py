@@ -9,9 +9,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from core.money import check_currency
+from core.money import MoneyError, check_currency
 from ledger import accounts
-from ledger.errors import IdempotencyConflict, InvalidAccount, InvalidEntry, LedgerError, UnbalancedEntry
+from ledger.errors import IdempotencyConflict, InvalidAccount, InvalidEntry, UnbalancedEntry
 from ledger.values import (
     CREDIT,
     DEBIT,
@@ -25,7 +25,6 @@ from ledger.values import (
 )
 
 
-# --- validation ------------------------------------------------------------------------------------
 @lru_cache(maxsize=65536)
 def _valid_code(code: str) -> str:
     return accounts.check_code(code)
@@ -35,10 +34,8 @@ def _valid_code(code: str) -> str:
 def _valid_currency(currency: str) -> str:
     try:
         return check_currency(currency)
-    except LedgerError:
-        raise
-    except Exception as exc:  # core's MoneyError: re-raise as the ledger's own error
-        raise InvalidEntry(getattr(exc, "message", str(exc)), code="unsupported_currency") from None
+    except MoneyError as exc:  # re-raised as the ledger's own error, with the same code
+        raise InvalidEntry(exc.message, code="unsupported_currency") from None
 
 
 def _text(value: Any, what: str, limit: int, *, required: bool = True) -> str:
