@@ -274,9 +274,9 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
          ORDER BY currency, payee_id NULLS LAST, track_id
     """), {"period": period}).all()
     pools = session.execute(text("""
-        SELECT p.currency, sum(p.amount), count(*),
-               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM tmp_downloads d WHERE d.lid = p.lid))
-          FROM tmp_pool p GROUP BY p.currency ORDER BY p.currency
+        SELECT p.currency, sum(p.amount), count(*), count(*) FILTER (WHERE d.lid IS NULL)
+          FROM tmp_pool p LEFT JOIN (SELECT DISTINCT lid FROM tmp_downloads) d ON d.lid = p.lid
+         GROUP BY p.currency ORDER BY p.currency
     """)).all()
     summary = {}
     for currency, pool, listeners, unattributed_listeners in pools:
