@@ -74,6 +74,12 @@ class Config:
     login_attempts_per_15min: int = field(default=10, metadata={"env": "LOGIN_RATE_LIMIT",
                                           "doc": "failed sign-ins per email and per IP in 15 minutes"})
 
+    def __post_init__(self) -> None:
+        # Absolute paths: Flask's send_file resolves relative ones against the package, not the working dir.
+        self.var_dir = Path(self.var_dir).resolve()
+        if self.media_root:
+            self.media_root = Path(self.media_root).resolve()
+
     @classmethod
     def from_env(cls, environ=None, **overrides) -> Config:
         environ = os.environ if environ is None else environ

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import select
 
 from adserver import keys
@@ -185,3 +186,15 @@ def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_adverti
     assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).headers["X-Ad-Impression"] == "counted"
     fields = ad_redis.xrange(keys.IMPRESSIONS_STREAM)[0][1]
     assert fields[b"mode"] == b"key" and fields[b"track_id"] == b"" and fields[b"slot"] == b"browse"
+
+
+@pytest.mark.parametrize("path", ["/music", "/search?q=anything"])
+def test_key_mode_listeners_see_browse_ads_on_browse_pages(ad_app, make_advertiser, make_campaign, path):
+    make_campaign(make_advertiser(), slots=("browse",))
+    client = ad_app.test_client()
+    assert "/ads/i/" not in client.get(path, headers=HTML).get_data(as_text=True)
+    with client.session_transaction() as sess:
+        sess["_csrf"] = "t"
+    client.post("/key-mode", data={"enabled": "on", "csrf_token": "t"})
+    page = client.get(path, headers=HTML).get_data(as_text=True)
+    assert 'aria-label="Advertisement"' in page and re.search(r'src="/ads/i/[^"]+"', page)

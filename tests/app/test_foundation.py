@@ -151,3 +151,10 @@ def test_cli_creates_the_first_admin(runner, db_session):
     assert user.roles == ["admin"]
     again = runner.invoke(["users", "create", "root@example.com", "--role", "admin", "--password", PASSWORD])
     assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_storage_paths_are_absolute_whatever_the_environment_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.from_env({"NINETY_VAR_DIR": "var"})
+    assert cfg.media_path == tmp_path / "var" / "media"
+    assert Config.from_env({"MEDIA_ROOT": "m"}).media_path == tmp_path / "m"
