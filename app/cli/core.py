@@ -139,6 +139,10 @@ def serve(*, host: str, port: int, workers: int, with_worker: bool) -> None:
     if with_worker and "worker" in click.get_current_context().find_root().command.commands:
         children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env))
     click.echo(f"Ninety is serving on http://{host}:{port}  (Ctrl-C to stop)")
+    # Stop cleanly on Ctrl-C and on SIGTERM alike (a shell's background job may inherit SIGINT ignored),
+    # so the children are stopped and the embedded servers this process started are stopped at exit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while all(child.poll() is None for child in children):
             try:
@@ -156,6 +160,10 @@ def serve(*, host: str, port: int, workers: int, with_worker: bool) -> None:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def register(group: click.Group) -> None:
