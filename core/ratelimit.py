@@ -1,4 +1,4 @@
-"""Fixed-window rate limits in Redis: one INCR and one EXPIRE in a pipeline."""
+"""Fixed-window rate limits in Redis: SET NX EX opens the window, INCR counts (works on Redis 6 and 7)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from core.errors import RateLimited
 def hit(redis, key: str, *, limit: int, window_s: int) -> int:
     """Count one hit; return how many hits the window has now."""
     pipe = redis.pipeline()
+    pipe.set(f"rl:{key}", 0, ex=window_s, nx=True)
     pipe.incr(f"rl:{key}")
-    pipe.expire(f"rl:{key}", window_s, nx=True)
-    count, _ = pipe.execute()
+    _, count = pipe.execute()
     return int(count)
 
 
