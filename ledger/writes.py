@@ -105,6 +105,21 @@ WITH ins AS (
 SELECT count(*) FROM ins
 """
 
+# The usual batch repeats no recorded key: a plain INSERT (no speculative insertion into the key index, about
+# a third cheaper for the entries) inside a savepoint; if a key was already recorded, the savepoint is rolled
+# back and the batch goes in again with ON CONFLICT DO NOTHING, whose duplicates are then settled.
+_INSERT_STAGED_FAST = """
+SAVEPOINT ledger_fast_insert;
+WITH ins AS (
+    INSERT INTO ledger_entries (id, idempotency_key, effective_at, description, metadata, reverses_id)
+    SELECT id, idempotency_key, effective_at, description, metadata::jsonb, reverses_id FROM ledger_stage_entries
+    RETURNING id
+)
+INSERT INTO ledger_postings (entry_id, amount_micros, account_id, position, credit, currency, ref)
+SELECT * FROM ledger_stage_postings WHERE entry_id IN (SELECT id FROM ins);
+RELEASE SAVEPOINT ledger_fast_insert;
+"""
+
 ARRAY_LIMIT = 64  # entries; above this, COPY
 
 
@@ -243,8 +258,16 @@ def _insert(session: Session, prepared: list[_Prepared]) -> list[int]:
         copy.set_types(["int8", "int8", "int4", "int2", "bool", "text", "text"])
         for row in p_rows:
             copy.write_row(row)
-    cur.execute(_INSERT_STAGED)
-    inserted = cur.fetchone()[0]
+    try:
+        cur.execute(_INSERT_STAGED_FAST)
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != "uq_ledger_entries_idempotency_key":
+            raise
+        cur.execute("ROLLBACK TO SAVEPOINT ledger_fast_insert; RELEASE SAVEPOINT ledger_fast_insert")
+        cur.execute(_INSERT_STAGED)
+        inserted = cur.fetchone()[0]
+    else:
+        inserted = len(prepared)
     cur.execute("TRUNCATE ledger_stage_entries, ledger_stage_postings")
     if inserted == len(prepared):
         return ids
