@@ -295,9 +295,13 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
     accrual.ensure_groups(runtime.redis)
     results = []
 
+    cpu = []
+
     def consume(name: str) -> None:
+        began = time.thread_time()
         results.append(accrual.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch,
                                           block_ms=50, max_idle_loops=1))
+        cpu.append(time.thread_time() - began)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=consume, args=(f"bench-{i}",)) for i in range(consumers)]
@@ -314,7 +318,8 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
     assert rows == FLUSH_TOTAL == stored, (rows, stored)
     emit("adserver.flush_impressions_per_s", FLUSH_TOTAL / elapsed, 50_000, "higher", "impressions/s",
          impressions=FLUSH_TOTAL, batch_size=batch, consumers=consumers, ledger_entries=entries,
-         seconds=round(elapsed, 2), cpus=os.cpu_count())
+         seconds=round(elapsed, 2), cpus=os.cpu_count(), worker_cpu_s=round(sum(cpu), 2),
+         load_average=round(os.getloadavg()[0], 2))
     runtime.engine.dispose()
 
 
@@ -427,8 +432,11 @@ def main() -> None:
     rd_url = redis_url(15)
     with tempfile.TemporaryDirectory(prefix="ninety-bench-ads-") as tmp:
         workdir = Path(tmp)
+        only = {p for p in os.environ.get("ADS_BENCH_PARTS", "").split(",") if p}
         for name, part in (("decide", bench_decide), ("pacing", bench_pacing), ("flush", bench_flush),
                            ("beacon", bench_beacon)):
+            if only and name not in only:
+                continue
             redis_lib.Redis.from_url(rd_url).flushdb()
             part(fresh_database(f"ninety_bench_adserver_{name}"), rd_url, workdir)
     redis_lib.Redis.from_url(rd_url).flushdb()

@@ -83,16 +83,23 @@ def _currency(code: str) -> str:
 def parse_impression(fields: dict) -> StreamImpression:
     """One stream entry as an impression, or ValueError saying what is wrong with it."""
     try:
-        values = [fields.get(name, fields.get(name.decode())) for name in _FIELDS]
-        missing = [name.decode() for name, value in zip(_FIELDS, values, strict=True) if value is None]
-        if missing:
-            raise ValueError(f"missing field {missing[0]}")
-        (decision, campaign, advertiser, creative, slot, track, listener, mode, price, currency, at) = (
-            v.decode() if isinstance(v, bytes) else str(v) for v in values)
+        try:  # the stream's own shape: bytes keys (a single lookup per field)
+            values = list(map(fields.__getitem__, _FIELDS))
+        except (KeyError, TypeError, AttributeError):
+            values = [fields.get(name, fields.get(name.decode())) for name in _FIELDS]
+            missing = [name.decode() for name, value in zip(_FIELDS, values, strict=True) if value is None]
+            if missing:
+                raise ValueError(f"missing field {missing[0]}") from None
+        try:  # all bytes: decode them at once. NUL cannot occur in any valid field, so it separates them;
+            # a field holding one splits into too many parts, which is refused like any other bad entry.
+            texts = b"\x00".join(values).decode().split("\x00")
+        except TypeError:
+            texts = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+        (decision, campaign, advertiser, creative, slot, track, listener, mode, price, currency, at) = texts
         imp = StreamImpression(
             decision_id=_hex32(decision), campaign_id=int(campaign), advertiser_id=int(advertiser),
             creative_id=int(creative), slot=slot, track_id=int(track) if track else None, listener_id=listener,
-            mode=mode, price_micros=int(price), currency=_currency(currency), at=datetime.fromisoformat(at))
+            mode=mode, price_micros=int(price), currency=_currency(currency), at=_timestamp(at))
     except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ValueError(f"unparseable impression: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a MoneyError for an unknown currency, for instance
@@ -101,14 +108,28 @@ def parse_impression(fields: dict) -> StreamImpression:
         raise ValueError("unparseable impression: naive timestamp")
     if not 0 < imp.price_micros <= MAX_PRICE_MICROS:
         raise ValueError(f"unparseable impression: price {imp.price_micros} out of range")
-    if imp.mode not in ("gate", "key") or not imp.listener_id or len(imp.listener_id) > 64 \
+    if imp.mode not in _MODES or not imp.listener_id or len(imp.listener_id) > 64 \
             or "\x00" in imp.listener_id or imp.slot not in _SLOTS:
         raise ValueError("unparseable impression: bad mode, slot or listener")
     return imp
 
 
+_MODES = frozenset(("gate", "key"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _timestamp(value: str) -> datetime:
+    """Beacons of the same second share their timestamp text; datetimes are immutable, so sharing is safe."""
+    return datetime.fromisoformat(value)
+
+
 def period_of(at: datetime) -> str:
-    return at.strftime("%Y-%m")
+    return _period(at.year, at.month)
+
+
+@functools.lru_cache(maxsize=256)
+def _period(year: int, month: int) -> str:
+    return datetime(year, month, 1).strftime("%Y-%m")
 
 
 # --- the money policy --------------------------------------------------------------------------------
@@ -230,38 +251,64 @@ _COLUMNS = ("decision_id", "campaign_id", "advertiser_id", "creative_id", "slot"
 
 
 def flush_impressions(session: Session, impressions: list[StreamImpression], *, commit: bool = True) -> FlushResult:
-    """Store impressions not stored yet and post their money, in one transaction."""
-    from ledger.services import post_many
+    """Store impressions not stored yet and post their money, in one transaction.
+
+    Optimistic: a batch is almost always new, so it is written without first asking which of its decision
+    ids are stored already. When one is (a batch redelivered after a crash, a duplicate beacon from another
+    worker), the impression rows' unique key refuses the COPY; the savepoint is rolled back (with the entries
+    posted in it) and the batch is written again without the stored ones."""
+    import psycopg
 
     result = FlushResult(received=len(impressions))
     unique = list({i.decision_id: i for i in impressions}.values())
     if not unique:
         return result
     cursor = session.connection().connection.dbapi_connection.cursor()
-    cursor.execute("SELECT encode(uuid_send(decision_id), 'hex') FROM ad_impressions "
-                   "WHERE decision_id = ANY(%s::uuid[])", ([i.decision_id for i in unique],))
-    existing = {row[0] for row in cursor.fetchall()}
-    fresh = [i for i in unique if i.decision_id not in existing]
+    savepoint = session.begin_nested()
+    try:
+        entry_ids = _store(session, cursor, unique)
+        savepoint.commit()
+        fresh = unique
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.table_name != "ad_impressions":
+            raise
+        savepoint.rollback()
+        cursor.execute("SELECT encode(uuid_send(decision_id), 'hex') FROM ad_impressions "
+                       "WHERE decision_id = ANY(%s::uuid[])", ([i.decision_id for i in unique],))
+        existing = {row[0] for row in cursor.fetchall()}
+        fresh = [i for i in unique if i.decision_id not in existing]
+        entry_ids = _store(session, cursor, fresh) if fresh else []
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
     result.already_stored = len(unique) - len(fresh)
-    if not fresh:
-        return result
+    result.stored = len(fresh)
+    result.entry_ids = entry_ids
+    if commit and fresh:
+        session.commit()
+    return result
+
+
+def _store(session: Session, cursor, fresh: list[StreamImpression]) -> list[int]:
+    """Post the entries paying for these impressions and COPY their rows; the entries' ids."""
+    from ledger.services import post_many
+
     groups, sheets, track_ids = _group(session, fresh)
     built = build_entries(groups, sheets, _held_tracks(session, track_ids))
     entry_ids = post_many(session, [entry for entry, _ in built], commit=False)
     buffer = io.StringIO()
+    write = buffer.write
     for entry_id, (_, group) in zip(entry_ids, built, strict=True):
+        tail = f"\t{entry_id}\n"
         for i in group:
-            buffer.write("\t".join((i.decision_id, str(i.campaign_id), str(i.advertiser_id), str(i.creative_id),
-                                    i.slot, "\\N" if i.track_id is None else str(i.track_id),
-                                    _copy_text(i.listener_id), i.mode, str(i.price_micros), i.currency,
-                                    i.at.isoformat(), str(entry_id))) + "\n")
+            write("\t".join((i.decision_id, str(i.campaign_id), str(i.advertiser_id), str(i.creative_id),
+                              i.slot, "\\N" if i.track_id is None else str(i.track_id),
+                              _copy_text(i.listener_id), i.mode, str(i.price_micros), i.currency,
+                              i.at.isoformat())) + tail)
     with cursor.copy(f"COPY ad_impressions ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         copy.write(buffer.getvalue())
-    result.stored = len(fresh)
-    result.entry_ids = entry_ids
-    if commit:
-        session.commit()
-    return result
+    return entry_ids
 
 
 def _copy_text(value: str) -> str:
