@@ -21,6 +21,8 @@ from app.errors import register_error_handlers
 from app.logs import configure_logging
 from core.clock import Clock, SystemClock
 from core.db import import_all_models, make_engine, make_session_factory
+from core.jobs import connect as connect_jobs
+from core.jobs import install_outbox
 from core.redis import make_redis
 
 log = logging.getLogger("ninety.request")
@@ -75,6 +77,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
         clock=clock or SystemClock(),
         extras={},
     )
+    # Jobs deferred by services (emails) are enqueued on RQ only once the transaction that made them commits.
+    install_outbox(app.extensions["ninety"].sessions, lambda: connect_jobs(config.redis_url))
 
     from app.templating import init_templating
 

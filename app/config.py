@@ -71,6 +71,8 @@ class Config:
                                  "doc": "BIC of that account"})
     worker_batch_size: int = field(default=5000, metadata={"env": "WORKER_BATCH_SIZE",
                                    "doc": "impressions the flush worker takes from the stream at once"})
+    smtp_url: str = field(default="smtp://127.0.0.1:8025", metadata={"env": "SMTP_URL",
+                          "doc": "SMTP server for email, smtp[s]://[user:pass@]host:port[?starttls=1&from=...]"})
     login_attempts_per_15min: int = field(default=10, metadata={"env": "LOGIN_RATE_LIMIT",
                                           "doc": "failed sign-ins per email and per IP in 15 minutes"})
 

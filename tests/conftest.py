@@ -322,3 +322,36 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.skip("../shared is absent (a fresh clone outside the workplace)")
     return SHARED
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a loopback port that keeps every message it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.url = f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import message_from_bytes
+        from email.policy import default
+
+        message = message_from_bytes(envelope.content, policy=default)
+        self.messages.append({"to": list(envelope.rcpt_tos), "subject": str(message["Subject"]),
+                              "body": message.get_content(), "message": message})
+        return "250 OK"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address.lower() in (r.lower() for r in m["to"])]
+
+
+@pytest.fixture
+def smtp():
+    """smtp.url for SMTP_URL (make_app(smtp_url=smtp.url)); smtp.messages, smtp.to(address) to read them."""
+    sink = SmtpSink()
+    sink._controller.start()
+    yield sink
+    sink._controller.stop()
