@@ -1,9 +1,12 @@
-"""Audio inspection with mutagen: what is this file, and can a listener play what we would deliver?
+"""Audio inspection: what is this file, and can a listener play what we would deliver?
 
 The container is recognised by its first bytes (never by the file name, which may lie); mutagen then
-reads the stream information. Accepted: MP3, FLAC, Ogg Vorbis, Opus, AAC (ADTS/ADIF and M4A), ALAC,
-WAV, AIFF. Everything else is refused with a stable reason code and a sentence a musician understands,
-as are corrupt files and files whose headers claim what the bytes cannot hold.
+reads the header (what the file claims, its tags and cover), and FFmpeg decodes the audio from start to
+end (`media.decoding.measure_audio`) to measure what it really holds. Accepted: MP3, FLAC, Ogg Vorbis,
+Opus, AAC (ADTS/ADIF and M4A), ALAC, WAV, AIFF. Everything else is refused with a stable reason code and
+a sentence a musician understands, as are corrupt files, files no decoder can play, and files whose
+decoded length disagrees with their header by more than `LENGTH_SLACK_S` + `LENGTH_SLACK_RATIO`.
+The recorded duration is the decoded one.
 """
 
 from __future__ import annotations
@@ -20,16 +23,25 @@ from mutagen.aiff import AIFF
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4
+from mutagen.mp4 import MP4, AtomError, Atoms
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from catalog.errors import AudioRejected
+from media.decoding import measure_audio
+from media.errors import Undecodable
 
 MAX_DURATION_S = 10 * 3600  # longer than ten hours is a lying header, not a record
 MIN_DURATION_S = 0.05
 HEAD_BYTES = 64 * 1024
+OPUS_DECODE_RATE = 48_000  # Opus always decodes at 48 kHz; its header's "input rate" is only a hint
+# How far the decoded length may stray from the header's before the header is called a lie. Decoders
+# legitimately drop encoder delay and padding (MP3: up to ~2,257 samples, 0.28 s at 8 kHz; AAC priming:
+# 1,024-2,112 samples, 0.26 s at 8 kHz; the corpus's largest honest gap is 0.08 s); the ratio covers
+# headers that state lengths in coarse units. A cut-short or lying file misses far more than this.
+LENGTH_SLACK_S = 0.5
+LENGTH_SLACK_RATIO = 0.005
 
 ACCEPTED_FORMATS = "MP3, FLAC, Ogg Vorbis, Opus, AAC/M4A, ALAC, WAV or AIFF"
 
@@ -79,6 +91,11 @@ MESSAGES = {
     "tag_only": "The file holds {what} and no audio. Export the track again and upload the new file.",
     "corrupt_audio": "The file looks like {what} but cannot be read ({detail}). It may be damaged or "
                      "cut short; export it again and upload the new file.",
+    "undecodable_audio": "The file looks like {what}, but {problem}. It is probably damaged or cut short; "
+                         "export the track again and upload the new file.",
+    "duration_mismatch": "The file's header says the track lasts {claimed}, but its audio plays for "
+                         "{decoded}. It is probably cut short or damaged, and players would show the wrong "
+                         "length; export the track again and upload the new file.",
     "zero_duration": "The file has no playable audio (its duration is zero). Export the track again.",
     "absurd_duration": "The file claims to last {duration}, which cannot be right. Export the track again.",
     "duration_exceeds_size": "The file's header claims {duration} of audio but the file is too small to "
@@ -108,6 +125,11 @@ class AudioInfo:
     size_bytes: int
     tags: dict = field(default_factory=dict)
     cover: tuple[bytes, str] | None = None  # (image bytes, mime)
+    # What the header claims, in seconds; None where the container states no length (ADTS/ADIF AAC, MP3
+    # without a Xing/Info/VBRI frame count), whose "length" is only an estimate from the bitrate.
+    header_duration_s: float | None = None
+    # A fragmented MP4's header covers only the fragments before it: its length is a lower bound.
+    header_is_lower_bound: bool = False
 
     @property
     def duration_ms(self) -> int:
@@ -189,15 +211,15 @@ def sniff(path: Path, size: int) -> tuple[str, str]:
     return "other:not_audio", "a file of unknown type"
 
 
-def _mp4_has_video(path: Path) -> bool:
-    from mutagen.mp4 import Atoms
-
+def _mp4_layout(path: Path) -> tuple[bool, bool]:
+    """(has a video track, is fragmented): the MP4's atoms, read once."""
     with open(path, "rb") as fh:
         atoms = Atoms(fh)
         try:
             moov = atoms[b"moov"]
         except KeyError:
-            return False
+            return False, False
+        fragmented = any(True for _ in moov.findall(b"mvex"))
         for trak in moov.findall(b"trak"):
             try:
                 hdlr = trak[b"mdia", b"hdlr"]
@@ -205,8 +227,8 @@ def _mp4_has_video(path: Path) -> bool:
                 continue
             ok, data = hdlr.read(fh)
             if ok and data[8:12] == b"vide":
-                return True
-    return False
+                return True, fragmented
+    return False, fragmented
 
 
 def inspect_file(path: Path | str) -> AudioInfo:
@@ -226,35 +248,53 @@ def inspect_file(path: Path | str) -> AudioInfo:
         info = _read(kind, path, size)
     except AudioRejected:
         raise
-    except (mutagen.MutagenError, ValueError, struct.error, EOFError, IndexError, KeyError, TypeError,
-            OverflowError, ZeroDivisionError, UnicodeError) as exc:
+    except (mutagen.MutagenError, AtomError, ValueError, struct.error, EOFError, IndexError, KeyError,
+            TypeError, OverflowError, ZeroDivisionError, UnicodeError) as exc:
+        # AtomError (a cut-short MP4) is not a MutagenError; it is the same kind of damage.
         raise reject("corrupt_audio", what=what, detail=_detail(exc)) from None
     _check_plausible(info, what)
-    if info.format == "flac" and not _flac_end_is_there(path, info):
-        raise reject("duration_exceeds_size", duration=_human_duration(info.duration_s))
+    _check_decodes(path, info, what)
     return info
 
 
-def _flac_end_is_there(path: Path, info: AudioInfo) -> bool:
-    """A FLAC's header states its sample count; decode its last samples to see the file really holds them.
+def _slack_s(claimed_s: float) -> float:
+    return LENGTH_SLACK_S + LENGTH_SLACK_RATIO * claimed_s
 
-    Files libsndfile cannot open are given the benefit of the doubt (mutagen already read them).
-    """
-    import soundfile
 
+def lengths_agree(claimed_s: float, decoded_s: float, *, lower_bound: bool = False) -> bool:
+    """Does the decoded length match the header's claim (within the documented slack)?"""
+    slack = _slack_s(claimed_s)
+    return decoded_s >= claimed_s - slack and (lower_bound or decoded_s <= claimed_s + slack)
+
+
+def _check_decodes(path: Path, info: AudioInfo, what: str) -> None:
+    """Decode the whole stream: refuse what FFmpeg cannot play or what disagrees with its header; then
+    record what the decoder measured (the duration listeners will hear, at the rate it comes out at)."""
+    claimed = info.header_duration_s
+    strict = claimed is not None and not info.header_is_lower_bound
+    stop_after = claimed + _slack_s(claimed) + 1.0 if strict else float(MAX_DURATION_S)
     try:
-        handle = soundfile.SoundFile(str(path))
-    except Exception:  # noqa: BLE001 - libsndfile refuses some valid-but-odd files; mutagen's word stands
-        return True
-    with handle:
-        frames = handle.frames
-        want = min(frames, 2048)
-        try:
-            handle.seek(frames - want)
-            got = len(handle.read(want, dtype="int16"))
-        except Exception:  # noqa: BLE001 - a failed seek to the stated end means the end is missing
-            return False
-    return got >= want * 0.9
+        decoded = measure_audio(path, stop_after_s=stop_after)
+    except Undecodable as exc:
+        problem = (f"its audio breaks off after {_human_duration(exc.decoded_s)}, so no player can play it "
+                   "to the end" if exc.decoded_s else "no player can open its audio")
+        refused = reject("undecodable_audio", what=what, problem=problem)
+        refused.details["decoder"] = exc.detail  # FFmpeg's words, for support; the sentence is for people
+        raise refused from None
+    if not decoded.complete and not strict:
+        raise reject("absurd_duration", duration=f"more than {_human_duration(decoded.seconds)}")
+    if claimed is not None and (not decoded.complete or not lengths_agree(
+            claimed, decoded.seconds, lower_bound=info.header_is_lower_bound)):
+        played = _human_duration(decoded.seconds)
+        raise reject("duration_mismatch", claimed=_human_duration(claimed),
+                     decoded=played if decoded.complete else f"more than {played}")
+    if decoded.seconds < MIN_DURATION_S:
+        raise reject("zero_duration", what=what)
+    info.duration_s = decoded.seconds
+    info.sample_rate = info.sample_rate or decoded.sample_rate
+    info.channels = info.channels or decoded.channels
+    if info.format in ("vorbis", "opus"):
+        info.bitrate = int(info.size_bytes * 8 / decoded.seconds)
 
 
 def _detail(exc: Exception) -> str:
@@ -266,6 +306,7 @@ def _read(kind: str, path: Path, size: int) -> AudioInfo:
     cover = None
     tags: dict = {}
     bits = None
+    header_is_lower_bound = False
     if kind == "mp3":
         audio = MP3(path)
         fmt, codec = "mp3", f"mpeg{audio.info.version:g}-layer{audio.info.layer}"
@@ -295,7 +336,8 @@ def _read(kind: str, path: Path, size: int) -> AudioInfo:
         fmt, codec = "opus", "opus"
         tags, cover = _vorbis_tags(audio.tags), _vorbis_cover(audio.tags)
     elif kind == "mp4":
-        if _mp4_has_video(path):
+        has_video, header_is_lower_bound = _mp4_layout(path)
+        if has_video:
             raise reject("video_not_accepted", what="an MP4 file")
         audio = MP4(path)
         codec = (audio.info.codec or "").lower()
@@ -325,15 +367,21 @@ def _read(kind: str, path: Path, size: int) -> AudioInfo:
     if fmt in ("vorbis", "opus") and info.length:
         # Ogg headers carry a nominal rate; the length (from the last page) is what is reliable.
         bitrate = int(size * 8 / info.length)
-    return AudioInfo(format=fmt, codec=codec, mime=mime, extension=extension,
-                     duration_s=float(info.length or 0.0), bitrate=bitrate,
-                     sample_rate=int(getattr(info, "sample_rate", 0) or 0),
-                     channels=int(getattr(info, "channels", 0) or 0), bits_per_sample=bits,
-                     size_bytes=size, tags=tags, cover=cover)
+    length = float(info.length or 0.0)
+    # ADTS/ADIF state no length, nor does an MP3 without a frame count ("sketchy"): mutagen estimates it
+    states_length = fmt != "aac" and not (fmt == "mp3" and getattr(info, "sketchy", True))
+    rate = OPUS_DECODE_RATE if fmt == "opus" else int(getattr(info, "sample_rate", 0) or 0)
+    return AudioInfo(format=fmt, codec=codec, mime=mime, extension=extension, duration_s=length,
+                     bitrate=bitrate, sample_rate=rate, channels=int(getattr(info, "channels", 0) or 0),
+                     bits_per_sample=bits, size_bytes=size, tags=tags, cover=cover,
+                     header_duration_s=length if states_length else None,
+                     header_is_lower_bound=header_is_lower_bound)
 
 
 def _check_plausible(info: AudioInfo, what: str) -> None:
     seconds = info.duration_s
+    if info.header_is_lower_bound and not seconds:
+        return  # a fragmented MP4 with an empty header (as streaming encoders write): only decoding can tell
     if not seconds or seconds < MIN_DURATION_S or info.sample_rate <= 0 or info.channels <= 0:
         raise reject("zero_duration", what=what)
     if seconds > MAX_DURATION_S:

@@ -1,6 +1,7 @@
 """Every file of ../shared/corpus/audio through the upload service: accepted with plausible facts, or
 refused with a reason code; nothing else ever escapes."""
 
+import av
 import pytest
 
 from catalog import services
@@ -50,10 +51,34 @@ def test_corpus_is_classified_without_exceptions(shared_dir, db_session, artist,
     assert rejected["truncated-64bit.mp4"] == "video_not_accepted"
     assert rejected["nero-chapters.m4b"] == "absurd_duration"
     assert rejected["issue_21.id3"] == "tag_only"
+    # issue 9: parsed by mutagen, but no decoder can play them
+    assert rejected["52-too-short-block-size.flac"] == "undecodable_audio"  # claims 202.8 s
+    assert rejected["106-short-picture-block-size.flac"] == "undecodable_audio"
+    assert rejected["adif.aac"] == "undecodable_audio"
+    # issue 9: Opus has no sample rate in mutagen's info; it decodes at 48 kHz
+    opus = accepted["example.opus"]
+    assert (opus.format, opus.sample_rate, opus.channels) == ("opus", 48000, 1)
+    assert abs(opus.duration_ms - 11355) <= 1
+    # a fragmented MP4 whose moov covers 15.0 s, with 1.3 s more in a fragment after it
+    assert abs(accepted["no-tags.3g2"].duration_ms - 16300) <= 50
+
+    # no undecodable file accepted: the decoder itself, independently of catalog.inspection, plays every
+    # accepted file to its end, and its length is the one recorded
+    for name, asset in accepted.items():
+        assert abs(_decode_fully(shared_dir / "corpus" / "audio" / name) - asset.duration_ms / 1000) < 0.002, name
     # titles and track numbers come from the tags
     by_file = {t.original_filename: t for t in release.tracks}
     assert by_file["multipage-setup.ogg"].title == "Burst"
     assert by_file["silence-44-s.mp3"].title == "Silence"
+
+
+def _decode_fully(path) -> float:
+    """Seconds of audio FFmpeg decodes from the file's first audio stream; raises if it cannot."""
+    seconds = 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            seconds += frame.samples / frame.sample_rate
+    return seconds
 
 
 @pytest.mark.parametrize("name", ["silence-44-s.flac", "no-tags.mp3"])

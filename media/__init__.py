@@ -1,0 +1,1 @@
+"""Audio work with no business in it: decode checks, transcodes, stream copies, waveforms (PyAV's FFmpeg)."""
