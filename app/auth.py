@@ -5,7 +5,10 @@ user) or `access("artist", "admin")` (any of those roles). `create_app` refuses 
 declaration, so no endpoint can forget to check.
 
 A caller is signed in by the session cookie (web) or by `Authorization: Bearer nt_…` (API tokens, whose
-scopes limit the roles). State-changing requests signed in by cookie need the CSRF token. Every visitor
+scopes limit the roles). A view may also name a capability scope a token must carry
+(`access(token_scope="tokens")`): a session passes, a token without that scope gets 403. A session carries
+the user's `session_version` and ends when it changes (sign-out, password change, role change).
+State-changing requests signed in by cookie need the CSRF token. Every visitor
 also gets a signed pseudonymous listener id cookie, used for frequency caps and key-mode attribution.
 """
 
@@ -21,7 +24,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from app import context
 from core.errors import Forbidden, Unauthorized
-from core.users import User, get_user, resolve_token
+from core.users import ROLES, User, end_sessions, get_user, resolve_token
 
 LISTENER_COOKIE = "ninety_lid"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -32,6 +35,7 @@ class Principal:
     user: User | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
     via: str | None = None  # "session" or "token"
+    scopes: frozenset[str] | None = None  # a token's effective scopes; None for a session (no narrowing)
 
     @property
     def is_authenticated(self) -> bool:
@@ -39,6 +43,10 @@ class Principal:
 
     def has_role(self, *roles: str) -> bool:
         return any(r in self.roles for r in roles)
+
+    def has_scope(self, scope: str) -> bool:
+        """A session holds every capability scope; a token only those it was given."""
+        return self.via == "session" or (self.scopes is not None and scope in self.scopes)
 
 
 def current_principal() -> Principal:
@@ -60,8 +68,9 @@ def _load_principal() -> Principal:
         found = resolve_token(context.db(), raw.strip(), context.clock())
         if found is None:
             raise Unauthorized("That API token is unknown, revoked or malformed.", code="invalid_token")
-        user, roles = found
-        return Principal(user=user, roles=frozenset(roles), via="token")
+        user, scopes = found
+        return Principal(user=user, roles=frozenset(s for s in scopes if s in ROLES), via="token",
+                         scopes=frozenset(scopes))
     user_id = session.get("uid")
     if user_id is not None:
         try:
@@ -75,8 +84,13 @@ def _load_principal() -> Principal:
     return Principal()
 
 
-def access(*roles: str, public: bool = False, csrf: bool = True):
-    """Declare who may call a view; checked before the view runs."""
+def access(*roles: str, public: bool = False, csrf: bool = True, token_scope: str | None = None,
+           session_only: bool = False):
+    """Declare who may call a view; checked before the view runs.
+
+    `token_scope` names a capability a token caller must carry on top of the roles (sessions have it);
+    `session_only` refuses tokens altogether (e.g. changing the password).
+    """
 
     def decorate(view):
         @functools.wraps(view)
@@ -88,11 +102,18 @@ def access(*roles: str, public: bool = False, csrf: bool = True):
                 if roles and not principal.has_role(*roles):
                     raise Forbidden(f"This needs the role {' or '.join(roles)}.", code="role_required",
                                     required_roles=list(roles))
+                if session_only and principal.via != "session":
+                    raise Forbidden("Sign in with your password to do that; API tokens cannot.",
+                                    code="session_required")
+                if token_scope and not principal.has_scope(token_scope):
+                    raise Forbidden(f"Sign in, or use a token with the '{token_scope}' scope, to do that.",
+                                    code="token_scope_required", required_scope=token_scope)
             if csrf:
                 check_csrf(principal)
             return view(*args, **kwargs)
 
-        wrapper.ninety_access = {"public": public, "roles": roles, "csrf": csrf}
+        wrapper.ninety_access = {"public": public, "roles": roles, "csrf": csrf, "token_scope": token_scope,
+                                 "session_only": session_only}
         return wrapper
 
     return decorate
@@ -119,8 +140,20 @@ def sign_in(user: User) -> None:
 
 
 def sign_out() -> None:
+    """End this session and, by bumping the user's session version, every other copy of it."""
+    principal = current_principal()
+    if principal.via == "session" and principal.user is not None:
+        end_sessions(context.db(), principal.user)
     session.clear()
     g.principal = Principal()
+
+
+def renew_session(user: User) -> None:
+    """Keep this browser signed in after `user`'s other sessions were ended (e.g. a password change)."""
+    csrf = session.get("_csrf")
+    sign_in(user)
+    if csrf:
+        session["_csrf"] = csrf
 
 
 # --- CSRF -------------------------------------------------------------------------------------------

@@ -73,8 +73,12 @@ class Config:
                                    "doc": "impressions the flush worker takes from the stream at once"})
     smtp_url: str = field(default="smtp://127.0.0.1:8025", metadata={"env": "SMTP_URL",
                           "doc": "SMTP server for email, smtp[s]://[user:pass@]host:port[?starttls=1&from=...]"})
-    login_attempts_per_15min: int = field(default=10, metadata={"env": "LOGIN_RATE_LIMIT",
-                                          "doc": "failed sign-ins per email and per IP in 15 minutes"})
+    login_attempts_per_15min: int = field(default=5, metadata={"env": "LOGIN_RATE_LIMIT",
+                                          "doc": "failed sign-ins per (email, IP) before each further one "
+                                                 "waits twice as long (5 s up to 15 min)"})
+    login_ip_failures_per_15min: int = field(default=100, metadata={"env": "LOGIN_IP_RATE_LIMIT",
+                                             "doc": "failed sign-ins per IP in 15 minutes before only emails "
+                                                    "that signed in from it before may try"})
 
     def __post_init__(self) -> None:
         # Absolute paths: Flask's send_file resolves relative ones against the package, not the working dir.

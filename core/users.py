@@ -2,6 +2,14 @@
 
 Users live in the kernel because every package refers to them (artists' members, advertisers' members,
 finance approvers); signing in, sessions and CSRF are HTTP concerns and live in `app.auth`.
+
+A user's `session_version` is copied into every session at sign-in and checked on each request; bumping
+it (`end_sessions`: sign-out, password change, role change) ends every session of that user server-side,
+even copies of a signed cookie that has not expired.
+
+API token scopes are roles (a token acts with the roles it names that its user still holds) plus the
+capability scope `tokens`, which lets a token manage its user's tokens. A token never mints a token
+wider than itself: the new token's scopes must be a subset of the minting token's.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Collection
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -19,12 +28,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from core.clock import Clock, SystemClock
 from core.db import Base
-from core.errors import Conflict, NotFound, ValidationError
+from core.errors import Conflict, Forbidden, NotFound, ValidationError
 
 ROLES = ("listener", "artist", "advertiser", "finance", "rights_holder", "admin")
 SELF_SERVICE_ROLES = ("listener", "artist", "advertiser", "rights_holder")
 EMAIL_RE = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,63}$")
 TOKEN_PREFIX = "nt_"
+TOKENS_SCOPE = "tokens"
+TOKEN_SCOPES = (*ROLES, TOKENS_SCOPE)
 
 _hasher = PasswordHasher()
 
@@ -137,26 +148,68 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
+def end_sessions(session: Session, user: User) -> None:
+    """End every cookie session of `user`: the version they carry no longer matches."""
+    user.session_version = (user.session_version or 0) + 1
+    session.flush()
+
+
 def set_roles(session: Session, user: User, roles) -> User:
+    """Give `user` exactly these roles; their sessions end, so no page keeps acting with the old ones."""
     user.roles = check_roles(roles)
-    user.session_version += 1
+    end_sessions(session, user)
     return user
+
+
+def change_password(session: Session, user: User, *, current_password: str, new_password: str) -> User:
+    """Set a new password after checking the current one; every session of the user ends."""
+    try:
+        _hasher.verify(user.password_hash, current_password or "")
+    except (VerificationError, InvalidHashError):
+        raise ValidationError("That is not your current password.", code="wrong_password",
+                              field="current_password") from None
+    check_password_strength(new_password)
+    user.password_hash = _hasher.hash(new_password)
+    end_sessions(session, user)
+    return user
+
+
+def check_scopes(scopes) -> list[str]:
+    scopes = list(dict.fromkeys(scopes))
+    unknown = [s for s in scopes if s not in TOKEN_SCOPES]
+    if unknown:
+        raise ValidationError(f"Unknown scope(s): {', '.join(map(str, unknown))}", code="unknown_scope",
+                              field="scopes")
+    return scopes
 
 
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue_token(session: Session, user: User, *, name: str, scopes=None) -> tuple[ApiToken, str]:
-    """Create an API token; the raw value is returned once and only its hash is stored."""
+def issue_token(session: Session, user: User, *, name: str, scopes=None,
+                within: Collection[str] | None = None) -> tuple[ApiToken, str]:
+    """Create an API token; the raw value is returned once and only its hash is stored.
+
+    `within` is None when the user asks from a signed-in session; when a token asks, it is that token's
+    effective scopes, and the new token may only carry scopes from it. Without `scopes` the new token gets
+    the user's roles (from a session) or the asking token's roles (from a token), never `tokens`.
+    """
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise ValidationError("Give the token a name of 1 to 120 characters.", code="invalid_name", field="name")
-    scopes = check_roles(scopes if scopes is not None else user.roles)
-    missing = [s for s in scopes if s not in user.roles]
+    if scopes is None:
+        scopes = [r for r in user.roles if within is None or r in within]
+    scopes = check_scopes(scopes)
+    missing = [s for s in scopes if s in ROLES and s not in user.roles]
     if missing:
         raise ValidationError(f"You do not hold the role(s): {', '.join(missing)}", code="scope_not_held",
                               field="scopes")
+    if within is not None:
+        wider = [s for s in scopes if s not in within]
+        if wider:
+            raise Forbidden(f"A token can only create tokens within its own scopes; this one lacks "
+                            f"{', '.join(wider)}.", code="scope_exceeds_token", scopes=wider)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(raw), scopes=scopes)
     session.add(token)
@@ -165,7 +218,7 @@ def issue_token(session: Session, user: User, *, name: str, scopes=None) -> tupl
 
 
 def resolve_token(session: Session, raw: str, clock: Clock | None = None) -> tuple[User, list[str]] | None:
-    """The user and effective roles (token scopes the user still holds) for a raw bearer token."""
+    """The user and effective scopes for a raw bearer token: its roles the user still holds, and `tokens`."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
@@ -175,7 +228,7 @@ def resolve_token(session: Session, raw: str, clock: Clock | None = None) -> tup
     if not user.is_active:
         return None
     token.last_used_at = (clock or SystemClock()).now()
-    return user, [s for s in token.scopes if s in user.roles]
+    return user, [s for s in token.scopes if s in user.roles or s == TOKENS_SCOPE]
 
 
 def revoke_token(session: Session, user: User, token_id: int, clock: Clock | None = None) -> ApiToken:

@@ -1,4 +1,9 @@
-"""Accounts API: sign-up, the caller's profile, API tokens, and the OpenAPI document."""
+"""Accounts API: sign-up, the caller's profile, API tokens, and the OpenAPI document.
+
+Managing tokens (list, create, revoke) needs a signed-in session, or a token carrying the `tokens`
+scope; a token creates tokens only within its own scopes, so a `listener` token can never mint a
+`finance` one.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,15 @@ from app.api import API_PREFIX, load
 from app.auth import access, current_principal, current_user
 from app.openapi import build_spec
 from core import ratelimit
-from core.users import ROLES, SELF_SERVICE_ROLES, create_user, issue_token, revoke_token
+from core.users import (
+    ROLES,
+    SELF_SERVICE_ROLES,
+    TOKEN_SCOPES,
+    TOKENS_SCOPE,
+    create_user,
+    issue_token,
+    revoke_token,
+)
 
 bp = Blueprint("api_accounts", __name__, url_prefix=API_PREFIX)
 
@@ -31,9 +44,16 @@ class UserSchema(Schema):
     created_at = fields.DateTime(dump_only=True)
 
 
+class MeSchema(UserSchema):
+    effective_roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), metadata={
+        "description": "the roles this request acts with (a token's scopes narrow the user's roles)"})
+
+
 class TokenRequestSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    scopes = fields.List(fields.String(validate=validate.OneOf(ROLES)))
+    scopes = fields.List(fields.String(validate=validate.OneOf(TOKEN_SCOPES)), metadata={
+        "description": "roles the token acts with, plus `tokens` to let it manage tokens; from a token, only "
+                       "scopes that token has. Default: the caller's roles (never `tokens`)"})
 
 
 class TokenSchema(Schema):
@@ -99,20 +119,23 @@ def me():
         200:
           content:
             application/json:
-              schema: UserSchema
+              schema: MeSchema
     """
     principal = current_principal()
-    body = UserSchema().dump(principal.user)
+    body = MeSchema().dump(principal.user)
     body["effective_roles"] = sorted(principal.roles)
     return body
 
 
 @bp.get("/tokens")
-@access()
+@access(token_scope=TOKENS_SCOPE)
 def list_tokens():
-    """The caller's API tokens (never their values).
+    """The caller's API tokens (never their values). Needs a session or a token with the `tokens` scope.
     ---
     get:
+      security:
+        - session: []
+        - bearer: [tokens]
       responses:
         200:
           content:
@@ -128,11 +151,20 @@ def list_tokens():
 
 
 @bp.post("/tokens")
-@access()
+@access(token_scope=TOKENS_SCOPE)
 def create_token():
     """Create an API token scoped to some of the caller's roles; its value is shown once.
+
+    Needs a session or a token with the `tokens` scope; a token creates only tokens within its own
+    scopes (403 `scope_exceeds_token` otherwise).
     ---
     post:
+      description: >-
+        Needs a signed-in session, or a token with the `tokens` scope. A token creates only tokens within
+        its own scopes (403 `scope_exceeds_token`); without `scopes`, the new token gets the caller's roles.
+      security:
+        - session: []
+        - bearer: [tokens]
       requestBody:
         content:
           application/json:
@@ -144,18 +176,22 @@ def create_token():
               schema: TokenSchema
     """
     data = load(TokenRequestSchema())
-    token, raw = issue_token(context.db(), current_user(), name=data["name"], scopes=data.get("scopes"))
+    token, raw = issue_token(context.db(), current_user(), name=data["name"], scopes=data.get("scopes"),
+                             within=current_principal().scopes)
     body = TokenSchema().dump(token)
     body["token"] = raw
     return body, 201
 
 
 @bp.delete("/tokens/<int:token_id>")
-@access()
+@access(token_scope=TOKENS_SCOPE)
 def delete_token(token_id: int):
-    """Revoke one of the caller's API tokens.
+    """Revoke one of the caller's API tokens. Needs a session or a token with the `tokens` scope.
     ---
     delete:
+      security:
+        - session: []
+        - bearer: [tokens]
       responses:
         200:
           content:

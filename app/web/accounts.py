@@ -1,4 +1,8 @@
-"""Sign-up, sign-in, sign-out and the account page."""
+"""Sign-up, sign-in, sign-out, the account page and password change.
+
+Sign-in is throttled per (email, IP) with backoff and per IP against spraying (`core.ratelimit.LoginThrottle`);
+sign-out and a password change end every session of the user, not only this browser's.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,18 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import context
-from app.auth import access, current_principal, current_user, sign_in, sign_out
+from app.auth import access, current_principal, current_user, renew_session, sign_in, sign_out
 from core import ratelimit
 from core.errors import NinetyError, RateLimited
-from core.users import SELF_SERVICE_ROLES, authenticate, create_user, issue_token, revoke_token
+from core.users import (
+    SELF_SERVICE_ROLES,
+    TOKENS_SCOPE,
+    authenticate,
+    change_password,
+    create_user,
+    issue_token,
+    revoke_token,
+)
 
 bp = Blueprint("web_accounts", __name__)
 
@@ -66,28 +78,43 @@ def signin():
     next_url = request.values.get("next", "")
     if request.method == "POST":
         email = request.form.get("email", "")[:320]
-        limit = context.config().login_attempts_per_15min
+        ip = request.remote_addr or "unknown"
+        throttle = _login_throttle()
         try:
-            for key in (f"login:ip:{request.remote_addr}", f"login:email:{email.strip().lower()}"):
-                if int(context.redis().get(f"rl:{key}") or 0) >= limit:
-                    raise RateLimited("Too many failed sign-ins. Wait 15 minutes and try again.")
-            user = authenticate(context.db(), email, request.form.get("password", ""))
-            if user is None:
-                for key in (f"login:ip:{request.remote_addr}", f"login:email:{email.strip().lower()}"):
-                    ratelimit.hit(context.redis(), key, limit=limit, window_s=900)
-                error = "That email and password do not match an account."
-            else:
-                context.db().commit()
-                sign_in(user)
-                return redirect(_safe_next(next_url))
+            throttle.begin(email, ip)
         except RateLimited as exc:
-            return render_template("accounts/signin.html", error=exc.message, email=email, next=next_url), 429
+            wait_s = int(exc.details.get("retry_after") or 1)
+            message = f"{exc.message} You can try again in {_duration(wait_s)}."
+            return render_template("accounts/signin.html", error=message, email=email, next=next_url), 429, \
+                {"Retry-After": str(wait_s)}
+        user = authenticate(context.db(), email, request.form.get("password", ""))
+        if user is None:
+            throttle.failed(email, ip)
+            error = "That email and password do not match an account."
+        else:
+            throttle.succeeded(email, ip)
+            context.db().commit()
+            sign_in(user)
+            return redirect(_safe_next(next_url))
     return render_template("accounts/signin.html", error=error, email=email, next=next_url), (401 if error else 200)
+
+
+def _login_throttle() -> ratelimit.LoginThrottle:
+    cfg = context.config()
+    return ratelimit.LoginThrottle(context.redis(), per_pair=cfg.login_attempts_per_15min,
+                                   per_ip=cfg.login_ip_failures_per_15min)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{-(-seconds // 60)} minutes"
 
 
 @bp.post("/signout")
 @access(public=True)
 def signout():
+    """Sign out everywhere: every session of this user ends, copied cookies included."""
     sign_out()
     flash("You are signed out.", "info")
     return redirect(url_for("home"))
@@ -100,12 +127,31 @@ def account():
                            new_token=None)
 
 
+@bp.post("/account/password")
+@access(session_only=True)
+def password():
+    """Change the password (the current one is required); other sessions end, this one stays signed in."""
+    user = current_user()
+    try:
+        ratelimit.enforce(context.redis(), f"password:{user.id}", limit=10, window_s=900,
+                          message="Too many password changes; wait 15 minutes and try again.")
+        change_password(context.db(), user, current_password=request.form.get("current_password", ""),
+                        new_password=request.form.get("new_password", ""))
+    except NinetyError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("web_accounts.account"))
+    renew_session(user)
+    flash("Your password is changed. Every other session has been signed out.", "success")
+    return redirect(url_for("web_accounts.account"))
+
+
 @bp.post("/account/tokens")
-@access()
+@access(token_scope=TOKENS_SCOPE)
 def create_token():
     scopes = request.form.getlist("scopes") or None
     try:
-        token, raw = issue_token(context.db(), current_user(), name=request.form.get("name", ""), scopes=scopes)
+        token, raw = issue_token(context.db(), current_user(), name=request.form.get("name", ""), scopes=scopes,
+                                 within=current_principal().scopes)
     except NinetyError as exc:
         flash(exc.message, "error")
         return redirect(url_for("web_accounts.account"))
@@ -114,7 +160,7 @@ def create_token():
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
-@access()
+@access(token_scope=TOKENS_SCOPE)
 def revoke(token_id: int):
     revoke_token(context.db(), current_user(), token_id, context.clock())
     flash("Token revoked.", "info")
