@@ -19,6 +19,7 @@ from app.config import Config, ConfigError
 from app.context import Runtime
 from app.errors import register_error_handlers
 from app.logs import configure_logging
+from app.supervisor import read_state as read_supervisor_state
 from core.clock import Clock, SystemClock
 from core.db import import_all_models, make_engine, make_session_factory
 from core.jobs import connect as connect_jobs
@@ -158,7 +159,16 @@ def _register_core_routes(app: Flask) -> None:
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = f"down: {type(exc).__name__}"
         ok = all(v == "up" for v in checks.values())
-        return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), 200 if ok else 503
+        body = {"status": "ok" if ok else "degraded", "checks": checks}
+        # Under `ninety run`: each supervised process's state. A restarting worker degrades the status but
+        # not the HTTP code: the site still serves, and a load balancer must not pull every instance.
+        processes = read_supervisor_state(context.config().var_dir)
+        if processes:
+            body["processes"] = {name: {"state": p["state"], "restarts": p["restarts"]}
+                                 for name, p in processes.items()}
+            if any(p["state"] != "up" for p in processes.values()):
+                body["status"] = "degraded"
+        return jsonify(body), 200 if ok else 503
 
     @app.get("/")
     @access(public=True)

@@ -1,10 +1,9 @@
-"""Core commands: run, db upgrade, users create, config."""
+"""Core commands: run (supervised), db upgrade, users create, config."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from app import context
+from app.supervisor import ChildSpec, Supervisor
 
 
 def alembic_config(url: str):
@@ -118,48 +118,60 @@ def config_cmd():
         click.echo(f"{env:<24} {default:<36} {doc}")
 
 
-@click.command("run", help="Serve the site with gunicorn (and the impression worker) until Ctrl-C.")
+@click.command("run", help="Serve the site with gunicorn (and the background workers) until Ctrl-C; a worker "
+                            "that exits is restarted with backoff.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--threads", default=64, show_default=True, type=int, help="Threads per gunicorn worker.")
 @click.option("--with-worker/--no-worker", default=True, show_default=True,
-              help="Also run `ninety worker` (the impression flush) alongside the web server.")
+              help="Also run the background workers (the impression flush, the job queue) alongside the web server.")
 @with_appcontext
-def run_cmd(host, port, workers, with_worker):
-    serve(host=host, port=port, workers=workers, with_worker=with_worker)
+def run_cmd(host, port, workers, threads, with_worker):
+    code = serve(host=host, port=port, workers=workers, threads=threads, with_worker=with_worker)
+    if code:
+        raise SystemExit(code)
 
 
-def serve(*, host: str, port: int, workers: int, with_worker: bool) -> None:
-    """Run gunicorn against the servers this process resolved; stop everything on exit."""
+def child_commands(*, host: str, port: int, workers: int, threads: int, with_worker: bool,
+                   var_dir: Path) -> list[ChildSpec]:
+    """What `ninety run` supervises: gunicorn (essential) and each background worker command that exists."""
+    from app.gunicorn_conf import control_socket_path
+
+    specs = [ChildSpec("web", [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
+                               "-w", str(workers), "--threads", str(threads), "-b", f"{host}:{port}",
+                               "--control-socket", control_socket_path(var_dir), "app.wsgi:app"], essential=True)]
+    if with_worker:
+        for name, path in (("worker", ["worker"]), ("jobs", ["jobs", "work"])):
+            if _command_exists(path):
+                specs.append(ChildSpec(name, [sys.executable, "-m", "app.cli", *path]))
+    return specs
+
+
+def _command_exists(path: list[str]) -> bool:
+    command = click.get_current_context().find_root().command
+    for name in path:
+        command = getattr(command, "commands", {}).get(name)
+        if command is None:
+            return False
+    return True
+
+
+def serve(*, host: str, port: int, workers: int = 2, threads: int = 64, with_worker: bool = True) -> int:
+    """Run gunicorn and the workers against the servers this process resolved, supervised, until Ctrl-C or
+    SIGTERM; stop everything on exit (the embedded servers stop when this process exits). The exit code."""
     cfg = context.config()
     upgrade_database(cfg.database_url)
-    env = dict(os.environ, DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url)
-    children = [subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{host}:{port}",
-                                  "--access-logfile", "-", "--timeout", "120", "app.wsgi:app"], env=env)]
-    if with_worker and "worker" in click.get_current_context().find_root().command.commands:
-        children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env))
+    env = dict(os.environ, DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url, NINETY_VAR_DIR=str(cfg.var_dir))
+    specs = child_commands(host=host, port=port, workers=workers, threads=threads, with_worker=with_worker,
+                           var_dir=cfg.var_dir)
+    supervisor = Supervisor(specs, env=env, var_dir=cfg.var_dir, log=lambda line: click.echo(f"ninety: {line}", err=True))
     click.echo(f"Ninety is serving on http://{host}:{port}  (Ctrl-C to stop)")
     # Stop cleanly on Ctrl-C and on SIGTERM alike (a shell's background job may inherit SIGINT ignored),
     # so the children are stopped and the embedded servers this process started are stopped at exit.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        while all(child.poll() is None for child in children):
-            try:
-                children[0].wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    return supervisor.run()
 
 
 def _raise_interrupt(signum, frame):

@@ -35,7 +35,9 @@ def demo_cmd(do_serve: bool, port: int):
                "approver@ninety.test, listener@ninety.test, artist accounts *@artists.ninety.test, "
                "advertiser@ninety.test")
     if do_serve:
-        serve(host="127.0.0.1", port=port, workers=2, with_worker=True)
+        code = serve(host="127.0.0.1", port=port)
+        if code:
+            raise SystemExit(code)
 
 
 def register(group: click.Group) -> None:
