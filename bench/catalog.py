@@ -1,7 +1,10 @@
 """Catalog performance: `python -m bench catalog`.
 
 - inspection: a 500 MB WAV upload streamed through the upload path (SHA-256 while writing to storage, then
-  mutagen inspection), MB/s and the process's peak RSS growth while doing it;
+  inspection: mutagen's header, then FFmpeg measuring every sample; PCM is demuxed), MB/s and the process's
+  peak RSS growth while doing it;
+- decode check: 10 minutes of noisy music-like audio encoded as FLAC, MP3 and Opus, inspected (decoded to
+  the end); MB/s, times real time, and RSS growth, per codec;
 - search: 100,000 published tracks (2,000 artists, 20,000 releases) loaded with COPY, then 400 queries of
   one to three words (whole words, prefixes, artist names) through catalog.search.search_tracks; p50/p95
   per query, measured around the call (SQL round trip and Python);
@@ -124,6 +127,62 @@ def bench_inspection(workdir: Path) -> None:
     emit("catalog.upload_inspect_mb_per_s", rate, 200.0, "higher", "MB/s", file_mb=UPLOAD_MB,
          format=info.format, duration_s=round(info.duration_s, 1))
     emit("catalog.upload_peak_rss_growth_mb", growth, 50.0, "lower", "MB", file_mb=UPLOAD_MB)
+
+
+DECODE_MINUTES = float(os.environ.get("CATALOG_BENCH_DECODE_MINUTES", "10"))
+
+
+def _encode_noise(path: Path, container: str, codec: str, rate: int, seconds: float) -> None:
+    """A tone under noise (FLAC compresses it like real music, ~70 %), encoded with PyAV chunk by chunk."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="stereo")
+        size = stream.codec_context.frame_size or 4608
+        sample_format = stream.codec_context.format.name
+        total = int(seconds * rate)
+        for start in range(0, total, size):
+            n = min(size, total - start)
+            t = np.arange(start, start + n) / rate
+            wave = 0.25 * np.sin(2 * np.pi * 220 * t) + 0.15 * rng.standard_normal(n)
+            planes = np.clip(np.stack([wave, wave[::-1]]), -1, 1).astype(np.float32)
+            if sample_format.startswith("s16"):
+                planes = (planes * 32767).astype(np.int16)
+            elif sample_format.startswith("s32"):
+                planes = (planes * 2_147_000_000).astype(np.int32)
+            if not sample_format.endswith("p"):
+                planes = planes.T.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(planes, format=sample_format, layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def bench_decode_check(workdir: Path) -> None:
+    from catalog.inspection import inspect_file
+
+    seconds = DECODE_MINUTES * 60
+    for kind, container, codec, rate in (("flac", "flac", "flac", 44100), ("mp3", "mp3", "libmp3lame", 44100),
+                                         ("opus", "ogg", "libopus", 48000)):
+        path = workdir / f"decode.{kind}"
+        _encode_noise(path, container, codec, rate, seconds)
+        mb = path.stat().st_size / (1024 * 1024)
+        inspect_file(path)  # warm the page cache
+        with RssSampler() as sampler:
+            started = time.perf_counter()
+            info = inspect_file(path)
+            elapsed = time.perf_counter() - started
+        path.unlink()
+        emit(f"catalog.inspect_decode_{kind}_mb_per_s", mb / elapsed, None, "higher", "MB/s",
+             file_mb=round(mb, 1), audio_s=round(info.duration_s, 1), threads="off")
+        emit(f"catalog.inspect_decode_{kind}_x_realtime", info.duration_s / elapsed, 100.0, "higher", "x",
+             note="seconds of audio decoded per second")
+        emit(f"catalog.inspect_decode_{kind}_rss_growth_mb", sampler.growth_mb, 50.0, "lower", "MB",
+             file_mb=round(mb, 1))
 
 
 # --- search over 100,000 tracks ---------------------------------------------------------------------------------
@@ -425,6 +484,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ninety-bench-catalog-", dir=os.environ.get("BENCH_TMP") or None))
     try:
         bench_inspection(workdir)
+        bench_decode_check(workdir)
         url = fresh_database(DB_NAME)
         bench_search(url)
         bench_download(url, workdir)
