@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 NINETY := $(VENV)/bin/ninety
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test bench lint install clean
+.PHONY: demo run test bench lint install clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(NINETY) run
 
-test: $(STAMP)
+# The browser tests need Chromium: installed here when possible, else a clear stop with the command to type.
+chromium:
+	@.ci/ensure-chromium
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)

@@ -334,3 +334,34 @@ def test_a_body_slower_than_the_minimum_rate_is_cut_off_with_408(echo_server):
     finally:
         s.close()
     assert received.startswith(b"HTTP/1.1 408 ")
+
+
+# -- a fresh machine --------------------------------------------------------------------------------------
+def _as_nobody(argv: list[str], **env) -> subprocess.CompletedProcess:
+    """Run as an unprivileged user: one who cannot apt-get install anything."""
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv], cwd=ROOT,
+                          env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def stamp():
+    """An up-to-date install stamp the unprivileged user can see: only the Chromium check stands before
+    the suite (pytest's tmp_path is private to root)."""
+    fd, name = tempfile.mkstemp(prefix="ninety-stamp-")
+    os.close(fd)
+    os.chmod(name, 0o644)
+    yield Path(name)
+    os.unlink(name)
+
+
+def test_make_test_without_chromium_stops_before_the_suite_with_the_command_to_type(stamp):
+    out = _as_nobody(["make", "-s", "test", f"STAMP={stamp}", "PY=echo SUITE-RAN"], CHROMIUM="/nonexistent")
+    assert out.returncode != 0
+    assert "SUITE-RAN" not in out.stdout + out.stderr
+    assert "sudo apt-get install -y chromium" in out.stderr
+
+
+def test_make_test_with_chromium_runs_the_suite(stamp):
+    out = _as_nobody(["make", "-s", "test", f"STAMP={stamp}", "PY=echo SUITE-RAN"], CHROMIUM="/bin/sh")
+    assert out.returncode == 0, out.stderr
+    assert "SUITE-RAN" in out.stdout
