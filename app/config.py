@@ -55,6 +55,8 @@ class Config:
                                    "doc": "seconds a signed ad decision can be beaconed"})
     ad_beacon_limits: str = field(default="ip=600,listener=60", metadata={"env": "AD_BEACON_LIMITS",
                                   "doc": "impression beacons per minute per IP and per listener before invalid"})
+    key_impressions_per_download: int = field(default=3, metadata={"env": "KEY_IMPRESSIONS_PER_DOWNLOAD",
+                                              "doc": "counted browse ad views (last 30 days) a key-mode download spends"})
     payout_thresholds: str = field(default="USD=10.00,EUR=10.00,GBP=10.00", metadata={
         "env": "PAYOUT_THRESHOLDS", "doc": "minimum payable balance per currency for a payout"})
     stripe_api_key: str = field(default="sk_test_ninety_local", metadata={"env": "STRIPE_API_KEY",

@@ -11,9 +11,10 @@ from adserver import services as ads
 from adserver.errors import AdError
 from adserver.models import MODES, PACINGS, SLOTS
 from app import context
+from app.adrequest import credit_json, download_url, gate_settings, placement_json, requester
 from app.api import API_PREFIX, load
-from app.auth import access, current_principal, current_user
-from app.web import ads as web_ads
+from app.auth import access, current_listener_id, current_principal, current_user
+from entitlements import services as entitlements
 
 bp = Blueprint("api_ads", __name__, url_prefix=API_PREFIX)
 
@@ -83,21 +84,20 @@ def decision():
           description: a signed decision and its creative, or no fill
     """
     data = load(DecisionRequestSchema())
-    track = None
-    if data.get("track_id"):
-        from catalog.services import track_context
-
-        track = track_context(context.db(), data["track_id"])
     mode = "key" if data["slot"] == "browse" else "gate"
-    placement = web_ads.place(data["slot"], track=track, mode=mode)
-    return web_ads.placement_json(placement) if placement else {"fill": False}
+    placement = entitlements.place_ad(context.db(), context.redis(), requester(), data["slot"],
+                                      track_id=data.get("track_id"), mode=mode, settings=gate_settings(),
+                                      clock=context.clock())
+    return placement_json(placement) if placement else {"fill": False}
 
 
 @bp.post("/ads/gate")
 @access(public=True, csrf=False)
 def gate():
     """Start a free download: an ad to show (then POST /ads/gate/grant), or a download URL straight away
-    in key mode or when no ad fills (recorded as such on the grant).
+    in key mode or when no ad fills (recorded as such on the grant). A key-mode download spends the
+    listener's credit of counted browse ad views; `key_mode` says how many they have and one download
+    needs (null when key mode is off), and with too few the gate shows the ad instead.
     ---
     post:
       requestBody:
@@ -109,13 +109,14 @@ def gate():
           description: the gate's state
     """
     data = load(GateRequestSchema())
-    offer = web_ads.open_gate(data["track_id"])
-    if offer["state"] == "ad":
-        body = web_ads.placement_json(offer["placement"])
-        body.update(state="ad", grant_url=f"{API_PREFIX}/ads/gate/grant")
+    offer = entitlements.open_gate(context.db(), context.redis(), requester(), data["track_id"],
+                                   settings=gate_settings(), clock=context.clock(), grant_now=True)
+    key_mode = credit_json(offer.credit)
+    if offer.state == "ad":
+        body = placement_json(offer.placement)
+        body.update(state="ad", grant_url=f"{API_PREFIX}/ads/gate/grant", key_mode=key_mode)
         return body
-    via = "key" if offer["state"] == "key" else "free"
-    return {"state": offer["state"], "fill": False, "download_url": web_ads.grant_without_ad(data["track_id"], via)}
+    return {"state": offer.state, "fill": False, "download_url": download_url(offer.grant), "key_mode": key_mode}
 
 
 @bp.post("/ads/gate/grant")
@@ -133,7 +134,9 @@ def gate_grant():
           description: the download URL
     """
     data = load(GrantRequestSchema())
-    return {"download_url": web_ads.grant_after_ad(data["decision"])}
+    grant = entitlements.grant_after_ad(context.db(), context.redis(), requester(), data["decision"],
+                                        settings=gate_settings(), clock=context.clock())
+    return {"download_url": download_url(grant)}
 
 
 @bp.put("/ads/key-mode")
@@ -150,10 +153,8 @@ def key_mode():
         200:
           description: the new state
     """
-    from app.auth import current_listener_id
-
     data = load(KeyModeSchema())
-    ads.set_key_mode(context.redis(), current_listener_id(), data["enabled"])
+    entitlements.set_key_mode(context.redis(), current_listener_id(), data["enabled"])
     return {"enabled": data["enabled"]}
 
 

@@ -12,8 +12,8 @@ from adserver import services as ads
 from adserver.errors import CampaignInvalid, NotFoundError
 from adserver.models import SLOTS, Campaign, Creative
 from app import context
+from app.adrequest import creative_json
 from app.auth import access, current_principal, current_user
-from app.web.ads import creative_json
 from core.errors import NinetyError
 from core.money import Money
 

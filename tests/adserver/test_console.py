@@ -84,10 +84,10 @@ def test_an_advertiser_runs_a_campaign_through_the_console(ad_app, ad_session, m
     assert [c.status for c in ad_session.query(Creative).order_by(Creative.id)] == ["approved", "rejected"]
 
     # one impression: the report says so at once
+    clock.advance(seconds=10)  # the listener's id is older than the ad's minimum view: its beacon counts now
     body = listener.post("/api/v1/ads/decisions", json={"slot": "gate"}, headers={"User-Agent": BROWSER_UA}).get_json()
     assert body["fill"] and body["creative"]["kind"] == "display"
-    assert listener.get(body["impression_url"], headers={"User-Agent": BROWSER_UA}).headers["X-Ad-Impression"] \
-        == "counted"
+    assert listener.get(body["impression_url"], headers={"User-Agent": BROWSER_UA}).status_code == 200
     listener.get(body["creative"]["click_url"], headers={"User-Agent": BROWSER_UA})
     report = client.get(f"/api/v1/ads/campaigns/{campaign.id}/report").get_json()
     assert report["total"] == {"period": "total", "impressions": 1, "invalid": 0, "clicks": 1, "ctr_bp": 10_000,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from adserver import keys
-from catalog.models import Download
+from catalog.models import Download, DownloadGrant
 from core.money import allocate, share_ceil
+from entitlements import keys as ent_keys
 from ledger.accounts import INCOME_ADS, advertiser_prepaid, payee_payable
 from ledger.services import balance
 from tests.adserver.conftest import BOT_UA, BROWSER_UA
@@ -50,8 +51,9 @@ def test_end_to_end_free_download_pays_a_70_30_split(ad_app, ad_session, make_us
     assert early.status_code == 409  # the beacon has not fired: nothing was shown yet
     shown = client.get(beacon, headers={"User-Agent": BROWSER_UA})
     assert shown.status_code == 200 and shown.mimetype == "image/gif"
-    assert shown.headers["X-Ad-Impression"] == "counted"
-    assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).headers["X-Ad-Impression"] == "duplicate"
+    again = client.get(beacon, headers={"User-Agent": BROWSER_UA})
+    assert again.status_code == 200 and again.data == shown.data  # a second beacon looks the same to the client
+    assert "X-Ad-Impression" not in shown.headers and "X-Ad-Impression" not in again.headers
     too_early = client.get(download, headers=HTML)
     assert too_early.status_code == 425 and too_early.headers["Retry-After"] == "5"
     clock.advance(seconds=5)
@@ -60,6 +62,7 @@ def test_end_to_end_free_download_pays_a_70_30_split(ad_app, ad_session, make_us
     file = client.get(granted.headers["Location"], follow_redirects=True)
     assert file.status_code == 200 and file.headers["Content-Disposition"].startswith("attachment")
     assert client.get(download, headers=HTML).status_code == 410  # one ad, one download
+    assert ad_app.extensions["ninety"].redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # two beacons, counted once
 
     price = 500  # a lone bidder pays the floor (0.50 CPM)
     stats = runner.invoke(["worker", "--until-idle", "--block-ms", "10"])
@@ -94,8 +97,10 @@ def test_a_bot_on_the_gate_is_never_charged_and_gets_no_grant(ad_app, make_adver
     campaign = make_campaign(make_advertiser())
     client = ad_app.test_client()
     _, beacon, download = _gate(client, track.id)
-    assert client.get(beacon, headers={"User-Agent": BOT_UA}).headers["X-Ad-Impression"] == "invalid"
+    refused = client.get(beacon, headers={"User-Agent": BOT_UA})
+    assert refused.status_code == 200 and refused.mimetype == "image/gif"  # the bot is not told
     assert int(ad_redis.get(keys.campaign_spent(campaign.id))) == 0
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0 and ad_redis.xlen(keys.INVALID_STREAM) == 1
     assert client.get(download, headers={"User-Agent": BOT_UA}).status_code == 409
 
 
@@ -104,16 +109,33 @@ def test_no_fill_is_a_free_unfunded_download(ad_app, ad_session, make_split_trac
     client = ad_app.test_client()
     page = client.get(f"/tracks/{track.id}/free", headers=HTML).get_data(as_text=True)
     assert "free (and unfunded)" in page
-    link = re.search(r'href="(/tracks/\d+/free/without-ad)"', page).group(1)
-    response = client.get(link, headers=HTML)
+    link, form = _form(page)
+    assert client.get(link, headers=HTML).status_code == 405  # a GET never issues a grant
+    response = client.post(link, data=form, headers=HTML)
     assert response.status_code == 303
     client.get(response.headers["Location"])
     assert ad_session.scalar(select(Download)).via == "free"
     # the no-fill marker is single-use: no more free downloads without passing the gate again
-    assert client.get(link, headers=HTML).status_code == 409
+    assert client.post(link, data=form, headers=HTML).status_code == 409
 
 
-def test_key_mode_skips_the_gate(ad_app, ad_session, make_advertiser, make_campaign, make_split_track):
+def _form(page: str) -> tuple[str, dict]:
+    """The gate's download-without-ad form: its action and fields."""
+    form = re.search(r'<form method="post" action="(/tracks/\d+/free/without-ad)">(.*?)</form>', page, re.S)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2)))
+    return form.group(1), fields
+
+
+def _browse(client, times: int) -> None:
+    """See `times` browse ads on the key-mode page (each beacon fired once)."""
+    for _ in range(times):
+        page = client.get("/key-mode", headers=HTML).get_data(as_text=True)
+        beacon = re.search(r'src="(/ads/i/[^"]+)"', page).group(1)
+        assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).status_code == 200
+
+
+def test_key_mode_is_earned_by_browse_ads(ad_app, ad_session, ad_redis, make_advertiser, make_campaign,
+                                          make_split_track, clock):
     track, *_ = make_split_track()
     make_campaign(make_advertiser(), slots=("gate", "browse"))
     client = ad_app.test_client()
@@ -123,14 +145,50 @@ def test_key_mode_skips_the_gate(ad_app, ad_session, make_advertiser, make_campa
     assert client.put("/api/v1/ads/key-mode", json={"enabled": False}, headers={"X-CSRF-Token": "t"}).get_json() \
         == {"enabled": False}
     assert client.post("/key-mode", data={"enabled": "on", "csrf_token": "t"}).status_code == 303
+    clock.advance(seconds=10)  # a listener id younger than an ad's minimum view has its impressions held back
+
+    # switching key mode on is not enough: the bypass of issue 9 gets no grant
+    assert client.get(f"/tracks/{track.id}/free/without-ad?via=key", headers=HTML).status_code == 405
+    refused = client.post(f"/tracks/{track.id}/free/without-ad", data={"via": "key", "csrf_token": "t"},
+                          headers=HTML)
+    assert refused.status_code == 303 and refused.headers["Location"] == f"/tracks/{track.id}/free"
+    as_json = client.post(f"/tracks/{track.id}/free/without-ad", data={"via": "key", "csrf_token": "t"},
+                          headers={"Accept": "application/json"})
+    assert as_json.status_code == 409 and as_json.get_json()["code"] == "key_credit_short"
+    assert as_json.get_json()["needed"] == 3 and as_json.get_json()["have"] == 0
+    assert ad_session.scalar(select(func.count()).select_from(DownloadGrant)) == 0
+    gate = client.get(f"/tracks/{track.id}/free", headers=HTML).get_data(as_text=True)
+    assert "/ads/i/" in gate and "needs 3" in gate and "you have 0" in gate  # the gate, and why
+    api = client.post("/api/v1/ads/gate", json={"track_id": track.id}, headers={"User-Agent": BROWSER_UA}).get_json()
+    assert api["state"] == "ad" and api["key_mode"] == {"have": 0, "needed": 3, "enough": False}
+
+    # three counted browse impressions pay for one download without an ad
+    _browse(client, 2)
     page = client.get("/key-mode", headers=HTML).get_data(as_text=True)
-    assert "Key mode is <strong>on</strong>" in page and "/ads/i/" in page  # a browse ad funds the pool
+    assert "Key mode is <strong>on</strong>" in page and '<strong data-key-credit>2</strong>' in page
+    _browse(client, 1)
     gate = client.get(f"/tracks/{track.id}/free", headers=HTML).get_data(as_text=True)
     assert "Key mode is on" in gate and "/ads/i/" not in gate
-    response = client.get(f"/tracks/{track.id}/free/without-ad?via=key", headers=HTML)
-    assert response.status_code == 303
+    link, form = _form(gate)
+    assert form["via"] == "key"
+    response = client.post(link, data=form, headers=HTML)
+    assert response.status_code == 303 and response.headers["Location"].startswith("/download/")
     client.get(response.headers["Location"])
     assert ad_session.scalar(select(Download)).via == "key"
+
+    # the next one goes through the gate again
+    gate = client.get(f"/tracks/{track.id}/free", headers=HTML).get_data(as_text=True)
+    assert "/ads/i/" in gate and "you have 0" in gate
+    assert client.post(link, data=form, headers=HTML).headers["Location"] == f"/tracks/{track.id}/free"
+    assert ad_session.scalar(select(func.count()).select_from(DownloadGrant)) == 1
+
+    # the JSON gate spends credit too, and answers with a download URL at once
+    _browse(client, 3)
+    api = client.post("/api/v1/ads/gate", json={"track_id": track.id}, headers={"User-Agent": BROWSER_UA}).get_json()
+    assert api["state"] == "key" and api["download_url"].startswith("/download/")
+    assert api["key_mode"] == {"have": 0, "needed": 3, "enough": False}
+    listener_id = ad_session.scalar(select(Download)).listener_id
+    assert ad_redis.zcard(ent_keys.key_credit(listener_id)) == 0
 
 
 def test_gate_as_json(ad_app, make_advertiser, make_campaign, make_split_track, clock):
@@ -155,6 +213,48 @@ def test_gate_as_json(ad_app, make_advertiser, make_campaign, make_split_track, 
         assert 400 <= response.status_code < 500 and response.mimetype == "application/problem+json"
 
 
+def test_a_beacon_never_tells_the_client_its_outcome(ad_app, ad_redis, make_advertiser, make_campaign,
+                                                     make_split_track, clock):
+    track, *_ = make_split_track()
+    campaign = make_campaign(make_advertiser())
+    client = ad_app.test_client()
+    client.get("/", headers=HTML)
+    clock.advance(seconds=10)  # an established listener: its impressions count at once
+    _, beacon, _ = _gate(client, track.id)
+    _, expiring, _ = _gate(client, track.id)
+    answers = [client.get(beacon, headers={"User-Agent": BROWSER_UA}),       # counted
+               client.get(beacon, headers={"User-Agent": BROWSER_UA}),       # duplicate
+               client.get(_gate(client, track.id)[1], headers={"User-Agent": BOT_UA}),  # invalid
+               client.get("/ads/i/forged.token", headers={"User-Agent": BROWSER_UA})]
+    clock.advance(seconds=901)
+    answers.append(client.get(expiring, headers={"User-Agent": BROWSER_UA}))  # expired
+    for answer in answers:
+        assert answer.status_code == 200 and answer.mimetype == "image/gif" and answer.data == answers[0].data
+        assert not any(h.lower().startswith("x-ad") for h in answer.headers.keys())
+    posts = [client.post(beacon, headers={"User-Agent": BROWSER_UA}), client.post("/ads/i/forged.token")]
+    assert [(p.status_code, p.data) for p in posts] == [(204, b""), (204, b"")]
+    # what happened is on the server's side only
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
+    assert ad_redis.xlen(keys.INVALID_STREAM) == 5  # the bot, two forgeries, two beacons past expiry
+    assert int(ad_redis.get(keys.campaign_spent(campaign.id))) == 500
+
+
+def test_an_ad_for_another_track_unlocks_nothing_and_stays_usable(ad_app, ad_session, make_advertiser,
+                                                                  make_campaign, make_split_track, clock):
+    track, *_ = make_split_track()
+    other, *_ = make_split_track(title="Another One")
+    make_campaign(make_advertiser())
+    client = ad_app.test_client()
+    _, beacon, download = _gate(client, track.id)
+    client.get(beacon, headers={"User-Agent": BROWSER_UA})
+    clock.advance(seconds=10)
+    wrong = client.get(download.replace(f"/tracks/{track.id}/", f"/tracks/{other.id}/"), headers=HTML)
+    assert wrong.status_code == 422 and "another track" in wrong.get_data(as_text=True)
+    assert ad_session.scalar(select(func.count()).select_from(DownloadGrant)) == 0
+    right = client.get(download, headers=HTML)
+    assert right.status_code == 303 and right.headers["Location"].startswith("/download/")
+
+
 def test_gate_refuses_missing_and_sold_tracks(ad_app, make_split_track):
     client = ad_app.test_client()
     assert client.get("/tracks/999999/free").status_code == 404
@@ -173,7 +273,8 @@ def test_click_redirects_only_to_the_creative(ad_app, make_advertiser, make_camp
     assert client.get("/ads/c/forged.token").status_code == 400
 
 
-def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_advertiser, make_campaign, ad_redis):
+def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_advertiser, make_campaign, ad_redis,
+                                                           clock):
     make_campaign(make_advertiser(), slots=("browse",))
     client = ad_app.test_client()
     home = client.get("/", headers=HTML).get_data(as_text=True)
@@ -181,9 +282,11 @@ def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_adverti
     with client.session_transaction() as sess:
         sess["_csrf"] = "t"
     client.post("/key-mode", data={"enabled": "on", "csrf_token": "t"})
+    clock.advance(seconds=10)  # past the hold on brand-new listener ids
     home = client.get("/", headers=HTML).get_data(as_text=True)
     beacon = re.search(r'src="(/ads/i/[^"]+)"', home).group(1)
-    assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).headers["X-Ad-Impression"] == "counted"
+    assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).status_code == 200
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
     fields = ad_redis.xrange(keys.IMPRESSIONS_STREAM)[0][1]
     assert fields[b"mode"] == b"key" and fields[b"track_id"] == b"" and fields[b"slot"] == b"browse"
 

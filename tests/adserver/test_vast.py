@@ -12,7 +12,7 @@ def _schema(shared_dir):
     return etree.XMLSchema(etree.parse(str(shared_dir / "standards" / "vast" / "vast_4.2.xsd")))
 
 
-def test_vast_audio_ad_validates_and_tracks(ad_app, make_advertiser, make_campaign, shared_dir, ad_redis):
+def test_vast_audio_ad_validates_and_tracks(ad_app, make_advertiser, make_campaign, shared_dir, ad_redis, clock):
     campaign = make_campaign(make_advertiser(), slots=("player",), kinds=("audio",))
     client = ad_app.test_client()
     response = client.get("/ads/vast?slot=player", headers={"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"})
@@ -32,9 +32,9 @@ def test_vast_audio_ad_validates_and_tracks(ad_app, make_advertiser, make_campai
     path = media.text.strip().split("localhost", 1)[-1]
     assert client.get(path).status_code == 200
     impression = doc.findtext(".//v:Impression", namespaces=NS).strip().split("localhost", 1)[-1]
-    assert client.get(impression, headers={"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"}).headers["X-Ad-Impression"] \
-        == "counted"
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
+    clock.advance(seconds=3)  # the spot has played through (a brand-new listener's beacon is held until then)
+    assert client.get(impression, headers={"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"}).status_code == 200
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # counted (the player is not told)
     start = next(t for t in doc.iterfind(".//v:Tracking", NS) if t.get("event") == "start").text.strip()
     assert client.get(start.split("localhost", 1)[-1]).status_code == 200
     assert campaign.id

@@ -48,7 +48,7 @@ def free_track(app, make_user):
         campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
             name="Gate", starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
             total_budget_micros=5_000_000, daily_budget_micros=5_000_000, bid_cpm_micros=2_000_000, pacing="asap",
-            slots=("gate",)), floor_cpm_micros=500_000)
+            slots=("gate", "browse")), floor_cpm_micros=500_000)
         creative = ads.create_creative(session, runtime.redis, campaign.id, kind="display", name="Banner",
                                        click_url="https://example.com/", alt_text="Gate Ads banner", image=PNG,
                                        media_root=runtime.config.media_path)
@@ -75,7 +75,8 @@ def test_the_gate_shows_the_ad_then_starts_the_download(app, live_server, page, 
         assert "Your download starts in" in page.get_by_role("status").inner_text()
         # asking for the download straight away is refused: the ad has not been shown long enough
         link = page.get_by_role("link", name="Download now").get_attribute("href")
-        early = page.request.get(live_server.url + link, headers={"Accept": "application/json"})
+        early = page.request.get(live_server.url + link, headers={"Accept": "application/json",
+                                                                  "User-Agent": BROWSER_UA})
         assert early.status == 425 and early.json()["code"] == "ad_view_too_short"
     download = download_info.value
     waited = time.monotonic() - opened
@@ -100,3 +101,37 @@ def test_the_gate_works_without_javascript(app, live_server, _playwright_browser
         assert download_info.value.suggested_filename.endswith("Patience.wav")
     finally:
         context.close()
+
+
+def test_key_mode_is_earned_by_browsing_with_ads(app, live_server, page, free_track):
+    from catalog.models import Download
+
+    page.set_extra_http_headers({"User-Agent": BROWSER_UA})
+    page.goto(f"{live_server.url}/key-mode")
+    page.get_by_label("Key mode is on").check()
+    page.get_by_role("button", name="Save").click()
+    assert "Key mode is on." in page.get_by_role("status").inner_text()
+    # A brand-new listener id's impressions are held until it is older than the minimum view.
+    page.wait_for_timeout(int(MIN_VIEW_S * 1000) + 500)
+
+    # Key mode on and nothing earned yet: the gate still shows the ad, and says what key mode needs.
+    page.goto(f"{live_server.url}/tracks/{free_track}/free")
+    assert page.get_by_role("img", name="Gate Ads banner").is_visible()
+    assert "needs 3" in page.get_by_role("note").inner_text()
+
+    for _ in range(3):  # each browse page shows an ad; its beacon counts once the page has loaded
+        page.goto(f"{live_server.url}/music")
+        assert page.get_by_role("complementary", name="Advertisement").is_visible()
+    page.goto(f"{live_server.url}/key-mode")
+    assert "You have 3 ad views" in page.get_by_role("status").inner_text()
+
+    page.goto(f"{live_server.url}/tracks/{free_track}/free")
+    assert "Key mode is on: no ad before this download" in page.content()
+    with page.expect_download(timeout=30_000) as download_info:
+        page.get_by_role("button", name="Download").click()
+    assert download_info.value.suggested_filename.endswith("Patience.wav")
+    with app.extensions["ninety"].sessions() as session:
+        assert [row.via for row in session.scalars(select(Download))] == ["key"]
+    page.goto(f"{live_server.url}/key-mode")
+    # 3 spent of 4: the key-mode page read earlier showed an ad of its own
+    assert "You have 1 ad view to spend" in page.get_by_role("status").inner_text()
