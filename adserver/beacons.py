@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from adserver import keys
+from adserver import keys, stream
 from adserver.errors import ExpiredDecision, InvalidDecision
 from adserver.ivt import classify
 from adserver.models import Click, Creative
@@ -136,10 +136,8 @@ def _scripts(redis):
 
 
 def stream_fields(d: Decision, at: datetime) -> list[str]:
-    return ["decision_id", d.id, "campaign_id", str(d.campaign_id), "advertiser_id", str(d.advertiser_id),
-            "creative_id", str(d.creative_id), "slot", d.slot, "track_id", "" if d.track_id is None else str(d.track_id),
-            "listener_id", d.listener_id, "mode", d.mode, "price_micros", str(d.price_micros), "currency", d.currency,
-            "at", at.isoformat()]
+    """The impression stream's record (its format is adserver.stream's)."""
+    return stream.encode(d, at)
 
 
 def record_invalid(redis, visitor: Visitor, reason: str, decision: Decision | None, at: datetime) -> None:

@@ -17,6 +17,7 @@ from app.api import reject_nul
 from app.auth import access, init_auth
 from app.config import Config, ConfigError
 from app.context import Runtime
+from app.converters import CONVERTERS
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.supervisor import read_state as read_supervisor_state
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
     import_all_models()
 
     app = Flask(__name__)
+    app.url_map.converters.update(CONVERTERS)
     app.config.update(
         SECRET_KEY=config.secret_key,
         MAX_CONTENT_LENGTH=config.max_upload_bytes,

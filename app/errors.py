@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 import marshmallow
-from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+import redis
+from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import NinetyError, Unauthorized
@@ -26,7 +27,14 @@ def wants_html() -> bool:
     return best == "text/html"
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None, **extra):
+# Statuses whose client is told when to try again (RFC 9110 §10.2.3; 425 per RFC 8470).
+_RETRY_STATUSES = {425, 429, 503}
+# A Redis that cannot be reached (refused, timed out, still loading) is a bad day, not a bug.
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+REDIS_RETRY_AFTER_S = 5
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None, *, headers=None, **extra):
     body = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
@@ -38,13 +46,19 @@ def problem(status: int, code: str, title: str, detail: str | None = None, **ext
     if "request_id" in g:
         body["request_id"] = g.request_id
     body.update({k: v for k, v in extra.items() if v is not None})
+    if status in _RETRY_STATUSES:
+        body["retry_after"] = max(1, int(body.get("retry_after") or 1))
     if wants_html():
-        return render_template("errors/problem.html", problem=body), status
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    if status == 429 and extra.get("retry_after"):
-        response.headers["Retry-After"] = str(extra["retry_after"])
+        response = current_app.make_response((render_template("errors/problem.html", problem=body), status))
+    else:
+        response = jsonify(body)
+        response.status_code = status
+        response.mimetype = "application/problem+json"
+    for name, value in headers or ():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    if status in _RETRY_STATUSES:
+        response.headers["Retry-After"] = str(body["retry_after"])
     return response
 
 
@@ -68,7 +82,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_").replace("'", "")
-        return problem(exc.code or 500, code, exc.name, exc.description)
+        # The exception's own headers carry what its status promises: `Allow` on a 405, for instance.
+        return problem(exc.code or 500, code, exc.name, exc.description, headers=exc.get_headers())
+
+    def redis_unavailable(exc):
+        log.warning("redis unavailable: %s", exc)
+        return problem(503, "service_unavailable", "Temporarily unavailable",
+                       "Part of the service is down for a moment; try again shortly.",
+                       retry_after=REDIS_RETRY_AFTER_S)
+
+    for kind in REDIS_UNAVAILABLE:
+        app.register_error_handler(kind, redis_unavailable)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -13,6 +13,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.yaml_utils import load_operations_from_docstring
 from flask import Flask
 
+from app.converters import PATH_SCHEMAS
+
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z_]+)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
 
 PROBLEM = {
@@ -34,8 +36,8 @@ def _path(rule: str) -> tuple[str, list[dict]]:
     params = []
 
     def repl(match):
-        kind = {"int": "integer"}.get(match["conv"] or "", "string")
-        params.append({"name": match["name"], "in": "path", "required": True, "schema": {"type": kind}})
+        schema = dict(PATH_SCHEMAS.get(match["conv"] or "", {"type": "string"}))
+        params.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
         return "{" + match["name"] + "}"
 
     return _CONVERTER.sub(repl, rule), params

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from catalog.models import GRANT_VIAS, PRICE_MODELS, RELEASE_KINDS  # noqa: F401
+from core.fields import Id
 
 AMOUNT = {"description": "an amount in the release's currency, like \"4.99\" (whole cents)"}
 
@@ -85,8 +86,8 @@ class PriceSchema(Schema):
 
 
 class ShareSchema(Schema):
-    payee_id = fields.Integer(required=True, strict=True)
-    share_bp = fields.Integer(required=True, strict=True,
+    payee_id = Id(required=True)
+    share_bp = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10_000),
                               metadata={"description": "basis points; the shares sum to 10000"})
     role = fields.String(load_default="", validate=validate.Length(max=60))
 

@@ -42,8 +42,11 @@ def check_period(period: str) -> str:
 
 def period_bounds(period: str) -> tuple[datetime, datetime]:
     year, month = map(int, check_period(period).split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    try:
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
+    except ValueError:  # year 0000, or 9999-12 whose end is in year 10000
+        raise InvalidEntry(f"{period!r} is outside the calendar", code="invalid_period") from None
     return start, end
 
 

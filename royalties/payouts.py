@@ -8,6 +8,9 @@ in_transit, in one transaction; (2) the rail call with the item id as idempotenc
 (Dr in-transit / Cr assets) or the reversal (Dr in-transit / Cr payable) and the item's final status, in one
 transaction. A run killed anywhere resumes at the first unfinished step: a repeated rail call returns the
 first call's result, and ledger entries carry idempotency keys, so nobody is paid twice and nobody skipped.
+
+Transaction. `execute_batch` is a crash-surviving process (DESIGN.md "Who owns the transaction"): it commits
+per step as above, and is resumable. Drafting, approving and cancelling do not commit: the caller does.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from payments.errors import RailDeclined, RailUnavailable
 from payments.models import PayoutMethod
 from royalties.errors import BatchStateError, FourEyes, PeriodNotClosed
 from royalties.models import PayoutBatch, PayoutExclusion, PayoutItem, RoyaltyPeriod
-from royalties.periods import bounds, call_ledger
+from royalties.periods import bounds
 from royalties.rails import Rail, end_to_end_id
 
 REFERENCE_MAX = 140  # what a SEPA remittance line holds
@@ -79,7 +82,7 @@ def draft_batch(session: Session, period: str, *, currency: str, drafted_by: int
     session.add(batch)
     session.flush()
     _fill(session, batch, start, cutoff)
-    session.commit()
+    session.flush()
     return batch
 
 
@@ -188,7 +191,7 @@ def approve_batch(session: Session, batch_id: int, *, approved_by: int, clock: C
     batch.status = "approved"
     batch.approved_by = approved_by
     batch.approved_at = clock.now()
-    session.commit()
+    session.flush()
     return batch
 
 
@@ -199,7 +202,7 @@ def cancel_batch(session: Session, batch_id: int, *, cancelled_by: int, clock: C
         raise BatchStateError(f"Batch {batch.id} is {batch.status}; only a draft or approved batch can be cancelled.")
     batch.status = "cancelled"
     batch.cancelled_at = clock.now()
-    session.commit()
+    session.flush()
     return batch
 
 
@@ -308,7 +311,7 @@ def _post(session: Session, key: str, description: str, postings: list, metadata
 
     entry = ledger.Entry(idempotency_key=key, effective_at=clock.now(), description=description,
                          postings=postings, metadata=metadata)
-    return call_ledger(ledger.post, session, entry)
+    return ledger.post(session, entry, commit=False)
 
 
 def _move_to_transit(session: Session, item: PayoutItem, clock: Clock) -> None:

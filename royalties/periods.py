@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -31,14 +30,3 @@ def period_of(moment: datetime) -> str:
 def previous(period: str) -> str:
     start, _ = bounds(period)
     return period_of(start - ONE_MICROSECOND)
-
-
-def call_ledger(fn, *args, **kwargs):
-    """Call a ledger service inside our transaction: pass commit=False where the service offers it."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = {}
-    if "commit" in params:
-        kwargs.setdefault("commit", False)
-    return fn(*args, **kwargs)

@@ -14,6 +14,7 @@ from app import context
 from app.adrequest import credit_json, download_url, gate_settings, placement_json, requester
 from app.api import API_PREFIX, load
 from app.auth import access, current_listener_id, current_principal, current_user
+from core.fields import Id
 from entitlements import services as entitlements
 
 bp = Blueprint("api_ads", __name__, url_prefix=API_PREFIX)
@@ -38,7 +39,7 @@ class KeyModeSchema(Schema):
 
 class CampaignSchema(Schema):
     id = fields.Integer(dump_only=True)
-    advertiser_id = fields.Integer(required=True)
+    advertiser_id = Id(required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     status = fields.String(load_default="active", validate=validate.OneOf(("draft", "active", "paused")))
     starts_at = fields.AwareDateTime(required=True, default_timezone=UTC)

@@ -115,7 +115,7 @@ def statement_view(code: str):
             "lines": StatementLineSchema(many=True).dump(lines)}
 
 
-@bp.get("/entries/<int:entry_id>")
+@bp.get("/entries/<bigint:entry_id>")
 @access("finance")
 def entry_view(entry_id: int):
     """One journal entry with its postings.

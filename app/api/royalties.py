@@ -78,8 +78,8 @@ def statement(payee_id: int, period: str):
     from app.web.royalties import require_payee
     from royalties.services import statement as build
 
+    bounds(period)  # a month no calendar holds is refused before anything is looked up
     require_payee(payee_id)
-    bounds(period)
     stmt = build(context.db(), payee_id, period, check_currency(request.args.get("currency")
                                                                 or context.config().currency))
     return {"payee_id": payee_id, "period": period, "currency": stmt.currency, "opening_micros": stmt.opening_micros,
@@ -118,6 +118,7 @@ def close(period: str):
     """
     from royalties.services import close_period
 
+    bounds(period)
     record = close_period(context.db(), context.redis(), period, clock=context.clock(), closed_by=current_user().id)
     return {"period": record.period, "cutoff": record.cutoff.isoformat(), "summary": record.summary}
 
@@ -141,6 +142,7 @@ def draft():
     from royalties.services import draft_batch
 
     data = load(DraftSchema())
+    bounds(data["period"])
     currency = check_currency(data.get("currency") or context.config().currency)
     batch = draft_batch(context.db(), data["period"], currency=currency, drafted_by=current_user().id,
                         clock=context.clock(), threshold_micros=context.config().threshold_micros(currency))

@@ -84,7 +84,7 @@ def account(code: str):
                            end=request.args.get("end", ""), beancount_name=accounts.beancount_name(code))
 
 
-@bp.get("/entries/<int:entry_id>")
+@bp.get("/entries/<bigint:entry_id>")
 @access("finance")
 def entry(entry_id: int):
     found = get_entry(context.db(), entry_id)
