@@ -248,10 +248,11 @@ def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
 
 # --- 2. flush -----------------------------------------------------------------------------------------------
 def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
+    from adserver import keys
     from catalog import services as catalog
     from catalog.models import Payee
     from core.users import create_user
-    from royalties import accrual
+    from royalties import worker
 
     app, runtime = _runtime(db_url, rd_url, workdir / "media")
     runtime.redis.flushdb()
@@ -281,7 +282,7 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
     pipe = runtime.redis.pipeline(transaction=False)
     for i in range(FLUSH_TOTAL):
         key_mode = i % 10 == 0
-        pipe.xadd("ads:impressions", {
+        pipe.xadd(keys.IMPRESSIONS_STREAM, {
             "decision_id": uuid.uuid4().hex, "campaign_id": 1, "advertiser_id": rng.choice(advertisers),
             "creative_id": 1, "slot": "browse" if key_mode else "gate",
             "track_id": "" if key_mode else rng.choice(tracks), "listener_id": f"a{rng.randrange(50_000):08x}",
@@ -292,15 +293,15 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
     pipe.execute()
     batch = int(os.environ.get("ADS_BENCH_BATCH", "20000"))
     consumers = int(os.environ.get("ADS_BENCH_FLUSH_WORKERS", "2"))
-    accrual.ensure_groups(runtime.redis)
+    worker.ensure_groups(runtime.redis)
     results = []
 
     cpu = []
 
     def consume(name: str) -> None:
         began = time.thread_time()
-        results.append(accrual.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch,
-                                          block_ms=50, max_idle_loops=1))
+        results.append(worker.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch,
+                                         block_ms=50, max_idle_loops=1))
         cpu.append(time.thread_time() - began)
 
     started = time.perf_counter()

@@ -208,6 +208,7 @@ def main() -> None:
         started = time.perf_counter()
         batch = draft_batch(session, PERIOD, currency="USD", drafted_by=finance, clock=clock,
                             threshold_micros=BENCH_THRESHOLD_MICROS)
+        session.commit()
         draft_s = time.perf_counter() - started
     emit("royalties.draft_s", draft_s, None, "lower", "s", items=batch.item_count, peak_rss_mb=round(peak_rss_mb(), 1))
     emit("royalties.close_and_draft_s", close_s + draft_s, 60.0, "lower", "s", payees=payees,

@@ -23,6 +23,7 @@ INCOME_ADS = "income:ads"
 INCOME_SALES = "income:sales"
 INCOME_UNATTRIBUTED = "income:unattributed"
 PROCESSING_FEES = "expenses:processing-fees"
+BAD_DEBT = "expenses:bad-debt"  # ad revenue the platform wrote off (artists still paid)
 
 MAX_CODE_LENGTH = 200
 CODE_RE = re.compile(r"^(assets|liabilities|income|expenses|equity)(:[a-z0-9][a-z0-9-]*)+$")

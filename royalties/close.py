@@ -2,6 +2,10 @@
 pool over the tracks that listener downloaded (by downloads, then by each track's split sheet), send pools of
 listeners who downloaded nothing to income:unattributed, and close the ledger period. Idempotent.
 
+Transaction: closing a month is one of the processes that own their transaction (DESIGN.md "Who owns the
+transaction"). `close_month` commits itself, once, when the month is closed; a crash before that leaves
+nothing behind, and running it again resumes from the start (a closed month is returned unchanged).
+
 The arithmetic is set-based SQL (largest remainder, as `core.money.allocate`, with the same tie-breaks:
 largest remainder first, then position), so a month of millions of impressions closes in seconds.
 """
@@ -10,17 +14,22 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from adserver import keys
+from adserver.stream import arrived_before
 from core.clock import Clock
-from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, PeriodNotOver
+from core.money import Money
+from ledger import services as ledger
+from royalties import suspense
+from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, ParkedEntriesUnsettled, PeriodNotOver
 from royalties.models import RoyaltyPeriod
-from royalties.periods import ONE_MICROSECOND, bounds, call_ledger
+from royalties.periods import ONE_MICROSECOND, bounds
 
-IMPRESSION_STREAM = "ads:impressions"
+IMPRESSION_STREAM = keys.IMPRESSIONS_STREAM
 POSTINGS_PER_ENTRY = 5000
 # Downloads that count for key-mode attribution: every completed download except a preview.
 COUNTED_VIAS = ("ad", "key", "purchase", "free")
@@ -53,26 +62,13 @@ def unflushed_before(redis, cutoff: datetime, stream: str = IMPRESSION_STREAM) -
                 count += 1
             else:
                 fields = redis.xrange(stream, entry["message_id"], entry["message_id"])
-                if fields and _at_before(fields[0][1], cutoff):
+                if fields and arrived_before(fields[0][1], cutoff):
                     count += 1
         last = group["last-delivered-id"]
         last = last.decode() if isinstance(last, bytes) else str(last)
         count += sum(1 for _ in _entries_before(redis, stream, "(" + last, cutoff))
         worst = max(worst, count)
     return worst
-
-
-def _at_before(fields: dict, cutoff: datetime) -> bool:
-    raw = fields.get(b"at") or fields.get("at")
-    if not raw:
-        return False
-    try:
-        at = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
-    except ValueError:
-        return False
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at < cutoff
 
 
 def _entries_before(redis, stream: str, start: str, cutoff: datetime, page: int = 1000):
@@ -84,7 +80,7 @@ def _entries_before(redis, stream: str, start: str, cutoff: datetime, page: int 
         if not batch:
             return
         for message_id, fields in batch:
-            if _stream_id_ms(message_id) < cutoff_ms or _at_before(fields, cutoff):
+            if _stream_id_ms(message_id) < cutoff_ms or arrived_before(fields, cutoff):
                 yield message_id
         last = batch[-1][0]
         start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
@@ -98,9 +94,10 @@ def get_period(session: Session, period: str) -> RoyaltyPeriod | None:
 
 def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by: int | None = None,
                 stream: str = IMPRESSION_STREAM, timings: dict | None = None) -> RoyaltyPeriod:
-    """Close `period` (YYYY-MM); closing a closed month returns it unchanged. `timings` collects phase times."""
-    from ledger import services as ledger
+    """Close `period` (YYYY-MM); closing a closed month returns it unchanged. `timings` collects phase times.
 
+    Commits the close itself (see the module docstring); refuses, changing nothing, while the month is not
+    over, impressions before its end wait in the stream, or flush entries of it are parked unsettled."""
     timings = {} if timings is None else timings
     mark = time.perf_counter()
 
@@ -122,6 +119,16 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
         raise ImpressionsNotFlushed(
             f"{waiting} impression(s) before the cut-off are still waiting in the stream; let the flush worker "
             f"(`ninety worker`) catch up, then close {period} again.", waiting=waiting)
+    parked = suspense.unsettled(session, through_period=period)
+    if parked:
+        # Closing would shut the books on revenue still owed to artists: each parked entry is settled first.
+        count = sum(n for n, _ in parked.values())
+        owed = ", ".join(str(Money(micros, currency)) for currency, (_, micros) in sorted(parked.items()))
+        raise ParkedEntriesUnsettled(
+            f"{count} ad flush entr{'y' if count == 1 else 'ies'} of {period} or earlier ({owed}) "
+            f"{'is' if count == 1 else 'are'} parked because the ledger refused them. Settle each one on the "
+            f"finance console or with `ninety royalties parked` (retry after the advertiser tops up, or write it "
+            f"off), then close {period} again.", parked=count)
     # Closing the books for this month closes every earlier month too; an earlier pool still holding money
     # could then never be distributed, so those months must be closed first.
     earlier = session.execute(text(
@@ -141,10 +148,10 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     entries = _entries(period, cutoff - ONE_MICROSECOND, credits, held)
     lap("build_entries")
     if entries:
-        call_ledger(ledger.post_many, session, entries)
+        ledger.post_many(session, entries, commit=False)
     lap("post_entries")
-    if not call_ledger(ledger.is_period_closed, session, period):
-        call_ledger(ledger.close_period, session, period)
+    if not ledger.is_period_closed(session, period):
+        ledger.close_period(session, period, commit=False)
     lap("close_ledger_period")
     record = RoyaltyPeriod(period=period, cutoff=cutoff, closed_at=now, closed_by=closed_by, summary=summary)
     session.add(record)

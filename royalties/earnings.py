@@ -1,8 +1,12 @@
 """What an artist (payee) and a key-mode listener see: live balances, daily earnings, the per-track table,
-the listener receipt, and finance's holds. Read from the ledger and the sub-ledgers, never recomputed."""
+the listener receipt, and finance's holds. Read from the ledger and the sub-ledgers, never recomputed.
+The services here never commit: the caller owns the transaction."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select, text
@@ -95,6 +99,41 @@ def track_table(session: Session, payee_id: int, currency: str) -> list[dict]:
              "impressions": int(r[5]), "revenue_micros": int(r[6])} for r in rows]
 
 
+@dataclass(frozen=True)
+class TrackEarning:
+    track_id: int
+    currency: str
+    payable_micros: int
+    held_micros: int
+    impressions: int
+
+
+def earnings_by_track(session: Session, payee_ids: Iterable[int]) -> list[TrackEarning]:
+    """Per track, what these payees have been credited (payable and held), straight from the ledger's
+    postings (ref "track:{id}"), with the track's counted impressions from the sub-ledger."""
+    from ledger.accounts import payee_held, payee_payable
+
+    payee_ids = sorted(set(payee_ids))
+    if not payee_ids:
+        return []
+    codes = [payee_payable(p) for p in payee_ids] + [payee_held(p) for p in payee_ids]
+    rows = session.execute(text("""
+        SELECT substr(p.ref, 7)::int AS track_id, p.currency, a.code = ANY(:held_codes) AS held,
+               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) AS amount
+        FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+        WHERE a.code = ANY(:codes) AND p.ref ~ '^track:[0-9]{1,9}$'
+        GROUP BY 1, 2, 3
+    """), {"codes": codes, "held_codes": [payee_held(p) for p in payee_ids]}).all()
+    totals: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for track_id, currency, held, amount in rows:
+        totals[(track_id, currency)][1 if held else 0] += int(amount)
+    counts = dict(session.execute(text(
+        "SELECT track_id, count(*) FROM ad_impressions WHERE track_id = ANY(:ids) GROUP BY track_id"),
+        {"ids": sorted({t for t, _ in totals})}).all()) if totals else {}
+    return [TrackEarning(track_id, currency, payable, held, int(counts.get(track_id, 0)))
+            for (track_id, currency), (payable, held) in sorted(totals.items())]
+
+
 def listener_receipt(session: Session, listener_id: str, period: str, *, clock: Clock) -> dict:
     """Which artists a key-mode listener's ad views paid in `period`, and how much.
 
@@ -168,7 +207,7 @@ def place_hold(session: Session, payee_id: int, *, reason: str, placed_by: int |
         raise Conflict("That payee is already on hold.", code="already_on_hold")
     hold = PayeeHold(payee_id=payee_id, reason=reason, placed_by=placed_by, placed_at=clock.now())
     session.add(hold)
-    session.commit()
+    session.flush()
     return hold
 
 
@@ -178,5 +217,5 @@ def release_hold(session: Session, payee_id: int, *, released_by: int | None, cl
         raise NotFound("That payee is not on hold.", code="not_on_hold")
     hold.released_at = clock.now()
     hold.released_by = released_by
-    session.commit()
+    session.flush()
     return hold

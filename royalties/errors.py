@@ -39,3 +39,20 @@ class InvalidPeriod(RoyaltiesError):
 
 class EarlierPeriodOpen(RoyaltiesError):
     code = "earlier_period_open"
+
+
+class ParkedEntriesUnsettled(RoyaltiesError):
+    code = "parked_entries_unsettled"
+
+
+class ParkedEntryNotFound(RoyaltiesError):
+    code = "parked_entry_not_found"
+    status = 404
+
+
+class ParkedEntrySettled(RoyaltiesError):
+    code = "parked_entry_settled"
+
+
+class ParkedEntryStillRefused(RoyaltiesError):
+    code = "parked_entry_still_refused"

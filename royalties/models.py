@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base
@@ -151,3 +152,39 @@ class PayoutExclusion(Base):
     balance_micros: Mapped[int] = mapped_column(BigInteger)
     reason_code: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(300))
+
+
+PARKED_STATUSES = ("parked", "retried", "written_off")
+
+
+class ParkedEntry(Base):
+    """A flush entry the ledger refused (an advertiser's prepaid bound, a closed period …), parked with its
+    reason so that the rest of the stream flushes on. Its impression rows are stored with no entry
+    (`ad_impressions.entry_id` NULL) and listed here by decision id; finance settles it once, by posting the
+    entry as it was built (`retried`, same idempotency key) or by writing it off (`written_off`)."""
+
+    __tablename__ = "royalty_parked_entries"
+    __table_args__ = (
+        CheckConstraint("amount_micros > 0", name="positive_amount"),
+        CheckConstraint("status IN ('parked','retried','written_off')", name="known_status"),
+        CheckConstraint("(status = 'parked') = (settled_entry_id IS NULL)", name="settled_has_entry"),
+        Index("ix_royalty_parked_entries_unsettled", "period", postgresql_where=text("status = 'parked'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    advertiser_id: Mapped[int] = mapped_column(Integer)
+    campaign_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)  # what the entry debits the advertiser
+    period: Mapped[str] = mapped_column(String(7))
+    impressions: Mapped[int] = mapped_column(Integer)
+    decision_ids: Mapped[list] = mapped_column(ARRAY(UUID(as_uuid=True)))
+    entry: Mapped[dict] = mapped_column(JSONB)  # the refused entry, exactly as built (see royalties.suspense)
+    reason_code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    status: Mapped[str] = mapped_column(String(12), default="parked", server_default="parked")
+    settled_at: Mapped[datetime | None]
+    settled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    settled_entry_id: Mapped[int | None] = mapped_column(BigInteger)

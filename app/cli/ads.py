@@ -20,7 +20,7 @@ from app import context
 @click.option("--until-idle", is_flag=True, help="Exit once the stream is drained instead of waiting forever.")
 @with_appcontext
 def worker_cmd(consumer, batch_size, block_ms, until_idle):
-    from royalties.accrual import run_worker
+    from royalties.worker import run_worker
 
     runtime = context.runtime()
     stopping = {"now": False}

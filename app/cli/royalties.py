@@ -1,4 +1,4 @@
-"""`ninety royalties close YYYY-MM` and `ninety payouts draft|approve|execute|show|sepa|csv`."""
+"""`ninety royalties close YYYY-MM|parked|settle` and `ninety payouts draft|approve|execute|show|sepa|csv`."""
 
 from __future__ import annotations
 
@@ -31,10 +31,13 @@ def _user_id(session, email: str | None, *, required: bool) -> int | None:
 
 
 def _run(fn):
-    """Run a command body with a session; turn a domain refusal into a clear message and exit code 1."""
+    """Run a command body in one transaction (the command owns it: committed when the body returns); turn a
+    domain refusal into a clear message and exit code 1."""
     session = _session()
     try:
-        return fn(session)
+        result = fn(session)
+        session.commit()
+        return result
     except NinetyError as exc:
         session.rollback()
         raise click.ClickException(exc.message) from None
@@ -72,6 +75,50 @@ def close_cmd(period, as_email):
                        f"{Money(figures['attributed_micros'], currency)}, unattributed "
                        f"{Money(figures['unattributed_micros'], currency)} "
                        f"({figures['unattributed_listeners']} of {figures['listeners']} listeners)")
+
+    _run(body)
+
+
+@royalties_group.command("parked", help="List the ad flush entries the ledger refused and parked (an advertiser "
+                                        "out of prepaid money, a closed period), with their reasons.")
+@click.option("--all", "show_all", is_flag=True, help="Include settled ones (retried or written off).")
+@with_appcontext
+def parked_cmd(show_all):
+    from core.money import Money
+    from royalties.suspense import parked_entries
+
+    def body(session):
+        rows = parked_entries(session, status=None if show_all else "parked", limit=10_000)
+        for p in rows:
+            click.echo(f"parked {p.id} {p.period} advertiser {p.advertiser_id} campaigns "
+                       f"{','.join(map(str, p.campaign_ids))} {Money(p.amount_micros, p.currency).amount_str(full=True)} "
+                       f"{p.currency} {p.impressions} impressions, parked {p.parked_at:%Y-%m-%d %H:%M} UTC: "
+                       f"{p.status.replace('_', ' ')}" + (f" (entry {p.settled_entry_id})" if p.settled_entry_id else "")
+                       + f"\n  {p.reason_code}: {p.reason}")
+        click.echo(f"{len(rows)} parked entr{'y' if len(rows) == 1 else 'ies'}"
+                   + ("" if show_all else " waiting to be settled"))
+
+    _run(body)
+
+
+@royalties_group.command("settle", help="Settle a parked entry: --retry posts it as built (after the advertiser "
+                                        "has topped up), --write-off has the platform absorb it (artists still paid).")
+@click.argument("parked_id", type=int)
+@click.option("--retry", "how", flag_value="retry", help="Post the entry with its original idempotency key.")
+@click.option("--write-off", "how", flag_value="write-off", help="Dr expenses:bad-debt, Cr what it owed payees.")
+@click.option("--as", "as_email", default=None, help="The finance user settling it (recorded).")
+@with_appcontext
+def settle_cmd(parked_id, how, as_email):
+    from royalties import suspense
+
+    if how is None:
+        raise click.UsageError("say how to settle it: --retry or --write-off")
+
+    def body(session):
+        settle = suspense.retry if how == "retry" else suspense.write_off
+        parked = settle(session, parked_id, settled_by=_user_id(session, as_email, required=False),
+                        clock=context.clock())
+        click.echo(f"parked {parked.id}: {parked.status.replace('_', ' ')} (entry {parked.settled_entry_id})")
 
     _run(body)
 

@@ -19,7 +19,7 @@ def init_app(app) -> None:
 def _rows() -> list[dict]:
     from catalog.models import Payee, Track
     from catalog.services import artists_for_user
-    from royalties.accrual import earnings_by_track
+    from royalties.earnings import earnings_by_track
 
     session = context.db()
     user = current_user()

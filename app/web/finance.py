@@ -64,6 +64,7 @@ def index():
     from payments.models import PayoutMethod
     from royalties.models import PayeeHold, RoyaltyPeriod
     from royalties.services import batches
+    from royalties.suspense import parked_entries
 
     session = context.db()
     periods = list(session.scalars(select(RoyaltyPeriod).order_by(RoyaltyPeriod.period.desc()).limit(24)))
@@ -74,7 +75,7 @@ def index():
                                    .order_by(PayoutMethod.id).limit(100)))
     return render_template("finance/index.html", periods=periods, batches=batches(session), suggested=suggested,
                            currency=context.config().currency, books=_books_links(), holds=holds,
-                           pending_methods=pending)
+                           pending_methods=pending, parked=parked_entries(session))
 
 
 def _refuse(exc: NinetyError, target: str, **values):
@@ -95,6 +96,22 @@ def close():
     except NinetyError as exc:
         return _refuse(exc, "web_finance.index")
     flash(f"{record.period} is closed.", "success")
+    return redirect(url_for("web_finance.index"))
+
+
+@bp.post("/parked/<int:parked_id>/<any('retry', 'write-off'):how>")
+@access("finance")
+def settle_parked(parked_id: int, how: str):
+    """Settle a parked flush entry: retry it (after the advertiser topped up) or write it off."""
+    from royalties import suspense
+
+    settle = suspense.retry if how == "retry" else suspense.write_off
+    try:
+        parked = settle(context.db(), parked_id, settled_by=current_user().id, clock=context.clock())
+    except NinetyError as exc:
+        return _refuse(exc, "web_finance.index")
+    flash(f"Parked entry {parked.id} {'posted' if how == 'retry' else 'written off'} "
+          f"(journal entry {parked.settled_entry_id}).", "success")
     return redirect(url_for("web_finance.index"))
 
 

@@ -2,19 +2,20 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from adserver import keys
+from adserver import keys, stream
 from adserver.models import DeadLetter, Impression, InvalidTraffic
 from core.money import allocate, share_ceil
 from ledger.accounts import INCOME_ADS, advertiser_prepaid, listener_pool, payee_payable
 from ledger.services import balance
-from royalties import accrual
+from royalties import worker
+from royalties.flush import flush_impressions
 from tests.adserver.conftest import BOT_UA, context, visitor
 
 
 def flush(app):
     runtime = app.extensions["ninety"]
-    return accrual.run_worker(runtime.redis, runtime.sessions, consumer="test", batch_size=100, block_ms=10,
-                              max_idle_loops=1)
+    return worker.run_worker(runtime.redis, runtime.sessions, consumer="test", batch_size=100, block_ms=10,
+                             max_idle_loops=1)
 
 
 def test_a_counted_impression_pays_the_split_sheet(ad_app, ad_session, make_advertiser, make_campaign,
@@ -55,9 +56,11 @@ def test_the_same_impressions_flushed_twice_are_stored_and_paid_once(ad_app, ad_
                       visitor(f"l{i}")).counted
     redis = ad_app.extensions["ninety"].redis
     messages = redis.xrange(keys.IMPRESSIONS_STREAM)
-    impressions = [accrual.parse_impression(fields) for _, fields in messages]
-    first = accrual.flush_impressions(ad_session, impressions)
-    again = accrual.flush_impressions(ad_session, impressions + impressions[:2])
+    impressions = [stream.decode(fields) for _, fields in messages]
+    first = flush_impressions(ad_session, impressions)
+    ad_session.commit()
+    again = flush_impressions(ad_session, impressions + impressions[:2])
+    ad_session.commit()
     assert first.stored == 5 and again.stored == 0 and again.already_stored == 5
     assert ad_session.scalar(select(func.count()).select_from(Impression)) == 5
     assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == 100_000_000 - 5 * 500
@@ -104,7 +107,7 @@ def test_a_batch_left_pending_by_a_crash_is_finished_on_restart(ad_app, ad_sessi
     for i in range(3):
         beacon(decide(ctx=context(listener=f"p{i}")).token, visitor(f"p{i}"))
     redis = ad_app.extensions["ninety"].redis
-    accrual.ensure_groups(redis)
+    worker.ensure_groups(redis)
     read = redis.xreadgroup(keys.CONSUMER_GROUP, "test", {keys.IMPRESSIONS_STREAM: ">"}, count=10)
     assert len(read[0][1]) == 3  # read, then the worker "died" before acknowledging
     assert redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 3
@@ -141,12 +144,12 @@ def test_two_consumers_share_the_stream_without_double_counting(ad_app, ad_sessi
             "mode": "key" if i % 3 == 0 else "gate", "price_micros": 1_000, "currency": "USD",
             "at": clock.now().isoformat()})
     runtime = ad_app.extensions["ninety"]
-    accrual.ensure_groups(redis)
+    worker.ensure_groups(redis)
     results = []
 
     def consume(name):
-        results.append(accrual.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=25,
-                                          block_ms=10, max_idle_loops=1))
+        results.append(worker.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=25,
+                                         block_ms=10, max_idle_loops=1))
 
     threads = [threading.Thread(target=consume, args=(f"c{i}",)) for i in range(2)]
     for t in threads:
@@ -156,3 +159,22 @@ def test_two_consumers_share_the_stream_without_double_counting(ad_app, ad_sessi
     assert sum(r.stored for r in results) == 400
     assert ad_session.scalar(select(func.count()).select_from(Impression)) == 400
     assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == 10_000_000 - 400_000
+
+
+def test_the_stream_record_has_one_owner_that_encodes_and_decodes_it(clock):
+    from adserver import beacons
+    from adserver.signing import Decision
+
+    decision = Decision(id="ab" * 16, campaign_id=3, advertiser_id=4, creative_id=5, slot="gate", track_id=None,
+                        listener_id="l-9", mode="gate", price_micros=1_237, currency="USD", issued_at=0,
+                        expires_at=10, min_view_ms=0)
+    record = beacons.stream_fields(decision, clock.now())
+    assert record == stream.encode(decision, clock.now())
+    fields = {record[i].encode(): record[i + 1].encode() for i in range(0, len(record), 2)}
+    imp = stream.decode(fields)
+    assert (imp.decision_id, imp.campaign_id, imp.advertiser_id, imp.track_id, imp.listener_id, imp.price_micros,
+            imp.at) == ("ab" * 16, 3, 4, None, "l-9", 1_237, clock.now())
+    assert stream.decode(stream.encode_impression(imp)) == imp
+    # The charge script reads the listener id by position for its unique-listener counters.
+    assert record[stream.LISTENER_VALUE_INDEX] == "l-9"
+    assert f"ARGV[9 + {stream.LISTENER_VALUE_INDEX}]" in beacons.CHARGE_LUA

@@ -31,13 +31,17 @@ OCT5 = datetime(2026, 10, 5, tzinfo=UTC)
 
 def _draft(world, currency="USD", who="fin"):
     with world.session() as s:
-        return draft_batch(s, "2026-10", currency=currency, drafted_by=world.finance(who).id, clock=world.clock,
-                           threshold_micros=TEN)
+        batch = draft_batch(s, "2026-10", currency=currency, drafted_by=world.finance(who).id, clock=world.clock,
+                            threshold_micros=TEN)
+        s.commit()  # the service does not commit: the caller owns the transaction
+        return batch
 
 
 def _approve(world, batch_id, who="approver"):
     with world.session() as s:
-        return approve_batch(s, batch_id, approved_by=world.finance(who).id, clock=world.clock)
+        batch = approve_batch(s, batch_id, approved_by=world.finance(who).id, clock=world.clock)
+        s.commit()
+        return batch
 
 
 def _execute(world, batch_id, stripe, **kwargs):
@@ -61,6 +65,7 @@ def test_draft_pays_whole_cents_carries_the_rest_and_says_why_others_are_left_ou
     manual(world, unverified["payee_id"])
     with world.session() as s:
         place_hold(s, held["payee_id"], reason="identity check pending", placed_by=None, clock=world.clock)
+        s.commit()
 
     with world.session() as s, pytest.raises(PeriodNotClosed):
         draft_batch(s, "2026-10", currency="USD", drafted_by=world.finance("fin").id, clock=world.clock,
@@ -219,4 +224,5 @@ def test_a_sepa_method_is_not_used_for_dollars_and_a_draft_can_be_cancelled(worl
     with world.session() as s:
         assert s.scalar(select(PayoutExclusion.reason_code)) == "rail_currency"
         assert cancel_batch(s, batch.id, cancelled_by=world.finance("fin").id, clock=world.clock).status == "cancelled"
+        s.commit()
     assert _draft(world).id != batch.id

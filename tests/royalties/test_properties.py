@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 
 from core.money import allocate, share_ceil
 from ledger.accounts import INCOME_UNATTRIBUTED, PAYOUTS_IN_TRANSIT, STRIPE, advertiser_prepaid, listener_pool
-from payments.services import add_manual_method, verify_method
+from payments.services import add_manual_method, confirm_method, verify_method
 from royalties.models import PayoutItem
 from royalties.rails import default_rails
 from royalties.services import approve_batch, close_period, draft_batch, execute_batch
@@ -53,7 +53,8 @@ def ledger_check(app) -> None:
 
 
 def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
-    from royalties.accrual import StreamImpression, flush_impressions
+    from adserver.stream import StreamImpression
+    from royalties.flush import flush_impressions
 
     artists = [world.artist(f"Artist {i}", tracks=2) for i in range(3)]
     collab = world.collaborator("collab@example.com", artists[0]["artist_id"])
@@ -89,6 +90,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
         with world.session() as s:
             opening = _payee_balances(s)
             flush_impressions(s, imps)
+            s.commit()
 
         # The model: per track, 90% rounded up then the split sheet; the pool by listener, then downloads.
         expected: dict[int, int] = {}
@@ -133,6 +135,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
                 with world.session() as s:
                     method = add_manual_method(s, artists[i]["payee_id"], holder_name="A", instructions="by hand",
                                                clock=world.clock)
+                    confirm_method(s, method.id, clock=world.clock)  # the payee's emailed link
                     verify_method(s, method.id, clock=world.clock, verifier_id=fin.id)
 
         unattributed_before = world.balance(INCOME_UNATTRIBUTED)
@@ -151,6 +154,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
             batch = draft_batch(s, period, currency="USD", drafted_by=fin.id, clock=world.clock,
                                 threshold_micros=10_000_000)
             approve_batch(s, batch.id, approved_by=approver.id, clock=world.clock)
+            s.commit()
             result = execute_batch(s, batch.id, rails=default_rails(None), clock=world.clock)
             assert result.status == "done"
             items = s.scalars(select(PayoutItem).where(PayoutItem.batch_id == batch.id)).all()
