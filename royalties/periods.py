@@ -17,8 +17,11 @@ def bounds(period: str) -> tuple[datetime, datetime]:
     if not match:
         raise InvalidPeriod(f"{str(period)[:20]!r} is not a month; write it as YYYY-MM, like 2026-10.")
     year, month = int(match[1]), int(match[2])
-    start = datetime(year, month, 1, tzinfo=UTC)
-    cutoff = datetime(year + (month == 12), 1 if month == 12 else month + 1, 1, tzinfo=UTC)
+    try:
+        start = datetime(year, month, 1, tzinfo=UTC)
+        cutoff = datetime(year + (month == 12), 1 if month == 12 else month + 1, 1, tzinfo=UTC)
+    except ValueError:  # year 0000, or 9999-12 whose cut-off is in year 10000: no calendar holds them
+        raise InvalidPeriod(f"{period!r} is outside the calendar; months run from 0001-01 to 9999-11.") from None
     return start, cutoff
 
 
