@@ -214,7 +214,7 @@ def grant_after_ad(session: Session, redis, who: Requester, token: str, *, setti
     if decision.listener_id != who.listener_id:
         raise NotEntitled("That ad was shown to someone else.", code="listener_mismatch")
     seen_at = ads.impression_seen_at(redis, decision.id)
-    if seen_at is None:
+    if seen_at is None:  # held back for a too-new listener id? it counts now if the id is old enough
         seen_at = _settle_held(session, redis, who, token, decision, settings=settings, clock=clock)
     if seen_at is None:
         raise GateConflict("The ad has not been displayed yet; keep the page open while it shows.",
