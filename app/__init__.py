@@ -20,6 +20,7 @@ from app.context import Runtime
 from app.converters import CONVERTERS
 from app.errors import register_error_handlers
 from app.logs import configure_logging
+from app.security import init_security
 from app.supervisor import read_state as read_supervisor_state
 from core.clock import Clock, SystemClock
 from core.db import import_all_models, make_engine, make_session_factory
@@ -87,6 +88,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
 
     init_templating(app)
     init_auth(app)
+    init_security(app, stripe_api_base=config.stripe_api_base)
     register_error_handlers(app)
     _register_request_hooks(app)
     _register_core_routes(app)
