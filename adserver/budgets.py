@@ -69,7 +69,7 @@ def credit_available(redis, session: Session, advertiser_id: int, amount_micros:
                      entry_id: int) -> None:
     """After a funding entry: raise the spendable balance once per entry (a replayed funding posts the same
     entry id and changes nothing), seeding it from the ledger if it is missing."""
-    marker = f"ads:a:{advertiser_id}:funded:{entry_id}"
+    marker = keys.advertiser_funded(advertiser_id, entry_id)
     if redis.exists(keys.advertiser_avail(advertiser_id)):
         if redis.set(marker, 1, nx=True):
             redis.incrby(keys.advertiser_avail(advertiser_id), amount_micros)

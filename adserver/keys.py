@@ -40,6 +40,11 @@ def advertiser_charged(aid: int) -> str:
     return f"ads:a:{aid}:charged"
 
 
+def advertiser_funded(aid: int, entry_id: int) -> str:
+    """Marks a funding entry as added to the advertiser's spendable balance (so a replay adds nothing)."""
+    return f"ads:a:{aid}:funded:{entry_id}"
+
+
 def frequency(cid: int, yyyymmdd: str, listener_id: str) -> str:
     return f"ads:fc:{cid}:{yyyymmdd}:{listener_id}"
 

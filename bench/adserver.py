@@ -189,6 +189,7 @@ def _python_load(port: int, paths, cookie: str) -> float:
 def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
     from itsdangerous import URLSafeSerializer
 
+    from adserver import keys
     from adserver.signing import Decision, sign
 
     app, runtime = _runtime(db_url, rd_url, workdir / "media")
@@ -225,15 +226,15 @@ def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
                                                           headers={"User-Agent": UA, "Cookie": cookie})).read()
         if use_wrk:
             noop_rps = _wrk(port, "/bench/noop?", None, cookie, workdir)
-            before = rd.xlen("ads:impressions")
+            before = rd.xlen(keys.IMPRESSIONS_STREAM)
             beacon_rps = _wrk(port, "/ads/i/", tokens_file, cookie, workdir)
         else:
             noop_rps = _python_load(port, ["/bench/noop"], cookie)
-            before = rd.xlen("ads:impressions")
+            before = rd.xlen(keys.IMPRESSIONS_STREAM)
             beacon_rps = _python_load(port, [f"/ads/i/{t}" for t in tokens[:-1]], cookie)
-        counted = rd.xlen("ads:impressions") - before
+        counted = rd.xlen(keys.IMPRESSIONS_STREAM) - before
         duplicates = int(beacon_rps * LOAD_SECONDS) - counted
-        invalid = rd.xlen("ads:invalid")
+        invalid = rd.xlen(keys.INVALID_STREAM)
         emit("adserver.noop_rps", noop_rps, None, "higher", "req/s", generator=generator, workers=2)
         emit("adserver.beacon_rps", beacon_rps, None, "higher", "req/s", generator=generator, workers=2,
              counted=counted, invalid=invalid, approx_duplicates=max(0, duplicates))

@@ -15,6 +15,7 @@ import random
 import time
 from datetime import UTC, datetime
 
+from adserver import keys
 from bench.common import emit, fresh_database, log, peak_rss_mb, redis_url
 
 PERIOD = "2026-10"
@@ -191,7 +192,7 @@ def main() -> None:
             engine = make_engine(url)
             sessions = make_session_factory(engine)
     redis = redis_lib.Redis.from_url(redis_url(15))
-    redis.delete("ads:impressions")
+    redis.delete(keys.IMPRESSIONS_STREAM)
     clock = FrozenClock(datetime(2026, 11, 2, 6, 0, tzinfo=UTC))
 
     with sessions() as session:
