@@ -58,3 +58,23 @@ def test_a_file_without_audio_is_undecodable(tmp_path):
 def test_decoding_can_stop_once_enough_is_known(tmp_path):
     decoded = measure_audio(_write(tmp_path, "a.flac", encoded_tone("flac", 4.0)), stop_after_s=1.0)
     assert not decoded.complete and 1.0 < decoded.seconds < 1.5
+
+
+@pytest.mark.parametrize("keep_bytes", [44 + 4 * 30_001, 44 + 4 * 200_000 + 3])
+def test_pcm_cut_short_is_measured_to_the_last_whole_sample(tmp_path, keep_bytes):
+    # the WAV header still says 10 s; the seek near the stated end must find where the data really stops
+    data = tone("wav", 10.0)
+    assert data[36:40] == b"data"
+    decoded = measure_audio(_write(tmp_path, "cut.wav", data[:keep_bytes]))
+    assert decoded.method == "demux" and decoded.samples == (keep_bytes - 44) // 4
+
+
+def test_pcm_with_chunks_after_its_data_counts_only_the_data(tmp_path):
+    data = tone("wav", 3.0) + b"LIST" + (8).to_bytes(4, "little") + b"INFOabcd"
+    decoded = measure_audio(_write(tmp_path, "tail.wav", data))
+    assert decoded.samples == 3 * 44100
+
+
+def test_pcm_stops_at_the_limit_like_decoding(tmp_path):
+    decoded = measure_audio(_write(tmp_path, "a.aiff", tone("aiff", 3.0)), stop_after_s=1.0)
+    assert not decoded.complete and decoded.seconds == 1.0
