@@ -58,7 +58,7 @@ def run(directory: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = argv or []
     directory = Path(argv[0]) if argv else CORPUS
     if not directory.is_dir():
         print(f"# bench.corpus: {directory} is absent", file=sys.stderr)
@@ -69,4 +69,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
