@@ -1,7 +1,10 @@
 """Payees: whoever can be paid — an artist (one payee each) or a collaborator invited by email.
 
-An invited collaborator is a payee from the start, so their earnings accrue in the books at once; they are
-linked to an account only through the signed invitation link (emails are not verified).
+An invited collaborator is a payee from the start, so their earnings accrue in the books at once. Each
+invitation is its own payee, owned by the artist that sent it: inviting an address never hands over a payee
+someone else invited (or another artist's own payee), and only the inviting artist ever sees its link.
+The link is emailed to the invited address, and accepting it binds only the account with that very email
+(case-insensitively): a link forwarded to, or shown to, anyone else cannot claim the earnings.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.common import clean_text, finish
-from catalog.errors import CatalogConflict, CatalogNotFound, InvalidSplitSheet
-from catalog.models import Payee, Release, SplitShare, SplitSheet, Track
+from catalog.errors import CatalogConflict, CatalogError, CatalogNotFound, InvalidSplitSheet
+from catalog.models import Artist, Payee, Release, SplitShare, SplitSheet, Track
 from core.clock import Clock
+from core.jobs import send_mail_later
+from core.mail import Message, mask_email
 from core.users import EMAIL_RE, User
 
 
@@ -29,23 +35,44 @@ def artist_payee(session: Session, artist_id: int) -> Payee:
 
 
 def invite_payee(session: Session, artist_id: int, *, email: str, display_name: str | None = None,
-                 commit: bool = True) -> Payee:
-    """A collaborator invited by email is a payee from the start; their earnings wait in the books."""
+                 invitation_link: Callable[[Payee], str] | None = None, commit: bool = True) -> Payee:
+    """A collaborator invited by email is a payee from the start; their earnings wait in the books.
+
+    Always this artist's own invitation: the artist's earlier invitation of the same address that nobody
+    accepted yet is reused (so re-saving a split does not multiply payees); anything else is a new payee.
+    With `invitation_link`, the link is emailed to the address once the caller commits.
+    """
     email = (email or "").strip()
     if not EMAIL_RE.match(email):
         raise InvalidSplitSheet(f"{email[:80]!r} is not an email address.", code="invalid_email", field="email")
-    normalized = email.lower()
-    existing = session.scalar(select(Payee).where(func.lower(Payee.email) == normalized)
-                              .order_by(Payee.artist_id.is_(None), Payee.id))
+    existing = session.scalar(select(Payee).where(func.lower(Payee.email) == email.lower(),
+                                                  Payee.invited_by_artist_id == artist_id,
+                                                  Payee.artist_id.is_(None), Payee.user_id.is_(None))
+                              .order_by(Payee.id).limit(1))
     if existing is not None:
         return existing
-    # Not linked to an account with that email yet: emails are not verified, so the collaborator accepts
-    # through the signed invitation link (accept_invitation) instead.
     payee = Payee(display_name=clean_text(display_name or email.split("@")[0], "display_name", max_len=200),
                   email=email, invited_by_artist_id=artist_id)
     session.add(payee)
+    session.flush()
+    if invitation_link is not None:
+        artist = session.get(Artist, artist_id)
+        send_mail_later(session, Message(
+            to=email, subject=f"{artist.name if artist else 'An artist'} credits you on Ninety",
+            body=(f"{artist.name if artist else 'An artist'} added you, as {payee.display_name}, to the split "
+                  "sheet of their music on Ninety: a share of what it earns is recorded in your name.\n\n"
+                  f"To receive it, sign in (or sign up) with this address, {email}, and accept:\n\n"
+                  f"    {invitation_link(payee)}\n\n"
+                  "The invitation can only be accepted by the account with this email address.\n")))
     finish(session, commit)
     return payee
+
+
+def invitations_for_artist(session: Session, artist_id: int) -> list[Payee]:
+    """The invitations this artist sent that nobody accepted yet: the only invitation links it may see."""
+    return list(session.scalars(select(Payee).where(Payee.invited_by_artist_id == artist_id,
+                                                    Payee.artist_id.is_(None), Payee.user_id.is_(None))
+                                .order_by(Payee.id)))
 
 
 def invitation_token(payee: Payee, secret: str) -> str:
@@ -67,15 +94,25 @@ def payee_for_invitation(session: Session, token: str, secret: str) -> Payee:
 
 def accept_invitation(session: Session, token: str, user: User, *, secret: str, clock: Clock,
                       commit: bool = True) -> Payee:
-    """Link an invited payee to the signed-in account; what they earned so far is already theirs."""
+    """Link an invited payee to the signed-in account, if it is the invited address's; what they earned so
+    far is already theirs."""
     payee = payee_for_invitation(session, token, secret)
     if payee.user_id is not None and payee.user_id != user.id:
         raise CatalogConflict("This invitation was already accepted by another account.",
                               code="invitation_taken")
+    if not is_invited_account(payee, user):
+        raise CatalogError(f"This invitation was sent to {mask_email(payee.email or '')}, and only the account "
+                           "with that email address can accept it. Sign in with that address (or sign up "
+                           "with it) and open the link again.", code="invitation_wrong_account", status=403)
     payee.user_id = user.id
     payee.accepted_at = payee.accepted_at or clock.now()
     finish(session, commit)
     return payee
+
+
+def is_invited_account(payee: Payee, user: User | None) -> bool:
+    return bool(user is not None and payee.email and user.email
+                and user.email.strip().lower() == payee.email.strip().lower())
 
 
 def payees_of_user(session: Session, user_id: int) -> list[Payee]:

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from catalog.common import clean_text, finish
 from catalog.errors import CatalogNotFound, InvalidSplitSheet
-from catalog.models import Payee, Release, SplitShare, SplitSheet, Track
+from catalog.models import Release, SplitShare, SplitSheet, Track
+from catalog.payees import payees_for_artist
 from core.clock import Clock
 
 FULL_SHARE_BP = 10_000
@@ -22,7 +23,8 @@ def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, 
                     roles: Sequence[str] | None = None, commit: bool = True) -> SplitSheet:
     """A new version of the track's split sheet, in force from `effective_at` (default: now).
 
-    `shares` is [(payee_id, share_bp)]: known payees, each share above zero, summing to exactly 10,000.
+    `shares` is [(payee_id, share_bp)]: payees this track's artist may credit (its own payee, collaborators it
+    invited, payees already on its split sheets), each share above zero, summing to exactly 10,000.
     Earlier versions stay, so money earned before keeps the split it was earned under.
     """
     now = clock.now()
@@ -31,7 +33,7 @@ def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, 
     if effective_at < now:
         raise InvalidSplitSheet("A split sheet cannot change the past; it takes effect now or later.",
                                 code="split_in_past", field="effective_at")
-    cleaned = _check_shares(session, shares)
+    cleaned = _check_shares(session, shares, artist_id=track.release.artist_id)
     latest = session.scalar(select(func.max(SplitSheet.version)).where(SplitSheet.track_id == track.id)) or 0
     later = session.scalar(select(func.count()).select_from(SplitSheet).where(
         SplitSheet.track_id == track.id, SplitSheet.effective_at > effective_at))
@@ -49,7 +51,8 @@ def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, 
     return sheet
 
 
-def _check_shares(session: Session, shares: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def _check_shares(session: Session, shares: Sequence[tuple[int, int]], *,
+                  artist_id: int) -> list[tuple[int, int]]:
     if not shares:
         raise InvalidSplitSheet("A split sheet needs at least one payee.", code="empty_split_sheet")
     if len(shares) > MAX_SHARES:
@@ -76,7 +79,8 @@ def _check_shares(session: Session, shares: Sequence[tuple[int, int]]) -> list[t
     if total != FULL_SHARE_BP:
         raise InvalidSplitSheet(f"The shares add up to {total / 100:g}%, not 100%. Adjust them so they sum to "
                                 "exactly 100% (10,000 basis points).", code="split_sum_mismatch", total_bp=total)
-    known = set(session.scalars(select(Payee.id).where(Payee.id.in_(seen))))
+    # Another artist's payee (or someone else's invitation) is "unknown" here: its id proves nothing.
+    known = {payee.id for payee in payees_for_artist(session, artist_id)} & seen
     unknown = sorted(seen - known)
     if unknown:
         raise InvalidSplitSheet(f"Unknown payee {unknown[0]}: invite collaborators by email first.",

@@ -1,6 +1,8 @@
 """Payout methods: how a payee is paid (Stripe Connect, a SEPA account, or manually from a CSV).
 
-A payee has at most one current method (status pending or verified); replacing it disables the old one.
+A payee has at most one verified method (the one payouts use) and at most one pending method: a replacement
+waiting for its email confirmation and rail check. Only when the replacement is verified is the old one
+disabled, so saving a method never stops (or redirects) payouts by itself.
 `payee_id` refers to catalog's payees by value: payments depends on core only.
 """
 
@@ -24,7 +26,8 @@ class PayoutMethod(Base):
         CheckConstraint("status IN ('pending','verified','disabled')", name="status"),
         CheckConstraint("kind <> 'sepa' OR iban IS NOT NULL", name="sepa_has_iban"),
         CheckConstraint("kind <> 'stripe_connect' OR stripe_account_id IS NOT NULL", name="connect_has_account"),
-        Index("uq_payout_methods_current", "payee_id", unique=True, postgresql_where=text("status <> 'disabled'")),
+        Index("uq_payout_methods_verified", "payee_id", unique=True, postgresql_where=text("status = 'verified'")),
+        Index("uq_payout_methods_pending", "payee_id", unique=True, postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +40,7 @@ class PayoutMethod(Base):
     stripe_account_id: Mapped[str | None] = mapped_column(String(64))
     instructions: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    confirmed_at: Mapped[datetime | None]  # the payee followed the signed link emailed to their account
     verified_at: Mapped[datetime | None]
     verified_by: Mapped[int | None]
     disabled_at: Mapped[datetime | None]

@@ -125,7 +125,10 @@ def _fill(session: Session, batch: PayoutBatch, start, cutoff) -> None:
                  ELSE NULL
                END AS reason_code
           FROM tmp_payables t
-          LEFT JOIN payout_methods m ON m.payee_id = t.payee_id AND m.status <> 'disabled'
+          -- the verified method if there is one: a replacement waiting for confirmation does not take over
+          LEFT JOIN LATERAL (SELECT id, kind, status FROM payout_methods pm
+                              WHERE pm.payee_id = t.payee_id AND pm.status <> 'disabled'
+                              ORDER BY pm.status = 'verified' DESC, pm.id LIMIT 1) m ON true
           LEFT JOIN royalty_payee_holds h ON h.payee_id = t.payee_id AND h.released_at IS NULL
          WHERE t.at_cutoff <> 0 OR t.now <> 0
     """), params)

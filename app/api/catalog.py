@@ -231,7 +231,9 @@ def invite_payee(artist_id: int):
     """
     data = load(PayeeInviteSchema())
     services.require_member(context.db(), artist_id, current_user())
-    payee = services.invite_payee(context.db(), artist_id, **data)
+    secret = context.config().secret_key
+    payee = services.invite_payee(context.db(), artist_id, **data, invitation_link=lambda p: url_for(
+        "web_catalog.invitation", token=services.invitation_token(p, secret), _external=True))
     return PayeeSchema().dump({"id": payee.id, "display_name": payee.display_name, "artist_id": payee.artist_id,
                                "accepted": payee.user_id is not None}), 201
 

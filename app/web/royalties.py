@@ -63,61 +63,90 @@ def statement(payee_id: int, period: str):
     return render_template(template, stmt=stmt)
 
 
+def _stripe():
+    from payments.stripe_client import make_stripe_client
+
+    cfg = context.config()
+    return make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base)
+
+
+def _render_methods(payee, *, error=None, form=None):
+    from payments import services as payments
+    from royalties.payout_methods import masked_account_email
+
+    session = context.db()
+    return render_template("royalties/payout_method.html", payee=payee, error=error, form=form or {},
+                           active=payments.active_method(session, payee.id),
+                           pending=payments.pending_method(session, payee.id),
+                           confirm_to=masked_account_email(session, payee)), (422 if error else 200)
+
+
 @bp.route("/payout-method/<int:payee_id>", methods=["GET", "POST"])
 @access()
 def payout_method(payee_id: int):
-    from payments import services as payments
-    from payments.stripe_client import make_stripe_client
+    """Saving a method never verifies it: the payee confirms it from the link emailed to their account."""
+    from royalties.payout_methods import masked_account_email, propose_method
 
     payee = require_payee(payee_id)
-    session, clock, cfg = context.db(), context.clock(), context.config()
-    error, form = None, {}
+    if request.method == "GET":
+        return _render_methods(payee)
+    session = context.db()
+    form = {k: request.form.get(k, "")[:1000] for k in ("kind", "holder_name", "iban", "bic", "email", "country",
+                                                         "instructions")}
+    try:
+        propose_method(session, payee, kind=form["kind"], holder_name=form["holder_name"], iban=form["iban"],
+                       bic=form["bic"] or None, email=form["email"], country=form["country"],
+                       instructions=form["instructions"], stripe=_stripe, clock=context.clock(),
+                       secret=context.config().secret_key,
+                       confirm_link=lambda token: url_for("web_royalties.confirm_method", token=token,
+                                                          _external=True))
+    except NinetyError as exc:
+        session.rollback()
+        return _render_methods(payee, error=exc.message, form=form)
+    flash(f"Saved, not active yet: we emailed a confirmation link to {masked_account_email(session, payee)}. "
+          "Until it is confirmed, payouts keep going to the current method.", "info")
+    return redirect(url_for("web_royalties.payout_method", payee_id=payee.id), code=303)
+
+
+@bp.route("/payout-method/confirm/<token>", methods=["GET", "POST"])
+@access()
+def confirm_method(token: str):
+    """The emailed link. GET only shows what would change (mail scanners follow links); POST confirms."""
+    from payments import services as payments
+    from royalties.payout_methods import confirm_method_from_email
+
+    session, clock, secret = context.db(), context.clock(), context.config().secret_key
+    method = payments.method_for_confirmation(session, token, secret, clock=clock)
+    payee = require_payee(method.payee_id)
     if request.method == "POST":
-        form = {k: request.form.get(k, "")[:1000] for k in ("kind", "holder_name", "iban", "bic", "email", "country",
-                                                             "instructions")}
-        try:
-            if form["kind"] == "sepa":
-                payments.add_sepa_method(session, payee.id, holder_name=form["holder_name"], iban=form["iban"],
-                                         bic=form["bic"] or None, clock=clock)
-            elif form["kind"] == "stripe_connect":
-                payments.add_stripe_method(session, payee.id, holder_name=form["holder_name"],
-                                           email=form["email"] or (payee.email or ""), country=form["country"],
-                                           stripe=make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base),
-                                           clock=clock)
-            elif form["kind"] == "manual":
-                payments.add_manual_method(session, payee.id, holder_name=form["holder_name"],
-                                           instructions=form["instructions"], clock=clock)
-            else:
-                raise NotFound("Choose SEPA, Stripe Connect or a manual payout.", code="unknown_method_kind",
-                               status=422)
-            flash("Payout method saved.", "success")
-            return redirect(url_for("web_royalties.payout_method", payee_id=payee.id))
-        except NinetyError as exc:
-            session.rollback()
-            error = exc.message
-    method = payments.current_method(session, payee.id)
-    return render_template("royalties/payout_method.html", payee=payee, method=method, error=error, form=form), \
-        (422 if error else 200)
+        method = confirm_method_from_email(session, token, clock=clock, secret=secret, stripe=_stripe)
+        if method.status == "verified":
+            flash(f"Confirmed: {payee.display_name} is paid by {method.describe()} from now on.", "success")
+        else:
+            flash("Confirmed. It takes over once its last check passes "
+                  f"({'Stripe' if method.kind == 'stripe_connect' else 'a finance user'}).", "info")
+        return redirect(url_for("web_royalties.payout_method", payee_id=payee.id), code=303)
+    return render_template("royalties/payout_method_confirm.html", payee=payee, method=method, token=token,
+                           active=payments.active_method(session, payee.id))
 
 
 @bp.post("/payout-method/<int:payee_id>/verify")
 @access()
 def verify_method(payee_id: int):
+    """Ask Stripe again about the pending Connect account (after the payee's onboarding there)."""
     from payments import services as payments
-    from payments.stripe_client import make_stripe_client
+    from royalties.payout_methods import recheck_method
 
     payee = require_payee(payee_id)
-    cfg = context.config()
-    method = payments.current_method(context.db(), payee.id)
-    if method is None:
-        raise NotFound("Add a payout method first.", code="no_payout_method")
-    if method.kind == "manual":
-        raise Forbidden("A finance user confirms manual payout methods.", code="finance_verification_required")
-    method = payments.verify_method(context.db(), method.id, clock=context.clock(),
-                                    stripe=make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base))
+    pending = payments.pending_method(context.db(), payee.id)
+    if pending is None:
+        raise NotFound("There is no payout method waiting for verification.", code="no_pending_method")
+    if pending.kind != "stripe_connect":
+        raise Forbidden("Only a Stripe Connect account is checked again from here.", code="not_rechecked_here")
+    method = recheck_method(context.db(), payee, clock=context.clock(), stripe=_stripe())
     flash("Verified." if method.is_verified else "Stripe has not enabled payouts for this account yet.",
           "success" if method.is_verified else "info")
-    return redirect(url_for("web_royalties.payout_method", payee_id=payee.id))
+    return redirect(url_for("web_royalties.payout_method", payee_id=payee.id), code=303)
 
 
 @bp.get("/receipt")

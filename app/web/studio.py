@@ -16,6 +16,7 @@ from app.api.catalog import media_store, owned_release, owned_track, request_fil
 from app.auth import access, current_user
 from catalog import services
 from catalog.errors import InvalidCatalogInput, InvalidSplitSheet
+from catalog.payees import invitations_for_artist
 from catalog.uploads import store_cover
 from core.errors import NinetyError
 
@@ -30,14 +31,17 @@ def _render_release(release, *, error: str | None = None, status: int = 200, for
     session = context.db()
     payees = services.payees_for_artist(session, release.artist_id)
     sheets = {t.id: services.current_split_sheet(session, t.id, context.clock().now()) for t in release.tracks}
-    secret = context.config().secret_key
-    invitations = {p.id: url_for("web_catalog.invitation", token=services.invitation_token(p, secret),
-                                 _external=True)
-                   for p in payees if p.artist_id is None and p.user_id is None}
+    # Only the links of invitations this artist sent itself, never those of payees it merely lists.
+    invitations = {p.id: _invitation_link(p) for p in invitations_for_artist(session, release.artist_id)}
     return render_template("catalog/studio_release.html", release=release, payees=payees, sheets=sheets,
                            invitations=invitations,
                            price=services.release_price(release), error=error, form=form or {},
                            max_upload_mb=context.config().max_upload_bytes // (1024 * 1024)), status
+
+
+def _invitation_link(payee) -> str:
+    return url_for("web_catalog.invitation", token=services.invitation_token(payee, context.config().secret_key),
+                   _external=True)
 
 
 def _fail(release, exc: NinetyError, form=None):
@@ -325,7 +329,8 @@ def set_split(release_id: int):
                 raise InvalidSplitSheet("A new collaborator needs both an email and a share.",
                                         code="incomplete_collaborator")
             payee = services.invite_payee(session, release.artist_id, email=email,
-                                          display_name=request.form.get(f"new_name_{index}") or None, commit=False)
+                                          display_name=request.form.get(f"new_name_{index}") or None,
+                                          invitation_link=_invitation_link, commit=False)
             shares.append((payee.id, _percent_to_bp(raw)))
         services.set_release_split(session, release, shares, clock=context.clock(), user_id=current_user().id,
                                    commit=False)
