@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from adserver import keys, stream
 from adserver.errors import ExpiredDecision, InvalidDecision
-from adserver.ivt import classify
+from adserver.ivt import FRESH_ID_WINDOW_S, classify, listener_age_s, network_of
 from adserver.models import Click, Creative
 from adserver.signing import Decision, verify
 
@@ -89,18 +89,27 @@ return 1
 
 @dataclass(frozen=True)
 class Limits:
+    """Beacon limits. `new_ids_per_*_per_hour`: how many fresh listener ids (younger than an hour) one IP,
+    or one /24 (IPv4) or /48 (IPv6) network, may bring in the current and previous clock hour; beacons from
+    further fresh ids are invalid traffic (docs/decisions.md says why these numbers)."""
+
     per_ip_per_minute: int = 600
     per_listener_per_minute: int = 60
+    new_ids_per_ip_per_hour: int = 30
+    new_ids_per_network_per_hour: int = 120
+
+    _NAMES = {"ip": "per_ip_per_minute", "listener": "per_listener_per_minute",
+              "new_per_ip": "new_ids_per_ip_per_hour", "new_per_net": "new_ids_per_network_per_hour"}
 
     @classmethod
     def parse(cls, text: str) -> Limits:
-        """"ip=600,listener=60" → Limits."""
+        """"ip=600,listener=60,new_per_ip=30,new_per_net=120" → Limits (names left out keep their default)."""
         values = {}
         for part in (text or "").split(","):
             name, _, number = part.partition("=")
-            if name.strip() in {"ip", "listener"} and number.strip().isdigit():
-                values[name.strip()] = int(number)
-        return cls(values.get("ip", cls.per_ip_per_minute), values.get("listener", cls.per_listener_per_minute))
+            if name.strip() in cls._NAMES and number.strip().isdigit():
+                values[cls._NAMES[name.strip()]] = int(number)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ class Visitor:
 
 @dataclass(frozen=True)
 class BeaconResult:
-    status: str            # counted | duplicate | invalid | budget_exhausted
+    status: str            # counted | duplicate | invalid | budget_exhausted | held
     reason: str | None
     decision: Decision | None
 
@@ -124,10 +133,31 @@ class BeaconResult:
         return self.status == "counted"
 
 
+# KEYS: ip set (this hour), ip set (last hour), network set (this hour), network set (last hour)
+# ARGV: listener id, ip allowance, network allowance, ttl. 1 when the id is (or now is) within both allowances.
+ADMIT_FRESH_LUA = """
+local lid = ARGV[1]
+local function known(cur, prev)
+  return redis.call('SISMEMBER', cur, lid) == 1 or redis.call('SISMEMBER', prev, lid) == 1
+end
+local function room(cur, prev, allowance)
+  return redis.call('SCARD', cur) + redis.call('SCARD', prev) < tonumber(allowance)
+end
+local ip_known, net_known = known(KEYS[1], KEYS[2]), known(KEYS[3], KEYS[4])
+if not ((ip_known or room(KEYS[1], KEYS[2], ARGV[2])) and (net_known or room(KEYS[3], KEYS[4], ARGV[3]))) then
+  return 0
+end
+if not ip_known then redis.call('SADD', KEYS[1], lid); redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+if not net_known then redis.call('SADD', KEYS[3], lid); redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+return 1
+"""
+
+
 def _scripts(redis):
     cache = getattr(redis, "_ninety_ad_scripts", None)
     if cache is None:
-        cache = (redis.register_script(CHARGE_LUA), redis.register_script(RECORD_INVALID_LUA))
+        cache = (redis.register_script(CHARGE_LUA), redis.register_script(RECORD_INVALID_LUA),
+                 redis.register_script(ADMIT_FRESH_LUA))
         try:
             redis._ninety_ad_scripts = cache
         except AttributeError:
@@ -172,17 +202,73 @@ def record_impression(redis, token: str, visitor: Visitor, *, secret: str, clock
     if campaign_limits is None:
         record_invalid(redis, visitor, "unknown_campaign", decision, now)
         return BeaconResult("invalid", "unknown_campaign", decision)
-    status = _charge(redis, decision, visitor, now, campaign_limits, limits)
+    shown_at = now
+    age_s = listener_age_s(decision.listener_id, now)
+    if age_s is not None and age_s < FRESH_ID_WINDOW_S:
+        admitted, held_ms = _admit_fresh_listener(redis, decision, visitor.ip, now, limits)
+        if not admitted:
+            redis.delete(keys.held(decision.id))
+            record_invalid(redis, visitor, "listener_flood", decision, now)
+            return BeaconResult("invalid", "listener_flood", decision)
+        if age_s * 1000 < decision.min_view_ms:
+            _hold(redis, decision, now)
+            return BeaconResult("held", "listener_too_new", decision)
+        if held_ms is not None:  # held back earlier: it was shown then, and counts as of then
+            shown_at = datetime.fromtimestamp(held_ms / 1000, UTC)
+    status = _charge(redis, decision, visitor, shown_at, campaign_limits, limits)
     if status == "unseeded":
         seed = campaign_limits.get("seed")
         if seed is not None:
             seed()
-        status = _charge(redis, decision, visitor, now, campaign_limits, limits)
+        status = _charge(redis, decision, visitor, shown_at, campaign_limits, limits)
+    if shown_at != now:
+        redis.delete(keys.held(decision.id))
     if status == "rate_limited":
         return BeaconResult("invalid", "rate_limited", decision)
     if status in {"counted", "duplicate", "budget_exhausted"}:
         return BeaconResult(status, None, decision)
     return BeaconResult("invalid", status, decision)
+
+
+def _admit_fresh_listener(redis, d: Decision, ip: str, now: datetime, limits: Limits) -> tuple[bool, int | None]:
+    """Admit a fresh listener id into its IP's and network's allowance for the current and previous clock
+    hour; (admitted, when this decision's impression was held back, if it was). The first ids up to each
+    allowance are admitted and stay admitted; the sets never grow past the allowance."""
+    hour, previous = keys.hour(now), keys.hour(now - timedelta(hours=1))
+    network = network_of(ip)
+    pipe = redis.pipeline(transaction=False)
+    _scripts(redis)[2](keys=[keys.new_listeners_ip(network, ip, hour), keys.new_listeners_ip(network, ip, previous),
+                             keys.new_listeners_network(network, hour), keys.new_listeners_network(network, previous)],
+                       args=[d.listener_id, limits.new_ids_per_ip_per_hour, limits.new_ids_per_network_per_hour,
+                             2 * 3600 + 60], client=pipe)
+    pipe.get(keys.held(d.id))
+    admitted, held_raw = pipe.execute()
+    return bool(admitted), int(held_raw) if held_raw is not None else None
+
+
+def _hold(redis, d: Decision, now: datetime) -> None:
+    """Hold the impression back (not charged, not streamed): it counts, as of now, when the same beacon or the
+    download after it comes once the listener id is as old as the minimum view (see `release_held`)."""
+    ttl = max(60, d.expires_at - int(now.timestamp())) + SEEN_GRACE_S
+    if not redis.set(keys.held(d.id), int(now.timestamp() * 1000), nx=True, ex=ttl):
+        return  # held already (the beacon again, still too soon): counted in the report once
+    stat = keys.stats("c", d.campaign_id, keys.hour(now))
+    pipe = redis.pipeline(transaction=False)
+    pipe.hincrby(stat, "held", 1)
+    pipe.expire(stat, STATS_TTL_S)
+    pipe.execute()
+
+
+def release_held(redis, token: str, visitor: Visitor, *, secret: str, clock, campaign_limits: dict | None,
+                 limits: Limits = Limits(), player_allow_list: tuple[str, ...] = ()) -> BeaconResult | None:
+    """Count an impression that was held back because its listener id was too new, if it is old enough now
+    (the download request after the ad calls this). None when nothing is held for the decision: a beacon that
+    never fired is not counted by asking for the download."""
+    decision = verify(token, secret, now_s=clock.now().timestamp())
+    if not redis.exists(keys.held(decision.id)):
+        return None
+    return record_impression(redis, token, visitor, secret=secret, clock=clock, campaign_limits=campaign_limits,
+                             limits=limits, player_allow_list=player_allow_list)
 
 
 def _charge(redis, d: Decision, visitor: Visitor, now: datetime, campaign_limits: dict, limits: Limits) -> str:

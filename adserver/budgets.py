@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adserver import keys
-from adserver.models import Advertiser, Impression
+from adserver.models import Advertiser, Campaign, Impression
 
 DAY_KEY_TTL_S = 3 * 86400
 
@@ -81,41 +82,129 @@ def credit_available(redis, session: Session, advertiser_id: int, amount_micros:
 
 @dataclass
 class Reconciliation:
+    """One advertiser's budgets in Redis against the durable records, and every impossible state found.
+
+    `charged` is what Redis ever charged, `flushed` what the flush stored as impression rows, `unflushed` what
+    the impression stream still holds for the flush (plus `parked`: charged impressions the ledger refused,
+    waiting for finance). Sound state: charged = flushed + unflushed + parked, and spendable (`avail`) = ledger
+    balance - (unflushed + parked), never above the ledger balance, never negative."""
+
     advertiser_id: int
     currency: str
     ledger_balance_micros: int
-    charged_micros: int
+    charged_micros: int | None
     flushed_micros: int
-    expected_avail_micros: int
+    unflushed_micros: int
     redis_avail_micros: int | None
+    parked_micros: int = 0
+    problems: list[str] = field(default_factory=list)
 
     @property
     def pending_micros(self) -> int:
-        return self.charged_micros - self.flushed_micros
+        """Charged in Redis and not in the impression rows yet (as Redis tells it)."""
+        return (self.charged_micros if self.charged_micros is not None else self.flushed_micros) - self.flushed_micros
+
+    @property
+    def expected_avail_micros(self) -> int:
+        return self.ledger_balance_micros - self.unflushed_micros - self.parked_micros
+
+    @property
+    def seeded(self) -> bool:
+        return self.redis_avail_micros is not None or self.charged_micros is not None
 
     @property
     def matches(self) -> bool:
-        return self.redis_avail_micros == self.expected_avail_micros
+        return not self.problems
 
 
-def reconcile(redis, session: Session, *, fix: bool = False) -> list[Reconciliation]:
-    """Compare each advertiser's spendable balance in Redis with ledger balance less unflushed charges.
+def _check(row: Reconciliation, campaigns: list[tuple[int, int | None, int, int]]) -> None:
+    """Name every impossible state of one advertiser (campaigns: id, Redis spent, flushed, unflushed)."""
+    say = row.problems.append
+    if row.charged_micros is None and row.redis_avail_micros is not None:
+        say("Redis has a spendable balance but no charged total")
+    if row.redis_avail_micros is None and row.charged_micros is not None:
+        say("Redis has a charged total but no spendable balance")
+    if not row.seeded:
+        if row.unflushed_micros:
+            say(f"not seeded in Redis while the stream holds {row.unflushed_micros} unflushed")
+        return
+    if row.charged_micros is not None:
+        if row.pending_micros < 0:
+            say(f"pending {row.pending_micros} < 0: the impression rows hold more than Redis ever charged "
+                "(spend written to the books without charging Redis)")
+        owed = row.unflushed_micros + row.parked_micros
+        if row.pending_micros != owed:
+            say(f"charged but unflushed {row.pending_micros} != {owed} in the stream and parked "
+                f"({row.unflushed_micros} unflushed, {row.parked_micros} parked)")
+    if row.redis_avail_micros is not None:
+        if row.redis_avail_micros > row.ledger_balance_micros:
+            say(f"spendable {row.redis_avail_micros} above the ledger balance {row.ledger_balance_micros}")
+        if row.redis_avail_micros < 0:
+            say(f"spendable {row.redis_avail_micros} < 0")
+        if row.redis_avail_micros != row.expected_avail_micros:
+            say(f"spendable {row.redis_avail_micros} != ledger {row.ledger_balance_micros} less unflushed and "
+                f"parked {row.unflushed_micros + row.parked_micros} = {row.expected_avail_micros}")
+    for campaign_id, spent, flushed, unflushed in campaigns:
+        if spent is not None and spent < flushed:
+            say(f"campaign {campaign_id}: Redis spent {spent} below its flushed spend {flushed}")
+        elif spent is not None and not row.parked_micros and spent != flushed + unflushed:
+            say(f"campaign {campaign_id}: Redis spent {spent} != flushed {flushed} + unflushed {unflushed}")
 
-    Run it with the flush caught up for an exact answer; `fix` rewrites Redis to the expected value.
-    """
+
+def unflushed_in_stream(redis, *, page: int = 5000) -> tuple[dict[int, int], dict[int, int]]:
+    """What the impression stream still holds for the flush, in micros: (by advertiser, by campaign)."""
+    by_advertiser: dict[int, int] = defaultdict(int)
+    by_campaign: dict[int, int] = defaultdict(int)
+    start = "-"
+    while True:
+        entries = redis.xrange(keys.IMPRESSIONS_STREAM, min=start, max="+", count=page)
+        for _, fields in entries:
+            try:
+                price = int(fields[b"price_micros"])
+                by_advertiser[int(fields[b"advertiser_id"])] += price
+                by_campaign[int(fields[b"campaign_id"])] += price
+            except (KeyError, ValueError):
+                continue  # an unparseable entry: the flush dead-letters it (and reconcile sees the gap)
+        if len(entries) < page:
+            break
+        start = "(" + (entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else str(entries[-1][0]))
+    return dict(by_advertiser), dict(by_campaign)
+
+
+def reconcile(redis, session: Session, *, fix: bool = False,
+              parked_micros: Mapping[int, int] | None = None) -> list[Reconciliation]:
+    """Check each advertiser's budgets in Redis against the ledger, the impression rows and the stream, and
+    name every impossible state (see `Reconciliation`); `parked_micros`: charged impressions the ledger
+    refused, per advertiser. Run it with the flush caught up: a batch between commit and acknowledgement
+    counts twice. `fix` rewrites Redis to what the durable records and the stream imply."""
+    parked_micros = parked_micros or {}
+    stream_by_advertiser, stream_by_campaign = unflushed_in_stream(redis)
     rows = []
     for adv in session.scalars(select(Advertiser).order_by(Advertiser.id)):
         ledger_balance = prepaid_balance(session, adv.id, adv.currency)
         flushed = flushed_spend(session, advertiser_id=adv.id)
         charged_raw, avail_raw = redis.mget(keys.advertiser_charged(adv.id), keys.advertiser_avail(adv.id))
-        charged = int(charged_raw) if charged_raw is not None else flushed
-        expected = ledger_balance - (charged - flushed)
-        row = Reconciliation(adv.id, adv.currency, ledger_balance, charged, flushed, expected,
-                             int(avail_raw) if avail_raw is not None else None)
+        row = Reconciliation(adv.id, adv.currency, ledger_balance,
+                             int(charged_raw) if charged_raw is not None else None, flushed,
+                             stream_by_advertiser.get(adv.id, 0),
+                             int(avail_raw) if avail_raw is not None else None,
+                             parked_micros=int(parked_micros.get(adv.id, 0)))
+        campaign_ids = list(session.scalars(select(Campaign.id).where(Campaign.advertiser_id == adv.id)
+                                            .order_by(Campaign.id)))
+        spent_raw = redis.mget([keys.campaign_spent(c) for c in campaign_ids]) if campaign_ids else []
+        campaigns = [(cid, int(raw) if raw is not None else None, flushed_spend(session, campaign_id=cid),
+                      stream_by_campaign.get(cid, 0)) for cid, raw in zip(campaign_ids, spent_raw, strict=True)]
+        _check(row, campaigns)
         rows.append(row)
-        if fix and not row.matches:
-            redis.set(keys.advertiser_charged(adv.id), charged)
-            redis.set(keys.advertiser_avail(adv.id), expected)
+        if fix and row.problems and row.seeded:
+            owed = row.unflushed_micros + row.parked_micros
+            pipe = redis.pipeline()
+            pipe.set(keys.advertiser_charged(adv.id), flushed + owed)
+            pipe.set(keys.advertiser_avail(adv.id), row.expected_avail_micros)
+            for cid, spent, c_flushed, c_unflushed in campaigns:
+                if spent is not None and spent < c_flushed + c_unflushed:
+                    pipe.set(keys.campaign_spent(cid), c_flushed + c_unflushed)
+            pipe.execute()
     return rows
 
 

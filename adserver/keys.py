@@ -80,3 +80,18 @@ def uniques(scope: str, ident: int, yyyymmdd: str) -> str:
 
 def no_fill(yyyymmdd: str) -> str:
     return f"ads:nofill:{yyyymmdd}"
+
+
+def new_listeners_ip(network: str, ip: str, yyyymmddhh: str) -> str:
+    """Fresh listener ids admitted from one IP in an hour (invalid-traffic signal; hash tag: the network)."""
+    return f"ads:ivt:{{{network}}}:ip:{ip}:{yyyymmddhh}"
+
+
+def new_listeners_network(network: str, yyyymmddhh: str) -> str:
+    """Fresh listener ids admitted from one /24 or /48 in an hour (same hash tag as its IPs' sets)."""
+    return f"ads:ivt:{{{network}}}:net:{yyyymmddhh}"
+
+
+def held(decision_id: str) -> str:
+    """An impression held back because its listener id was younger than the decision's minimum view."""
+    return f"ads:held:{decision_id}"

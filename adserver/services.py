@@ -23,6 +23,7 @@ from adserver.beacons import (
     impression_seen_at,
     record_click,
     record_impression,
+    release_held,
 )
 from adserver.budgets import credit_available, reconcile, seed_budgets
 from adserver.decisions import Placement, decide
@@ -44,6 +45,7 @@ __all__ = [
     "BeaconResult", "Decision", "Limits", "Placement", "Visitor", "create_advertiser", "create_campaign",
     "create_creative", "decide", "fund", "impression_seen_at", "reconcile", "record_click", "record_impression",
     "report", "review_creative", "set_campaign_status", "verify_decision", "campaign_limits",
+    "settle_held_impression",
 ]
 
 
@@ -208,6 +210,17 @@ def campaign_limits(session: Session, redis, campaign_id: int, *, now: datetime)
         return None
     return {"total_budget_micros": campaign.total_budget_micros, "daily_budget_micros": campaign.daily_budget_micros,
             "seed": lambda: seed_budgets(redis, session, [campaign], now=now)}
+
+
+def settle_held_impression(session: Session, redis, token: str, visitor: Visitor, *, secret: str, clock,
+                           limits: Limits = Limits()) -> BeaconResult | None:
+    """Before a download after an ad: count the ad's impression if it was held back because the listener id
+    was newer than the minimum view and is old enough now. None when nothing was held."""
+    decision = verify(token, secret, now_s=clock.now().timestamp())
+    if not redis.exists(keys.held(decision.id)):
+        return None
+    return release_held(redis, token, visitor, secret=secret, clock=clock, limits=limits,
+                        campaign_limits=campaign_limits(session, redis, decision.campaign_id, now=clock.now()))
 
 
 # --- creatives ----------------------------------------------------------------------------------------

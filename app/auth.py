@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from flask import Flask, g, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from adserver.ivt import new_listener_id
 from app import context
 from core.errors import Forbidden, Unauthorized
 from core.users import ROLES, User, end_sessions, get_user, resolve_token
@@ -194,7 +195,7 @@ def current_listener_id() -> str:
         except BadSignature:
             lid = None
     if not lid:
-        lid = "a" + secrets.token_hex(12)
+        lid = new_listener_id(context.clock().now())  # carries its creation time (invalid-traffic checks)
         g.set_listener_cookie = True
     g.listener_id = lid
     return lid

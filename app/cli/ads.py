@@ -83,9 +83,11 @@ def ads_fund(advertiser, amount, reference):
         session.close()
 
 
-@ads_group.command("reconcile", help="Compare each advertiser's spendable balance in Redis with the ledger "
-                                     "less unflushed charges; --fix rewrites Redis. Exit status 1 on a mismatch.")
-@click.option("--fix", is_flag=True, help="Set Redis to the value the ledger implies.")
+@ads_group.command("reconcile", help="Check each advertiser's budgets in Redis against the ledger, the impression "
+                                     "rows and the unflushed stream; name every impossible state (pending below "
+                                     "zero, spendable above the ledger balance, charges the stream and the rows do "
+                                     "not account for). Exit status 1 if there is one; --fix rewrites Redis.")
+@click.option("--fix", is_flag=True, help="Set Redis to the values the durable records and the stream imply.")
 @with_appcontext
 def ads_reconcile(fix):
     from adserver.budgets import reconcile
@@ -98,12 +100,17 @@ def ads_reconcile(fix):
         session.close()
     bad = 0
     for row in rows:
-        state = "ok" if row.matches else ("fixed" if fix else "MISMATCH")
+        state = "ok" if row.matches else ("fixed" if fix else "IMPOSSIBLE")
+        if not row.seeded and row.matches:
+            state = "ok (not in Redis yet: seeded from the ledger on first use)"
         bad += 0 if row.matches or fix else 1
         click.echo(f"advertiser {row.advertiser_id} {row.currency}: ledger {row.ledger_balance_micros} "
-                   f"pending {row.pending_micros} expected {row.expected_avail_micros} "
+                   f"charged {row.charged_micros} flushed {row.flushed_micros} pending {row.pending_micros} "
+                   f"unflushed {row.unflushed_micros} expected {row.expected_avail_micros} "
                    f"redis {row.redis_avail_micros} {state}")
-    click.echo(f"{len(rows)} advertisers, {bad} mismatched")
+        for problem in row.problems:
+            click.echo(f"  advertiser {row.advertiser_id}: {problem}")
+    click.echo(f"{len(rows)} advertisers, {bad} with impossible states")
     if bad:
         raise SystemExit(1)
 

@@ -1,5 +1,8 @@
 """Demo ads: an advertiser with a funded prepaid balance, campaigns for every slot, and approved display and
-audio creatives (a banner drawn and a short spot synthesised here, at seed time)."""
+audio creatives (a banner drawn and a short spot synthesised here, at seed time).
+
+The money and the campaigns date from before the demo's month of history (HISTORY_DAYS ago), so that
+history can run through the real ad path: decisions, beacons and the flush (app/seed/royalties.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +11,11 @@ import struct
 import zlib
 from datetime import timedelta
 
+from core.clock import FrozenClock
+
 ORDER = 30
 ADVERTISER_EMAIL = "advertiser@ninety.test"
+HISTORY_DAYS = 70  # covers last month and this one, whatever today's date
 
 
 def banner_png(width: int = 600, height: int = 120) -> bytes:
@@ -45,9 +51,9 @@ def audio_spot(seconds: float = 3.0, rate: int = 22050) -> bytes:
 
 
 CAMPAIGNS = [
-    # name, slots, kind, bid CPM micros
-    ("Download gate: banner", ("gate",), "display", 4_000_000),
-    ("Download gate: audio spot", ("gate",), "audio", 3_000_000),
+    # name, slots, kind, bid CPM micros (the gate's winner pays the runner-up's bid: 12.00)
+    ("Download gate: banner", ("gate",), "display", 16_000_000),
+    ("Download gate: audio spot", ("gate",), "audio", 12_000_000),
     ("Key mode: browse banner", ("browse",), "display", 2_000_000),
     ("Player pre-roll", ("player",), "audio", 5_000_000),
 ]
@@ -66,15 +72,16 @@ def seed(runtime, state: dict) -> None:
         currency = runtime.config.currency
         advertiser = ads.create_advertiser(session, name="Bright Sound Headphones", currency=currency,
                                            member_user_ids=[user.id])
+        now = runtime.clock.now()
+        funded_at = FrozenClock(now - timedelta(days=HISTORY_DAYS))
         ads.fund(session, runtime.redis, advertiser_id=advertiser.id, amount_micros=500_000_000, currency=currency,
-                 clock=runtime.clock, idempotency_key=f"advertiser_funding:{advertiser.id}:demo",
+                 clock=funded_at, idempotency_key=f"advertiser_funding:{advertiser.id}:demo",
                  note="demo bank transfer")
         reviewer_id = (state.get("users") or {}).get("admin@ninety.test", user.id)
         banner, spot = banner_png(), audio_spot()
-        now = runtime.clock.now()
         for name, slots, kind, bid in CAMPAIGNS:
             campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
-                name=name, starts_at=now - timedelta(days=1), ends_at=None, total_budget_micros=200_000_000,
+                name=name, starts_at=funded_at.now(), ends_at=None, total_budget_micros=200_000_000,
                 daily_budget_micros=20_000_000, bid_cpm_micros=bid, pacing="asap", slots=slots),
                 floor_cpm_micros=0)
             creative = ads.create_creative(

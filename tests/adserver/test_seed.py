@@ -19,3 +19,33 @@ def test_demo_seed_funds_campaigns_for_every_slot(ad_app, ad_session, ad_redis, 
                                     floor_cpm_micros=500_000)
         assert placement is not None, slot
     assert seed_ads.banner_png().startswith(b"\x89PNG")
+
+
+def test_the_demo_history_goes_through_the_ad_path_and_reconciles(app):
+    """The seeded month is decisions, beacons and the flush: Redis budgets and the books agree right after it."""
+    from sqlalchemy import func, select
+
+    from adserver import keys
+    from adserver.models import Impression, InvalidTraffic
+    from app.seed import seeders
+    from tests.conftest import CliRunner
+
+    runtime = app.extensions["ninety"]
+    state: dict = {}
+    for module in seeders():
+        module.seed(runtime, state)
+    advertiser_id = state["advertiser_id"]
+    redis = runtime.redis
+    with runtime.sessions() as s:
+        ledger_micros = balance(s, advertiser_prepaid(advertiser_id), "USD")
+        flushed = s.scalar(select(func.sum(Impression.price_micros)).where(Impression.advertiser_id == advertiser_id))
+        rows = s.scalar(select(func.count()).select_from(Impression))
+        crawlers = s.scalar(select(func.count()).select_from(InvalidTraffic).where(InvalidTraffic.reason == "bot"))
+    assert rows > 1000 and crawlers > 20
+    assert ledger_micros == 500_000_000 - flushed < 500_000_000
+    assert int(redis.get(keys.advertiser_avail(advertiser_id))) == ledger_micros  # no more spendable than paid
+    assert int(redis.get(keys.advertiser_charged(advertiser_id))) == flushed
+    assert redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    result = CliRunner(app).invoke(["ads", "reconcile"])
+    assert result.exit_code == 0, result.output
+    assert "0 with impossible states" in result.output
