@@ -1,19 +1,55 @@
-"""Marshmallow schemas for the catalog's JSON API (requests refuse unknown fields; amounts are text)."""
+"""Marshmallow schemas for the catalog's JSON API (requests refuse unknown fields; amounts are text).
+
+The output schemas dump the models themselves: what the OpenAPI document names is what the API returns.
+Addresses of pages and files are the app's business, so `ReleaseSchema(links=...)` takes an object that
+builds them (`CatalogLinks`); without one they dump as null.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from marshmallow import Schema, fields, validate
 
 from catalog.models import GRANT_VIAS, PRICE_MODELS, RELEASE_KINDS  # noqa: F401
+from catalog.services import effective_price, release_price
 from core.fields import Id
 
 AMOUNT = {"description": "an amount in the release's currency, like \"4.99\" (whole cents)"}
 
 
+def computed(field_class: type[fields.Field], compute, *args, **kwargs) -> fields.Field:
+    """A field of `field_class` (documented as such) whose value is `compute(obj)` rather than an attribute."""
+
+    class Computed(field_class):
+        def get_value(self, obj, attr, accessor=None, default=None):
+            return compute(obj)
+
+    kwargs.setdefault("dump_only", True)
+    return Computed(*args, **kwargs)
+
+
+class CatalogLinks(Protocol):
+    def release_url(self, release) -> str: ...
+
+    def cover_url(self, release) -> str | None: ...
+
+
+def _link(name: str) -> fields.Field:
+    """A URL that the root schema's `links` builds (null when it has none)."""
+
+    class Link(fields.String):
+        def get_value(self, obj, attr, accessor=None, default=None):
+            links = getattr(self.root, "links", None)
+            return getattr(links, name)(obj) if links is not None else None
+
+    return Link(allow_none=True, dump_only=True)
+
+
 class MoneySchema(Schema):
     micros = fields.Integer()
     currency = fields.String()
-    display = fields.String()
+    display = computed(fields.String, lambda money: money.format())
 
 
 class ArtistCreateSchema(Schema):
@@ -51,7 +87,11 @@ class PayeeSchema(Schema):
     id = fields.Integer()
     display_name = fields.String()
     artist_id = fields.Integer(allow_none=True)
-    accepted = fields.Boolean()
+    accepted = computed(fields.Boolean, lambda payee: payee.user_id is not None)
+
+
+class PayeeListSchema(Schema):
+    items = fields.List(fields.Nested(PayeeSchema))
 
 
 class ReleaseCreateSchema(Schema):
@@ -103,6 +143,10 @@ class SplitSheetSchema(Schema):
     shares = fields.List(fields.Nested(ShareSchema))
 
 
+class SplitSheetListSchema(Schema):
+    items = fields.List(fields.Nested(SplitSheetSchema))
+
+
 class TrackUpdateSchema(Schema):
     title = fields.String(validate=validate.Length(min=1, max=300))
     position = fields.Integer(strict=True, validate=validate.Range(min=1, max=9999))
@@ -137,8 +181,17 @@ class TrackSchema(Schema):
     isrc = fields.String(allow_none=True)
     explicit = fields.Boolean()
     status = fields.String()
-    audio = fields.Nested(AudioSchema, allow_none=True)
-    price = fields.Nested(PriceOutSchema)
+    audio = fields.Nested(AudioSchema, allow_none=True, attribute="asset")
+    price = computed(fields.Nested, effective_price, PriceOutSchema,
+                     metadata={"description": "the track's own price, else its release's"})
+
+
+class UploadedTrackSchema(TrackSchema):
+    deduplicated = fields.Boolean(metadata={"description": "the same audio was already stored"})
+
+
+class UploadedTracksSchema(Schema):
+    items = fields.List(fields.Nested(UploadedTrackSchema))
 
 
 class ReleaseSchema(Schema):
@@ -155,10 +208,33 @@ class ReleaseSchema(Schema):
     status = fields.String()
     publish_at = fields.DateTime(allow_none=True)
     published_at = fields.DateTime(allow_none=True)
-    cover_url = fields.String(allow_none=True)
-    url = fields.String()
-    price = fields.Nested(PriceOutSchema)
+    cover_url = _link("cover_url")
+    url = _link("release_url")
+    price = computed(fields.Nested, release_price, PriceOutSchema)
     tracks = fields.List(fields.Nested(TrackSchema))
+
+    def __init__(self, *args, links: CatalogLinks | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.links = links
+
+
+class ReleaseCardSchema(Schema):
+    """A release in a browse page (a search row, not the model: hence no tracks or prices)."""
+
+    id = fields.Integer(attribute="release_id")
+    title = fields.String()
+    artist_id = fields.Integer()
+    artist_name = fields.String()
+    genre = fields.String()
+    kind = fields.String()
+    published_at = fields.DateTime()
+    track_count = fields.Integer()
+    url = fields.String()
+
+
+class ReleasePageSchema(Schema):
+    items = fields.List(fields.Nested(ReleaseCardSchema))
+    next_cursor = fields.String(allow_none=True)
 
 
 class PublishSchema(Schema):

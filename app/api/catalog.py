@@ -13,14 +13,21 @@ from catalog.schemas import (
     ArtistCreateSchema,
     ArtistSchema,
     ArtistUpdateSchema,
+    GrantSchema,
     PayeeInviteSchema,
+    PayeeListSchema,
     PayeeSchema,
     PriceSchema,
     PublishSchema,
     ReleaseCreateSchema,
+    ReleasePageSchema,
+    ReleaseSchema,
     ReleaseUpdateSchema,
     SearchPageSchema,
     SplitSheetInputSchema,
+    SplitSheetListSchema,
+    SplitSheetSchema,
+    TrackSchema,
     TrackUpdateSchema,
 )
 from catalog.storage import MediaStore
@@ -35,45 +42,22 @@ def media_store() -> MediaStore:
     return MediaStore(context.config().media_path)
 
 
-def money_json(money):
-    return money.to_json() if money is not None else None
+class WebLinks:
+    """Where a release's page and cover live on this site, for `ReleaseSchema(links=...)`."""
 
+    def release_url(self, release) -> str:
+        return url_for("web_catalog.release_page", artist_slug=release.artist.slug, release_slug=release.slug)
 
-def price_json(price: dict) -> dict:
-    return {"price_model": price["price_model"], "currency": price["currency"],
-            "price": money_json(price["price"]), "minimum": money_json(price["minimum"]),
-            "suggested": money_json(price["suggested"])}
-
-
-def track_json(track) -> dict:
-    asset = track.asset
-    return {"id": track.id, "release_id": track.release_id, "position": track.position, "title": track.title,
-            "isrc": track.isrc, "explicit": track.explicit, "status": track.status,
-            "audio": None if asset is None else {
-                "sha256": asset.sha256, "format": asset.format, "codec": asset.codec,
-                "duration_ms": asset.duration_ms, "bitrate": asset.bitrate, "sample_rate": asset.sample_rate,
-                "channels": asset.channels, "size_bytes": asset.size_bytes},
-            "price": price_json(services.effective_price(track))}
+    def cover_url(self, release) -> str | None:
+        return url_for("web_catalog.cover", sha256=release.cover_sha256) if release.cover_sha256 else None
 
 
 def release_json(release) -> dict:
-    return {"id": release.id, "artist": ArtistSchema().dump(release.artist), "slug": release.slug,
-            "title": release.title, "kind": release.kind,
-            "release_date": release.release_date.isoformat() if release.release_date else None,
-            "genre": release.genre, "tags": list(release.tags or []), "description": release.description,
-            "upc": release.upc, "status": release.status,
-            "publish_at": release.publish_at.isoformat() if release.publish_at else None,
-            "published_at": release.published_at.isoformat() if release.published_at else None,
-            "cover_url": url_for("web_catalog.cover", sha256=release.cover_sha256) if release.cover_sha256 else None,
-            "url": url_for("web_catalog.release_page", artist_slug=release.artist.slug,
-                           release_slug=release.slug),
-            "price": price_json(services.release_price(release)),
-            "tracks": [track_json(t) for t in release.tracks]}
+    return ReleaseSchema(links=WebLinks()).dump(release)
 
 
-def sheet_json(sheet) -> dict:
-    return {"track_id": sheet.track_id, "version": sheet.version, "effective_at": sheet.effective_at.isoformat(),
-            "shares": [{"payee_id": s.payee_id, "share_bp": s.share_bp, "role": s.role} for s in sheet.shares]}
+def track_json(track) -> dict:
+    return TrackSchema().dump(track)
 
 
 def owned_release(release_id: int):
@@ -200,17 +184,10 @@ def list_payees(artist_id: int):
         200:
           content:
             application/json:
-              schema:
-                type: object
-                properties:
-                  items:
-                    type: array
-                    items: PayeeSchema
+              schema: PayeeListSchema
     """
     services.require_member(context.db(), artist_id, current_user())
-    payees = services.payees_for_artist(context.db(), artist_id)
-    return {"items": [{"id": p.id, "display_name": p.display_name, "artist_id": p.artist_id,
-                       "accepted": p.user_id is not None} for p in payees]}
+    return PayeeListSchema().dump({"items": services.payees_for_artist(context.db(), artist_id)})
 
 
 @bp.post("/artists/<int:artist_id>/payees")
@@ -234,8 +211,7 @@ def invite_payee(artist_id: int):
     secret = context.config().secret_key
     payee = services.invite_payee(context.db(), artist_id, **data, invitation_link=lambda p: url_for(
         "web_catalog.invitation", token=services.invitation_token(p, secret), _external=True))
-    return PayeeSchema().dump({"id": payee.id, "display_name": payee.display_name, "artist_id": payee.artist_id,
-                               "accepted": payee.user_id is not None}), 201
+    return PayeeSchema().dump(payee), 201
 
 
 # --- releases ---------------------------------------------------------------------------------------------
@@ -269,18 +245,17 @@ def list_releases():
     get:
       responses:
         200:
-          description: a page of releases and the cursor of the next page
+          content:
+            application/json:
+              schema: ReleasePageSchema
     """
     services.promote_due_releases(context.db(), context.clock())
     artist_id = request.args.get("artist_id", type=int)
     page = search.browse_releases(context.db(), genre=request.args.get("genre") or None, artist_id=artist_id,
                                   limit=_limit_arg(), cursor=request.args.get("cursor"))
-    items = [{"id": r["release_id"], "title": r["title"], "artist_id": r["artist_id"],
-              "artist_name": r["artist_name"], "genre": r["genre"], "kind": r["kind"],
-              "published_at": r["published_at"].isoformat(), "track_count": r["track_count"],
-              "url": url_for("web_catalog.release_page", artist_slug=r["artist_slug"],
-                             release_slug=r["release_slug"])} for r in page.items]
-    return {"items": items, "next_cursor": page.next_cursor}
+    items = [dict(r, url=url_for("web_catalog.release_page", artist_slug=r["artist_slug"],
+                                 release_slug=r["release_slug"])) for r in page.items]
+    return ReleasePageSchema().dump({"items": items, "next_cursor": page.next_cursor})
 
 
 @bp.get("/releases/<int:release_id>")
@@ -358,7 +333,9 @@ def set_release_split(release_id: int):
             schema: SplitSheetInputSchema
       responses:
         200:
-          description: the new split sheet of each track
+          content:
+            application/json:
+              schema: SplitSheetListSchema
     """
     data = load(SplitSheetInputSchema())
     release = owned_release(release_id)
@@ -366,7 +343,7 @@ def set_release_split(release_id: int):
                                                                 data["shares"]],
                                         clock=context.clock(), user_id=current_user().id,
                                         roles=[s["role"] for s in data["shares"]])
-    return {"items": [sheet_json(s) for s in sheets]}
+    return SplitSheetListSchema().dump({"items": sheets})
 
 
 @bp.post("/releases/<int:release_id>/publish")
@@ -446,11 +423,14 @@ def upload_tracks(release_id: int):
                     format: binary
       responses:
         201:
-          description: the new tracks
+          content:
+            application/json:
+              schema: UploadedTracksSchema
     """
     release = owned_release(release_id)
     results = upload_files(release, request_files())
-    return {"items": [dict(track_json(r.track), deduplicated=r.deduplicated) for r in results]}, 201
+    # `deduplicated` belongs to the upload, not the track: the one field the track's own dump lacks.
+    return {"items": [TrackSchema().dump(r.track) | {"deduplicated": r.deduplicated} for r in results]}, 201
 
 
 # --- tracks -----------------------------------------------------------------------------------------------
@@ -527,7 +507,7 @@ def get_split(track_id: int):
               schema: SplitSheetSchema
     """
     track = owned_track(track_id)
-    return sheet_json(services.current_split_sheet(context.db(), track.id, context.clock().now()))
+    return SplitSheetSchema().dump(services.current_split_sheet(context.db(), track.id, context.clock().now()))
 
 
 @bp.put("/tracks/<int:track_id>/split")
@@ -551,7 +531,7 @@ def set_split(track_id: int):
     sheet = services.set_split_sheet(context.db(), track, [(s["payee_id"], s["share_bp"]) for s in data["shares"]],
                                      clock=context.clock(), user_id=current_user().id,
                                      roles=[s["role"] for s in data["shares"]])
-    return sheet_json(sheet)
+    return SplitSheetSchema().dump(sheet)
 
 
 @bp.post("/tracks/<int:track_id>/preview")
@@ -571,8 +551,8 @@ def preview_track(track_id: int):
     token = services.issue_grant(context.db(), track_id=track.id, listener_id=f"u{current_user().id}",
                                  via="preview", secret=config.secret_key, clock=context.clock(),
                                  ttl_s=config.download_grant_ttl_s)
-    return {"download_url": url_for("web_catalog.download", token=token),
-            "expires_in": config.download_grant_ttl_s}, 201
+    return GrantSchema().dump({"download_url": url_for("web_catalog.download", token=token),
+                               "expires_in": config.download_grant_ttl_s}), 201
 
 
 # --- discovery --------------------------------------------------------------------------------------------
