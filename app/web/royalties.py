@@ -7,6 +7,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from app import context
 from app.auth import access, current_listener_id, current_principal, current_user
 from core.errors import Forbidden, NinetyError, NotFound
+from core.fields import PG_INTEGER_MAX
 from core.money import check_currency
 from royalties.periods import bounds, period_of
 
@@ -29,7 +30,7 @@ def require_payee(payee_id: int):
     """The payee, if the caller may see it: its own people, finance or admin; anyone else gets a 404."""
     from catalog.models import Payee
 
-    payee = context.db().get(Payee, payee_id)
+    payee = context.db().get(Payee, payee_id) if 0 < payee_id <= PG_INTEGER_MAX else None
     if payee is None:
         raise NotFound("There is no such payee.", code="payee_not_found")
     if current_principal().has_role("finance", "admin"):

@@ -192,3 +192,14 @@ def test_425_and_503_say_when_to_try_again(make_app):
     assert response.get_json()["retry_after"] == 3
     assert client.get("/api/v1/test-too-early-unsaid").headers["Retry-After"] == "1"
     assert client.get("/api/v1/test-unavailable").headers["Retry-After"] == "1"
+
+
+def test_ids_beyond_the_integer_columns_in_a_query_are_refused(client, caller):
+    for big in BEYOND_INTEGER:
+        for path in [f"/api/v1/releases?artist_id={big}", f"/api/v1/royalties/balance?payee={big}",
+                     f"/api/v1/releases?limit={big}", f"/api/v1/search?q=a&limit={big}"]:
+            response = client.get(path, headers=caller)
+            assert response.status_code < 500, (path, response.status_code)
+            assert response.status_code >= 400 or response.get_json()["items"] == [], path
+        page = client.get(f"/dashboard?payee={big}", headers={**caller, "Accept": "text/html"})
+        assert page.status_code < 500, page.status_code
