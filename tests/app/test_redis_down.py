@@ -77,6 +77,21 @@ def test_pages_and_reads_that_do_not_need_redis_keep_working(down, published):
     assert client.get("/api/v1/search?q=hum").get_json()["items"][0]["track_id"] == published["track"]
 
 
+def test_a_download_reads_its_facts_from_the_database_when_their_cache_is_down(down, published):
+    """Serving a file caches its delivery facts in Redis for a minute; without Redis they come from the DB."""
+    runtime = down.extensions["ninety"]
+    session = runtime.sessions()
+    token = catalog.issue_grant(session, track_id=published["track"], listener_id="l-outage", via="preview",
+                                secret=runtime.config.secret_key, clock=runtime.clock, ttl_s=60)
+    session.commit()
+    session.close()
+    client = down.test_client()
+    started = client.get(f"/download/{token}", headers=HTML)
+    assert started.status_code == 303, started.get_data(as_text=True)[:300]
+    served = client.get(started.headers["Location"])
+    assert served.status_code == 200 and served.data[:4] == b"RIFF"
+
+
 def test_what_needs_redis_answers_503_problem_with_retry_after(down, published, make_user, token_for):
     client = down.test_client()
     track = published["track"]
@@ -94,10 +109,13 @@ def test_what_needs_redis_answers_503_problem_with_retry_after(down, published, 
         response = client.get(path)
         _assert_unavailable(response, path)
         assert response.mimetype == "application/problem+json", path
-    # The download gate is a page: the same problem, rendered for a browser.
-    gate = client.get(f"/tracks/{track}/free", headers=HTML)
-    _assert_unavailable(gate, "gate page")
-    assert gate.mimetype == "text/html"
+    # The download gate and the key-mode switch are pages: the same problem, rendered for a browser.
+    for path in [f"/tracks/{track}/free", "/key-mode"]:
+        page = client.get(path, headers=HTML)
+        _assert_unavailable(page, path)
+        assert page.mimetype == "text/html", path
+    # Beacons are counted (and rate-limited) in Redis.
+    _assert_unavailable(client.get("/ads/i/not-a-decision"), "impression beacon")
 
 
 def test_sign_in_needs_its_throttle_and_says_so(down, make_user):
