@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, render_template, request
 
@@ -34,7 +34,11 @@ def parse_day(name: str, *, end_of_day: bool = False) -> datetime | None:
         raise ValidationError(f"{name} must be a date written YYYY-MM-DD, like 2026-10-31.",
                               code="invalid_date") from None
     start = datetime.combine(day, time(0), tzinfo=UTC)
-    return start + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else start
+    if not end_of_day:
+        return start
+    if day == date.max:  # its end is the last moment a datetime holds
+        return datetime.max.replace(tzinfo=UTC)
+    return start + timedelta(days=1) - timedelta(microseconds=1)
 
 
 def parse_currency() -> str:

@@ -203,3 +203,14 @@ def test_ids_beyond_the_integer_columns_in_a_query_are_refused(client, caller):
             assert response.status_code >= 400 or response.get_json()["items"] == [], path
         page = client.get(f"/dashboard?payee={big}", headers={**caller, "Accept": "text/html"})
         assert page.status_code < 500, page.status_code
+
+
+def test_days_at_the_ends_of_the_calendar(client, caller):
+    """The end of 9999-12-31 is the last moment a datetime holds, not an overflow; year 0 is no date."""
+    last = client.get("/api/v1/ledger/trial-balance?as_of=9999-12-31", headers=caller)
+    assert last.status_code == 200, last.get_data(as_text=True)[:300]
+    statement = client.get("/api/v1/ledger/accounts/income:ads/statement?start=0001-01-01&end=9999-12-31",
+                           headers=caller)
+    assert statement.status_code < 500, statement.get_data(as_text=True)[:300]
+    zero = client.get("/api/v1/ledger/trial-balance?as_of=0000-01-01", headers=caller)
+    assert zero.status_code == 422 and zero.get_json()["code"] == "invalid_date"
