@@ -153,3 +153,23 @@ def test_the_web_listener_cookie_carries_its_creation_time(ad_app, clock):
     secret = ad_app.extensions["ninety"].config.secret_key
     lid = URLSafeSerializer(secret, salt="ninety.listener").loads(raw)
     assert listener_created_at(lid) == clock.now().replace(microsecond=0)
+
+
+def test_a_script_with_a_fresh_cookie_per_decision_over_http_is_never_charged(ad_app, make_advertiser,
+                                                                               make_campaign, ad_redis, clock):
+    """The issue's reproduction: 560 decisions and beacons, each from a new cookie, one address."""
+    adv = make_advertiser(funded_micros=10_000_000)
+    campaign = make_campaign(adv)
+    avail = int(ad_redis.get(keys.advertiser_avail(adv.id)))
+    headers = {"User-Agent": BROWSER_UA}
+    for _ in range(560):
+        script = ad_app.test_client()  # no cookie: the site mints a fresh listener id
+        script.environ_base["REMOTE_ADDR"] = SCRIPT_IP
+        body = script.post("/api/v1/ads/decisions", json={"slot": "gate"}, headers=headers).get_json()
+        assert body["fill"]
+        assert script.get(body["impression_url"], headers=headers).status_code == 200
+    assert _spent(ad_redis, campaign.id) == 0
+    assert int(ad_redis.get(keys.advertiser_avail(adv.id))) == avail
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    flooded = [f for _, f in ad_redis.xrange(keys.INVALID_STREAM) if f[b"reason"] == b"listener_flood"]
+    assert len(flooded) >= 530 and {f[b"ip"] for f in flooded} == {SCRIPT_IP.encode()}
