@@ -85,9 +85,9 @@ class Reconciliation:
     """One advertiser's budgets in Redis against the durable records, and every impossible state found.
 
     `charged` is what Redis ever charged, `flushed` what the flush stored as impression rows, `unflushed` what
-    the impression stream still holds for the flush (plus `parked`: charged impressions the ledger refused,
-    waiting for finance). Sound state: charged = flushed + unflushed + parked, and spendable (`avail`) = ledger
-    balance - (unflushed + parked), never above the ledger balance, never negative."""
+    the impression stream still holds for the flush, `parked` what stored impressions owe that the ledger
+    refused to debit (parked entries, and those written off). Sound state: charged = flushed + unflushed, and
+    spendable (`avail`) = ledger balance - unflushed - parked, never above the ledger balance, never negative."""
 
     advertiser_id: int
     currency: str
@@ -132,10 +132,8 @@ def _check(row: Reconciliation, campaigns: list[tuple[int, int | None, int, int]
         if row.pending_micros < 0:
             say(f"pending {row.pending_micros} < 0: the impression rows hold more than Redis ever charged "
                 "(spend written to the books without charging Redis)")
-        owed = row.unflushed_micros + row.parked_micros
-        if row.pending_micros != owed:
-            say(f"charged but unflushed {row.pending_micros} != {owed} in the stream and parked "
-                f"({row.unflushed_micros} unflushed, {row.parked_micros} parked)")
+        if row.pending_micros != row.unflushed_micros:
+            say(f"charged but unflushed {row.pending_micros} != {row.unflushed_micros} in the stream")
     if row.redis_avail_micros is not None:
         if row.redis_avail_micros > row.ledger_balance_micros:
             say(f"spendable {row.redis_avail_micros} above the ledger balance {row.ledger_balance_micros}")
@@ -147,7 +145,7 @@ def _check(row: Reconciliation, campaigns: list[tuple[int, int | None, int, int]
     for campaign_id, spent, flushed, unflushed in campaigns:
         if spent is not None and spent < flushed:
             say(f"campaign {campaign_id}: Redis spent {spent} below its flushed spend {flushed}")
-        elif spent is not None and not row.parked_micros and spent != flushed + unflushed:
+        elif spent is not None and spent != flushed + unflushed:
             say(f"campaign {campaign_id}: Redis spent {spent} != flushed {flushed} + unflushed {unflushed}")
 
 
@@ -174,8 +172,8 @@ def unflushed_in_stream(redis, *, page: int = 5000) -> tuple[dict[int, int], dic
 def reconcile(redis, session: Session, *, fix: bool = False,
               parked_micros: Mapping[int, int] | None = None) -> list[Reconciliation]:
     """Check each advertiser's budgets in Redis against the ledger, the impression rows and the stream, and
-    name every impossible state (see `Reconciliation`); `parked_micros`: charged impressions the ledger
-    refused, per advertiser. Run it with the flush caught up: a batch between commit and acknowledgement
+    name every impossible state (see `Reconciliation`); `parked_micros`: per advertiser, what stored
+    impressions owe that the ledger refused to debit (the caller reads it from the flush's suspense). Run it with the flush caught up: a batch between commit and acknowledgement
     counts twice. `fix` rewrites Redis to what the durable records and the stream imply."""
     parked_micros = parked_micros or {}
     stream_by_advertiser, stream_by_campaign = unflushed_in_stream(redis)
@@ -197,9 +195,8 @@ def reconcile(redis, session: Session, *, fix: bool = False,
         _check(row, campaigns)
         rows.append(row)
         if fix and row.problems and row.seeded:
-            owed = row.unflushed_micros + row.parked_micros
             pipe = redis.pipeline()
-            pipe.set(keys.advertiser_charged(adv.id), flushed + owed)
+            pipe.set(keys.advertiser_charged(adv.id), flushed + row.unflushed_micros)
             pipe.set(keys.advertiser_avail(adv.id), row.expected_avail_micros)
             for cid, spent, c_flushed, c_unflushed in campaigns:
                 if spent is not None and spent < c_flushed + c_unflushed:

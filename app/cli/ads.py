@@ -90,12 +90,19 @@ def ads_fund(advertiser, amount, reference):
 @click.option("--fix", is_flag=True, help="Set Redis to the values the durable records and the stream imply.")
 @with_appcontext
 def ads_reconcile(fix):
+    from sqlalchemy import func, select
+
     from adserver.budgets import reconcile
+    from royalties.models import ParkedEntry
 
     runtime = context.runtime()
     session = runtime.sessions()
     try:
-        rows = reconcile(runtime.redis, session, fix=fix)
+        # Parked (and written-off) flush entries: impressions stored and charged in Redis, never debited.
+        parked = dict(session.execute(
+            select(ParkedEntry.advertiser_id, func.sum(ParkedEntry.amount_micros))
+            .where(ParkedEntry.status.in_(("parked", "written_off"))).group_by(ParkedEntry.advertiser_id)).all())
+        rows = reconcile(runtime.redis, session, fix=fix, parked_micros=parked)
     finally:
         session.close()
     bad = 0
@@ -106,7 +113,7 @@ def ads_reconcile(fix):
         bad += 0 if row.matches or fix else 1
         click.echo(f"advertiser {row.advertiser_id} {row.currency}: ledger {row.ledger_balance_micros} "
                    f"charged {row.charged_micros} flushed {row.flushed_micros} pending {row.pending_micros} "
-                   f"unflushed {row.unflushed_micros} expected {row.expected_avail_micros} "
+                   f"unflushed {row.unflushed_micros} parked {row.parked_micros} expected {row.expected_avail_micros} "
                    f"redis {row.redis_avail_micros} {state}")
         for problem in row.problems:
             click.echo(f"  advertiser {row.advertiser_id}: {problem}")
