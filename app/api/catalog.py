@@ -243,6 +243,11 @@ def list_releases():
     """Published releases, newest first (?genre=, ?artist_id=, ?limit=, ?cursor=).
     ---
     get:
+      parameters:
+        - {name: genre, in: query, schema: {type: string}}
+        - {name: artist_id, in: query, schema: {type: integer}}
+        - {name: limit, in: query, schema: {type: integer}}
+        - {name: cursor, in: query, schema: {type: string}}
       responses:
         200:
           content:
@@ -571,6 +576,10 @@ def search_tracks():
     """Search published tracks by title, artist, release, genre and tag (?q=, ?limit=, ?cursor=), best first.
     ---
     get:
+      parameters:
+        - {name: q, in: query, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer}}
+        - {name: cursor, in: query, schema: {type: string}}
       responses:
         200:
           content:

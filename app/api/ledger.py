@@ -61,6 +61,8 @@ def trial_balance_view():
     """Every account's debits, credits and balance, with totals per currency (query: as_of=YYYY-MM-DD).
     ---
     get:
+      parameters:
+        - {name: as_of, in: query, schema: {type: string, format: date}}
       responses:
         200:
           content:
@@ -89,6 +91,10 @@ def statement_view(code: str):
     """An account's postings with running balance (query: currency, start, end as YYYY-MM-DD).
     ---
     get:
+      parameters:
+        - {name: currency, in: query, schema: {type: string, example: USD}}
+        - {name: start, in: query, schema: {type: string, format: date}}
+        - {name: end, in: query, schema: {type: string, format: date}}
       responses:
         200:
           content:
@@ -100,7 +106,11 @@ def statement_view(code: str):
                     type: string
                   currency:
                     type: string
+                  type:
+                    type: string
                   balance_micros:
+                    type: integer
+                  version:
                     type: integer
                   lines:
                     type: array

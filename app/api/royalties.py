@@ -52,6 +52,8 @@ def balance():
     """The live balances of one of the caller's payees (`?payee=`; default the first).
     ---
     get:
+      parameters:
+        - {name: payee, in: query, schema: {type: integer}}
       responses:
         200:
           description: payable and held balances per currency, in micros
@@ -71,6 +73,8 @@ def statement(payee_id: int, period: str):
     """One payee's statement for a month (`?currency=`), every figure in micros.
     ---
     get:
+      parameters:
+        - {name: currency, in: query, schema: {type: string, example: USD}}
       responses:
         200:
           description: opening, earnings by track and source, adjustments, payouts, closing, the month's payout
@@ -95,6 +99,8 @@ def receipt():
     """Which artists this listener's key-mode ad views paid in a month (`?period=`, default this month).
     ---
     get:
+      parameters:
+        - {name: period, in: query, schema: {type: string, pattern: "^[0-9]{4}-(0[1-9]|1[0-2])$"}}
       responses:
         200:
           description: artists and amounts (micros), and what no download claimed
