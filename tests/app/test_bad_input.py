@@ -99,6 +99,7 @@ def test_ids_beyond_the_integer_columns_are_404_not_500(client, caller):
             response = client.get(path, headers=caller)
             assert response.status_code == 404, (path, response.status_code)
             assert response.mimetype == "application/problem+json", path
+        assert client.get(f"/ads/vast?track={big}").status_code in (404, 422)
         for path in [f"/tracks/{big}/free", f"/royalties/statements/{big}/2026-01"]:
             assert client.get(path, headers={**caller, "Accept": "text/html"}).status_code == 404, path
     # the largest id a row can have still reaches the database, which says there is none

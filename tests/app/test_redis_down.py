@@ -136,3 +136,17 @@ def test_healthz_reports_redis_down(down):
     response = down.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["redis"].startswith("down")
+
+
+
+def test_sign_up_is_throttled_in_redis_and_says_so_while_tokens_keep_working(down, make_user, token_for):
+    from core.users import User
+
+    client = down.test_client()
+    signup = client.post("/api/v1/users", json={"email": "new@example.com", "password": "long enough pw"})
+    _assert_unavailable(signup, "sign-up")
+    session = down.extensions["ninety"].sessions()
+    assert session.query(User).filter_by(email="new@example.com").count() == 0
+    session.close()
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token_for(make_user())}"})
+    assert me.status_code == 200  # a token is checked against the database alone
