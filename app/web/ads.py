@@ -93,6 +93,10 @@ def vast_event(token: str, event: str):
     decision = ads.verify_decision(token, secret=runtime.config.secret_key, clock=runtime.clock)
     key = keys.stats("k", decision.creative_id, keys.hour(runtime.clock.now()))
     runtime.redis.hincrby(key, f"vast_{event}", 1)
+    if event == "complete":  # played through: an impression held back for a brand-new listener id counts now
+        settings = gate_settings()
+        ads.settle_held_impression(context.db(), runtime.redis, token, requester().visitor(), secret=settings.secret,
+                                   clock=runtime.clock, limits=settings.beacon_limits)
     return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})
 
 

@@ -173,3 +173,24 @@ def test_a_script_with_a_fresh_cookie_per_decision_over_http_is_never_charged(ad
     assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
     flooded = [f for _, f in ad_redis.xrange(keys.INVALID_STREAM) if f[b"reason"] == b"listener_flood"]
     assert len(flooded) >= 530 and {f[b"ip"] for f in flooded} == {SCRIPT_IP.encode()}
+
+
+def test_a_cookieless_players_impression_counts_once_the_spot_has_played(ad_app, make_advertiser, make_campaign,
+                                                                        ad_redis, clock):
+    """A player without cookies gets a new listener id with each VAST request, so its impression (fired as the
+    spot starts) is held; the spot's `complete` event settles it."""
+    from lxml import etree
+
+    campaign = make_campaign(make_advertiser(), slots=("player",), kinds=("audio",))
+    player = {"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"}
+    doc = etree.fromstring(ad_app.test_client().get("/ads/vast?slot=player", headers=player).data)
+    ns = {"v": "http://www.iab.com/VAST"}
+    impression = doc.findtext(".//v:Impression", namespaces=ns).strip().split("localhost", 1)[-1]
+    complete = next(t for t in doc.iterfind(".//v:Tracking", ns) if t.get("event") == "complete")
+    complete = complete.text.strip().split("localhost", 1)[-1]
+    assert ad_app.test_client().get(impression, headers=player).status_code == 200
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0  # held: the id is seconds old
+    clock.advance(seconds=2)  # the two-second spot played through
+    assert ad_app.test_client().get(complete, headers=player).status_code == 200
+    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
+    assert _spent(ad_redis, campaign.id) == 500
