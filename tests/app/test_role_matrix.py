@@ -20,6 +20,8 @@ def _protected_routes(app):
         if access["public"]:
             continue
         url = re.sub(r"<(?:int:)?[a-z_]+>", "1", rule.rule)
+        # An `any(...)` part takes its first choice: any other value is a 404 before access is checked.
+        url = re.sub(r"<any\('([^']*)'[^>]*>", r"\1", url)
         url = re.sub(r"<[a-z]+(?:\([^)]*\))?:[a-z_]+>", "1", url)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield rule.endpoint, method, url, tuple(access["roles"])
