@@ -134,11 +134,13 @@ def run_cmd(host, port, workers, threads, with_worker):
 
 
 def child_commands(*, host: str, port: int, workers: int, threads: int, with_worker: bool,
-                   var_dir: Path) -> list[ChildSpec]:
-    """What `ninety run` supervises: gunicorn (essential) and each background worker command that exists."""
+                   var_dir: Path, mailbox: bool = False) -> list[ChildSpec]:
+    """What `ninety run` supervises: gunicorn (essential) and each background worker command that exists,
+    and for the demo the local mailbox that receives the site's email."""
     from app.gunicorn_conf import control_socket_path
 
-    specs = [ChildSpec("web", [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
+    specs = [ChildSpec("mailbox", [sys.executable, "-m", "app.cli", "mailbox"])] if mailbox else []
+    specs += [ChildSpec("web", [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
                                "-w", str(workers), "--threads", str(threads), "-b", f"{host}:{port}",
                                "--control-socket", control_socket_path(var_dir), "app.wsgi:app"], essential=True)]
     if with_worker:
@@ -157,14 +159,15 @@ def _command_exists(path: list[str]) -> bool:
     return True
 
 
-def serve(*, host: str, port: int, workers: int = 2, threads: int = 64, with_worker: bool = True) -> int:
+def serve(*, host: str, port: int, workers: int = 2, threads: int = 64, with_worker: bool = True,
+          mailbox: bool = False) -> int:
     """Run gunicorn and the workers against the servers this process resolved, supervised, until Ctrl-C or
     SIGTERM; stop everything on exit (the embedded servers stop when this process exits). The exit code."""
     cfg = context.config()
     upgrade_database(cfg.database_url)
     env = dict(os.environ, DATABASE_URL=cfg.database_url, REDIS_URL=cfg.redis_url, NINETY_VAR_DIR=str(cfg.var_dir))
     specs = child_commands(host=host, port=port, workers=workers, threads=threads, with_worker=with_worker,
-                           var_dir=cfg.var_dir)
+                           var_dir=cfg.var_dir, mailbox=mailbox)
     supervisor = Supervisor(specs, env=env, var_dir=cfg.var_dir, log=lambda line: click.echo(f"ninety: {line}", err=True))
     click.echo(f"Ninety is serving on http://{host}:{port}  (Ctrl-C to stop)")
     # Stop cleanly on Ctrl-C and on SIGTERM alike (a shell's background job may inherit SIGINT ignored),

@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from app import context
 from app.cli.core import serve, upgrade_database
+from app.cli.mailbox import is_listening, is_local
+from core.mail import parse_smtp_url
 
 
 @click.command("demo", help="Migrate, seed the demo data (once) and, with --serve, serve it on :8000.")
@@ -35,7 +37,12 @@ def demo_cmd(do_serve: bool, port: int):
                "approver@ninety.test, listener@ninety.test, artist accounts *@artists.ninety.test, "
                "advertiser@ninety.test")
     if do_serve:
-        code = serve(host="127.0.0.1", port=port)
+        smtp = parse_smtp_url(runtime.config.smtp_url)
+        mailbox = is_local(runtime.config.smtp_url) and not is_listening(smtp.host, smtp.port)
+        if mailbox:
+            click.echo(f"email is kept under {runtime.config.var_dir}/mail/ (a local mailbox on "
+                       f"{smtp.host}:{smtp.port})")
+        code = serve(host="127.0.0.1", port=port, mailbox=mailbox)
         if code:
             raise SystemExit(code)
 
