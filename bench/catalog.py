@@ -410,6 +410,7 @@ def bench_download(url: str, workdir: Path) -> None:
         track_id = release.tracks[0].id
         token = services.issue_grant(session, track_id=track_id, listener_id="bench", via="ad", secret=SECRET,
                                      clock=clock, ttl_s=3600)
+        session.commit()  # services never commit: the bench's set-up owns this unit of work
     engine.dispose()
 
     port = _free_port()

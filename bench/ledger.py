@@ -26,7 +26,7 @@ import psycopg
 from sqlalchemy import text
 
 from bench.common import emit, fresh_database, log
-from core.db import make_engine, make_session_factory
+from core.db import make_engine, make_session_factory, retrying
 from ledger.services import Entry, Posting, post, post_many
 
 ACCOUNTS = 100_000
@@ -98,13 +98,12 @@ def bench_post_many(sessions, zipf: Zipf, writers: int, total: int, prefix: str)
     barrier = threading.Barrier(writers + 1)
 
     def writer(index: int) -> None:
-        session = sessions()
         barrier.wait()
         for batch in batches[index]:
             t0 = time.perf_counter()
-            post_many(session, batch)
+            # the flusher owns its transaction: one commit per batch, rerun on a deadlock
+            retrying(sessions, lambda session, batch=batch: post_many(session, batch))
             latencies.append(time.perf_counter() - t0)
-        session.close()
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
     for thread in threads:
@@ -131,13 +130,11 @@ def bench_post(sessions, zipf_seed: int) -> None:
     barrier = threading.Barrier(WRITERS + 1)
 
     def writer(index: int) -> None:
-        session = sessions()
         barrier.wait()
         for entry in work[index]:
             t0 = time.perf_counter()
-            post(session, entry)
+            retrying(sessions, lambda session, entry=entry: post(session, entry))  # one commit per entry
             latencies[index].append(time.perf_counter() - t0)
-        session.close()
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
     for thread in threads:

@@ -70,6 +70,7 @@ def seed_impressions_and_books(url: str, sessions, payees: int, impressions: int
     """10M impression rows by COPY, and the books the flush posts for them (aggregated per payee / listener)."""
     import psycopg
 
+    from core.db import transaction
     from core.money import share_ceil
     from ledger import services as ledger
     from ledger.accounts import INCOME_ADS, STRIPE, advertiser_prepaid, listener_pool, payee_payable
@@ -124,7 +125,7 @@ def seed_impressions_and_books(url: str, sessions, payees: int, impressions: int
         entries.append(ledger.Entry(f"bench:key:{n}", at, "ad flush key (bench)", [
             ledger.Posting(advertiser_prepaid(1), "debit", gross, "USD"), *credits,
             ledger.Posting(INCOME_ADS, "credit", rest, "USD")], metadata={"event": "ad_flush"}))
-    with sessions() as session:
+    with transaction(sessions) as session:
         ledger.post_many(session, entries)
     return {"gate_tracks": len(gate), "key_listeners": len(keyed)}
 

@@ -72,9 +72,11 @@ def clean_upc(value: str | None) -> str | None:
     return code
 
 
-def finish(session: Session, commit: bool) -> None:
-    if commit:
-        session.commit()
-    else:
-        session.flush()
+def finish(session: Session, commit: bool = False) -> None:
+    """End a service's work: flush (so ids and constraints are settled), never commit; the caller owns the
+    transaction (DESIGN.md). `commit` is ignored.
+
+    TODO(lead): remove `commit` (and this helper) when catalog/payees.py and catalog/splits.py drop their
+    `commit=` keywords; until then their default `commit=True` no longer commits, as the rule says."""
+    session.flush()
 

@@ -5,6 +5,9 @@ asked; a grant is redeemed once (an atomic UPDATE … WHERE redeemed_at IS NULL)
 `expires_at`. Redeeming records the download and returns a delivery token for the file itself, valid until
 the grant would have expired, so a browser or download manager can resume with Range requests without
 the grant becoming reusable.
+
+These functions never commit: the caller owns the transaction (DESIGN.md). A refused redemption leaves the
+caller's transaction as it was (the claim runs in a savepoint).
 """
 
 from __future__ import annotations
@@ -47,8 +50,13 @@ def _sign(secret: str, purpose: str, payload: str) -> str:
 
 # --- grants -----------------------------------------------------------------------------------------------
 def issue_grant(session: Session, *, track_id: int, listener_id: str, via: str, secret: str, clock: Clock,
-                ttl_s: int, decision_id: str | None = None, commit: bool = True) -> str:
-    """A signed, expiring, single-use token allowing `listener_id` to download the track once."""
+                ttl_s: int, decision_id: str | None = None, commit: bool = False) -> str:
+    """A signed, expiring, single-use token allowing `listener_id` to download the track once (the grant row
+    is flushed; the caller commits).
+
+    TODO(lead): drop `commit` once entitlements/services.py stops passing commit=False."""
+    if commit:
+        raise TypeError("issue_grant never commits: the caller owns the transaction (DESIGN.md)")
     if via not in GRANT_VIAS:
         raise ValueError(f"via must be one of {GRANT_VIAS}")
     if not listener_id or len(listener_id) > 64:
@@ -68,10 +76,7 @@ def issue_grant(session: Session, *, track_id: int, listener_id: str, via: str, 
     grant = DownloadGrant(id=secrets.token_urlsafe(16), track_id=track.id, listener_id=listener_id, via=via,
                           decision_id=decision_id, issued_at=now, expires_at=now + timedelta(seconds=ttl_s))
     session.add(grant)
-    if commit:
-        session.commit()
-    else:
-        session.flush()
+    session.flush()
     return f"{grant.id}.{_sign(secret, 'grant', grant.id)}"
 
 
@@ -89,17 +94,31 @@ def _grant_id(token: str, secret: str) -> str:
     return grant_id
 
 
-def redeem_grant(session: Session, token: str, *, secret: str, clock: Clock, commit: bool = True) -> Download:
-    """Use a grant (once), record the download, and return it; refuses forged, used and expired grants."""
+def redeem_grant(session: Session, token: str, *, secret: str, clock: Clock) -> Download:
+    """Use a grant (once), record the download, and return it; refuses forged, used and expired grants.
+
+    The claim and the download row are flushed in a savepoint of the caller's transaction; a refusal rolls
+    back only that savepoint and raises, so the grant stays unused unless the caller commits a success."""
     grant_id = _grant_id(token, secret)
     now = clock.now()
+    scope = session.begin_nested()
+    try:
+        download = _claim(session, grant_id, now, clock)
+    except BaseException:
+        if scope.is_active:
+            scope.rollback()
+        raise
+    scope.commit()
+    return download
+
+
+def _claim(session: Session, grant_id: str, now: datetime, clock: Clock) -> Download:
     claimed = session.execute(
         update(DownloadGrant)
         .where(DownloadGrant.id == grant_id, DownloadGrant.redeemed_at.is_(None), DownloadGrant.expires_at > now)
         .values(redeemed_at=now).returning(DownloadGrant.id)).first()
     if claimed is None:
-        grant = session.get(DownloadGrant, grant_id)
-        session.rollback()
+        grant = session.get(DownloadGrant, grant_id, populate_existing=True)
         if grant is None:
             raise GrantRefused("This download link is not valid.", code="grant_invalid")
         if grant.redeemed_at is not None:
@@ -111,25 +130,18 @@ def redeem_grant(session: Session, token: str, *, secret: str, clock: Clock, com
     session.refresh(grant)
     track = session.get(Track, grant.track_id)
     if track.status == "taken_down" or track.release.status == "taken_down":
-        session.rollback()
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.",
                                code="track_taken_down")
-    download = record_download(session, grant, clock=clock, commit=False)
-    if commit:
-        session.commit()
-    return download
+    return record_download(session, grant, clock=clock)
 
 
-def record_download(session: Session, grant: DownloadGrant, *, clock: Clock, commit: bool = True) -> Download:
+def record_download(session: Session, grant: DownloadGrant, *, clock: Clock) -> Download:
     """One row per completed download (track, listener, how it was granted, when)."""
     download = Download(track_id=grant.track_id, listener_id=grant.listener_id, via=grant.via,
                         grant_id=grant.id, decision_id=grant.decision_id, granted_at=grant.issued_at,
                         completed_at=clock.now())
     session.add(download)
-    if commit:
-        session.commit()
-    else:
-        session.flush()
+    session.flush()
     return download
 
 

@@ -1,6 +1,7 @@
 """The catalog's business operations: artists, releases, tracks, prices, split sheets, publishing.
 
-Functions over a session and plain values; each commits unless given `commit=False`. The contract
+Functions over a session and plain values. They never commit: they flush when they need ids, raise on
+failure, and leave the commit to the caller (the request, a CLI command, a worker batch). The contract
 functions other packages use (see docs/contracts.md) are `track_context`, `split_sheet_at`,
 `split_sheets_at`, `issue_grant` and `record_download` (the last two live in catalog.delivery and are
 re-exported here).
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from catalog.common import clean_isrc, clean_tags, clean_text, clean_upc, finish, slugify
+from catalog.common import clean_isrc, clean_tags, clean_text, clean_upc, slugify
 from catalog.delivery import (  # noqa: F401 - the contract's names, re-exported
     issue_grant,
     record_download,
@@ -97,8 +98,7 @@ def require_member(session: Session, artist_id: int, user: User | None, *, admin
 
 
 def create_artist(session: Session, *, user: User, name: str, bio: str = "", location: str = "",
-                  links: Sequence[str] = (), currency: str = "USD", slug: str | None = None,
-                  commit: bool = True) -> Artist:
+                  links: Sequence[str] = (), currency: str = "USD", slug: str | None = None) -> Artist:
     name = clean_text(name, "name", max_len=200, required=True)
     try:
         currency = check_currency(currency)
@@ -115,7 +115,7 @@ def create_artist(session: Session, *, user: User, name: str, bio: str = "", loc
     session.flush()
     session.add(ArtistMember(artist_id=artist.id, user_id=user.id))
     session.add(Payee(display_name=name, artist_id=artist.id, user_id=user.id, email=user.email))
-    finish(session, commit)
+    session.flush()
     return artist
 
 
@@ -136,7 +136,7 @@ def _links(links: Sequence[str] | str | None) -> list[str]:
     return cleaned[:10]
 
 
-def update_artist(session: Session, artist: Artist, *, commit: bool = True, **values) -> Artist:
+def update_artist(session: Session, artist: Artist, **values) -> Artist:
     if "name" in values:
         artist.name = clean_text(values["name"], "name", max_len=200, required=True)
         payee = artist_payee(session, artist.id)
@@ -150,17 +150,17 @@ def update_artist(session: Session, artist: Artist, *, commit: bool = True, **va
     session.flush()
     for release_id in session.scalars(select(Release.id).where(Release.artist_id == artist.id)):
         refresh_search(session, release_id)
-    finish(session, commit)
+    session.flush()
     return artist
 
 
-def set_artist_image(session: Session, artist: Artist, sha256: str, mime: str, *, commit: bool = True) -> Artist:
+def set_artist_image(session: Session, artist: Artist, sha256: str, mime: str) -> Artist:
     artist.image_sha256, artist.image_mime = sha256, mime
-    finish(session, commit)
+    session.flush()
     return artist
 
 
-def add_member(session: Session, artist: Artist, email: str, *, commit: bool = True) -> User:
+def add_member(session: Session, artist: Artist, email: str) -> User:
     """Another account (with the artist role) joins the artist: they can edit releases, prices and splits."""
     user = session.scalar(select(User).where(func.lower(User.email) == (email or "").strip().lower()))
     if user is None or not user.has_role("artist"):
@@ -169,7 +169,7 @@ def add_member(session: Session, artist: Artist, email: str, *, commit: bool = T
     if is_member(session, artist.id, user.id):
         raise CatalogConflict(f"{user.display_name} is already a member.", code="already_member")
     session.add(ArtistMember(artist_id=artist.id, user_id=user.id))
-    finish(session, commit)
+    session.flush()
     return user
 
 
@@ -201,7 +201,7 @@ def is_public(release: Release, now: datetime) -> bool:
 
 def create_release(session: Session, artist_id: int, *, title: str, kind: str = "album",
                    release_date: date | None = None, genre: str = "", tags=None, description: str = "",
-                   upc: str | None = None, commit: bool = True) -> Release:
+                   upc: str | None = None) -> Release:
     artist = get_artist(session, artist_id)
     title = clean_text(title, "title", max_len=300, required=True)
     if kind not in RELEASE_KINDS:
@@ -217,11 +217,11 @@ def create_release(session: Session, artist_id: int, *, title: str, kind: str = 
                       description=clean_text(description, "description", max_len=5000), upc=clean_upc(upc),
                       currency=artist.currency, price_model="free_with_ads", status="draft")
     session.add(release)
-    finish(session, commit)
+    session.flush()
     return release
 
 
-def update_release(session: Session, release: Release, *, commit: bool = True, **values) -> Release:
+def update_release(session: Session, release: Release, **values) -> Release:
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down and cannot be edited.", code="release_taken_down")
     if "title" in values:
@@ -243,13 +243,13 @@ def update_release(session: Session, release: Release, *, commit: bool = True, *
         release.upc = clean_upc(values["upc"])
     session.flush()
     refresh_search(session, release.id)
-    finish(session, commit)
+    session.flush()
     return release
 
 
-def set_cover(session: Session, release: Release, sha256: str, mime: str, *, commit: bool = True) -> Release:
+def set_cover(session: Session, release: Release, sha256: str, mime: str) -> Release:
     release.cover_sha256, release.cover_mime = sha256, mime
-    finish(session, commit)
+    session.flush()
     return release
 
 
@@ -309,18 +309,18 @@ def validate_price(model: str, currency: str, price=None, minimum=None, suggeste
 
 
 def set_release_price(session: Session, release: Release, model: str, *, currency: str | None = None,
-                      price=None, minimum=None, suggested=None, commit: bool = True) -> Release:
+                      price=None, minimum=None, suggested=None) -> Release:
     if currency is not None and currency.upper() != release.currency:
         raise InvalidPrice(f"Prices for this release are in {release.currency}, not {currency}.",
                            code="currency_mismatch", field="currency")
     for key, value in validate_price(model, release.currency, price, minimum, suggested).items():
         setattr(release, key, value)
-    finish(session, commit)
+    session.flush()
     return release
 
 
 def set_track_price(session: Session, track: Track, model: str | None, *, currency: str | None = None,
-                    price=None, minimum=None, suggested=None, commit: bool = True) -> Track:
+                    price=None, minimum=None, suggested=None) -> Track:
     """A per-track override of the release's price; `model=None` removes the override."""
     release = track.release
     if model is None:
@@ -331,7 +331,7 @@ def set_track_price(session: Session, track: Track, model: str | None, *, curren
                                code="currency_mismatch", field="currency")
         for key, value in validate_price(model, release.currency, price, minimum, suggested).items():
             setattr(track, key, value)
-    finish(session, commit)
+    session.flush()
     return track
 
 
@@ -366,7 +366,7 @@ def get_track(session: Session, track_id: int) -> Track:
 
 def add_track(session: Session, release: Release, *, title: str, clock: Clock, position: int | None = None,
               isrc: str | None = None, explicit: bool = False, asset_id: int | None = None,
-              original_filename: str = "", user_id: int | None = None, commit: bool = True) -> Track:
+              original_filename: str = "", user_id: int | None = None) -> Track:
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down.", code="release_taken_down")
     if position is None or position < 1:
@@ -384,11 +384,11 @@ def add_track(session: Session, release: Release, *, title: str, clock: Clock, p
     session.add(sheet)
     session.flush()
     refresh_search(session, release.id)
-    finish(session, commit)
+    session.flush()
     return track
 
 
-def update_track(session: Session, track: Track, *, commit: bool = True, **values) -> Track:
+def update_track(session: Session, track: Track, **values) -> Track:
     if track.status == "taken_down":
         raise CatalogConflict("This track was taken down and cannot be edited.", code="track_taken_down")
     if "title" in values:
@@ -405,11 +405,11 @@ def update_track(session: Session, track: Track, *, commit: bool = True, **value
         track.explicit = bool(values["explicit"])
     session.flush()
     refresh_search(session, track.release_id)
-    finish(session, commit)
+    session.flush()
     return track
 
 
-def delete_track(session: Session, track: Track, *, commit: bool = True) -> None:
+def delete_track(session: Session, track: Track) -> None:
     if track.release.status != "draft":
         raise CatalogConflict("Tracks of a published release cannot be deleted; take the track down instead.",
                               code="release_not_draft")
@@ -417,13 +417,12 @@ def delete_track(session: Session, track: Track, *, commit: bool = True) -> None
         session.delete(sheet)
     session.flush()
     session.delete(track)
-    finish(session, commit)
+    session.flush()
 
 
 
 # --- publishing and takedown ------------------------------------------------------------------------------
-def publish_release(session: Session, release: Release, *, clock: Clock, at: datetime | None = None,
-                    commit: bool = True) -> Release:
+def publish_release(session: Session, release: Release, *, clock: Clock, at: datetime | None = None) -> Release:
     """Publish now, or schedule for `at`; refuses a release with no tracks or a track without audio."""
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down and cannot be published.", code="release_taken_down")
@@ -443,7 +442,7 @@ def publish_release(session: Session, release: Release, *, clock: Clock, at: dat
         _make_public(release, now)
     session.flush()
     refresh_search(session, release.id)
-    finish(session, commit)
+    session.flush()
     return release
 
 
@@ -455,7 +454,7 @@ def _make_public(release: Release, now: datetime) -> None:
             track.status = "published"
 
 
-def promote_due_releases(session: Session, clock: Clock, *, commit: bool = True) -> int:
+def promote_due_releases(session: Session, clock: Clock) -> int:
     """Scheduled releases whose time has come become published (cheap when there are none)."""
     now = clock.now()
     due = list(session.scalars(select(Release).where(Release.status == "scheduled", Release.publish_at <= now)))
@@ -464,35 +463,35 @@ def promote_due_releases(session: Session, clock: Clock, *, commit: bool = True)
         session.flush()
         refresh_search(session, release.id)
     if due:
-        finish(session, commit)
+        session.flush()
     return len(due)
 
 
-def take_down_track(session: Session, track: Track, *, commit: bool = True) -> Track:
+def take_down_track(session: Session, track: Track) -> Track:
     """Stops delivery and new grants (a takedown notice, or the artist withdrawing the track)."""
     track.status = "taken_down"
     session.flush()
     refresh_search(session, track.release_id)
-    finish(session, commit)
+    session.flush()
     return track
 
 
-def take_down_release(session: Session, release: Release, *, commit: bool = True) -> Release:
+def take_down_release(session: Session, release: Release) -> Release:
     """The whole release leaves the catalog: no page, no search, no grants, no delivery."""
     release.status = "taken_down"
     for track in release.tracks:
         track.status = "taken_down"
     session.flush()
     refresh_search(session, release.id)
-    finish(session, commit)
+    session.flush()
     return release
 
 
-def restore_track(session: Session, track: Track, *, commit: bool = True) -> Track:
+def restore_track(session: Session, track: Track) -> Track:
     track.status = "published" if track.release.status == "published" else "draft"
     session.flush()
     refresh_search(session, track.release_id)
-    finish(session, commit)
+    session.flush()
     return track
 
 

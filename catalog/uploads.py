@@ -92,10 +92,16 @@ def store_cover(store: MediaStore, data: bytes) -> tuple[str, str]:
 def upload_track(session: Session, store: MediaStore, release: Release, stream: BinaryIO, filename: str, *,
                  clock: Clock, max_bytes: int | None, user_id: int | None = None, title: str | None = None,
                  position: int | None = None) -> UploadResult:
-    """Add one uploaded file to a release as a new track; commits, or stores nothing at all."""
+    """Add one uploaded file to a release as a new track, or store nothing of it in the database at all.
+
+    Never commits (the caller owns the transaction). Order: the rows are flushed in a savepoint first, then
+    the file is moved under its content address, then the caller commits. A refusal rolls back only this
+    upload's savepoint; if the caller's commit fails afterwards, the stored file is harmless (content-addressed,
+    reused by the next upload of the same bytes)."""
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down.", code="release_taken_down")
     pending, info = receive_and_inspect(store, stream, max_bytes=max_bytes, filename=filename)
+    scope = session.begin_nested()
     try:
         asset, dedup = _asset_for(session, pending, info)
         taken = {t.position for t in release.tracks}
@@ -105,19 +111,21 @@ def upload_track(session: Session, store: MediaStore, release: Release, stream: 
         track = services.add_track(session, release, title=title or info.tags.get("title")
                                    or title_from_filename(filename), clock=clock, position=wanted,
                                    isrc=_isrc_or_none(info.tags.get("isrc")), asset_id=asset.id,
-                                   original_filename=clean_filename(filename), user_id=user_id, commit=False)
+                                   original_filename=clean_filename(filename), user_id=user_id)
         if release.cover_sha256 is None and info.cover is not None and image_mime(info.cover[0]):
             try:
                 sha, mime = store_cover(store, info.cover[0])
-                services.set_cover(session, release, sha, mime, commit=False)
+                services.set_cover(session, release, sha, mime)
             except Exception:  # noqa: BLE001 - a bad embedded picture never blocks the audio
                 pass
-        pending.commit()
-        session.commit()
+        session.flush()
+        pending.commit()  # the file move (not a database commit), once the rows are in
     except BaseException:
-        session.rollback()
+        if scope.is_active:
+            scope.rollback()
         pending.discard()
         raise
+    scope.commit()
     session.refresh(release)
     return UploadResult(track=track, asset=asset, info=info, deduplicated=dedup)
 

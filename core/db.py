@@ -1,14 +1,21 @@
 """SQLAlchemy 2 set-up shared by every package: the declarative Base, engines and sessions.
 
 Nothing is created at import time; the app (or a CLI command, or a test) builds the engine from a URL.
+
+Who owns the transaction (DESIGN.md): services never commit. The owner is the request (the app's hook), a
+CLI command or one worker batch, and it commits with `transaction(...)`, or with `retrying(...)` when the
+work may collide with concurrent writers (a deadlock or serialization failure is retried from the start:
+only the owner can, since the work's savepoints live inside its transaction).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import DateTime, MetaData, create_engine
 from sqlalchemy.engine import Engine
@@ -100,3 +107,38 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: raised by the driver, wrapped by SQLAlchemy, or a domain error
+    that says so (`retryable = True`, e.g. the ledger's ConcurrentPostings)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "retryable", False):
+            return True
+        for candidate in (current, getattr(current, "orig", None)):
+            if getattr(candidate, "sqlstate", None) in RETRYABLE_SQLSTATES:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retrying(factory: sessionmaker[Session], work: Callable[[Session], T], *, attempts: int = 8,
+             backoff_s: float = 0.005) -> T:
+    """Run `work(session)` as one unit of work and commit it; on a deadlock or serialization failure roll
+    back and run it again from the start in a fresh session (up to `attempts` times), then re-raise."""
+    for attempt in range(attempts):
+        try:
+            with transaction(factory) as session:
+                return work(session)
+        except Exception as exc:
+            if attempt + 1 >= attempts or not is_retryable(exc):
+                raise
+            time.sleep(backoff_s * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -11,6 +11,16 @@ class LedgerError(NinetyError):
     title = "The books refused this entry"
 
 
+class ConcurrentPostings(LedgerError, Conflict):
+    """A deadlock or serialization failure: the transaction's owner retries it from the start
+    (`core.db.retrying`); the ledger cannot, since it runs inside the caller's transaction."""
+
+    code = "retry"
+    status = 409
+    title = "Concurrent postings collided"
+    retryable = True
+
+
 class InvalidEntry(LedgerError):
     code = "invalid_entry"
 

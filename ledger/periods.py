@@ -129,12 +129,18 @@ def get_period(session: Session, period: str) -> ClosedPeriod | None:
     return ClosedPeriod(period, start, end, row[0].astimezone(UTC), row[1], bytes(row[2]).hex())
 
 
-def close_period(session: Session, period: str, *, commit: bool = True) -> ClosedPeriod:
-    """Close `period` (and any earlier open month), storing each one's digest; closing twice is a no-op."""
+def close_period(session: Session, period: str, *, commit: bool = False) -> ClosedPeriod:
+    """Close `period` (and any earlier open month), storing each one's digest; closing twice is a no-op.
+
+    One step, not a resumable process: it runs in a savepoint of the caller's transaction and never commits
+    (the caller does; until then the table lock keeps new postings out). A failure rolls back only this step.
+    """
+    if commit:  # TODO(lead): drop the keyword once royalties/close.py stops passing commit=False
+        raise TypeError("close_period never commits: the caller owns the transaction (DESIGN.md)")
     start, end = period_bounds(period)
-    try:
+    with session.begin_nested():
         cur = _cursor(session)
-        # Wait for in-flight posters and keep new ones out until the digests are stored.
+        # Wait for in-flight posters and keep new ones out until the digests are stored (and committed).
         cur.execute("LOCK TABLE ledger_entries IN SHARE ROW EXCLUSIVE MODE")
         last, closed_until, previous = _closed_until(cur)
         if closed_until is None or closed_until < end:
@@ -157,11 +163,4 @@ def close_period(session: Session, period: str, *, commit: bool = True) -> Close
                 if month == period:
                     break
                 month = _next(month)
-        result = get_period(session, period)
-        if commit:
-            session.commit()
-        return result
-    except BaseException:
-        if commit:
-            session.rollback()
-        raise
+    return get_period(session, period)

@@ -40,18 +40,30 @@ __all__ = [
 
 
 
-def post(session: Session, entry: Entry, *, commit: bool = True) -> int:
-    """Record one entry and return its id; the same key and content again returns the same id."""
+def _caller_commits(commit: bool) -> None:
+    # TODO(lead): drop the `commit` keyword once royalties/{flush,close,payouts,suspense}.py stop passing
+    # commit=False; it is accepted (False only) so that they keep working meanwhile.
+    if commit:
+        raise TypeError("ledger services never commit: the caller owns the transaction (DESIGN.md)")
+
+
+def post(session: Session, entry: Entry, *, commit: bool = False) -> int:
+    """Record one entry and return its id; the same key and content again returns the same id.
+
+    Runs in a savepoint of the caller's transaction and never commits: a refused entry raises and leaves the
+    caller's transaction usable; a deadlock raises `ConcurrentPostings` for the owner to retry."""
+    _caller_commits(commit)
     prepared = _prepare(entry)
-    return _run(session, lambda: _insert(session, [prepared])[0], commit=commit)
+    return _run(session, lambda: _insert(session, [prepared])[0])
 
 
-def post_many(session: Session, entries: Iterable[Entry], *, commit: bool = True) -> list[int]:
-    """Record a batch of entries in one statement, all or nothing; ids in the order given."""
+def post_many(session: Session, entries: Iterable[Entry], *, commit: bool = False) -> list[int]:
+    """Record a batch of entries in one statement, all or nothing; ids in the order given (never commits)."""
+    _caller_commits(commit)
     unique, mapping = _prepare_batch(entries)
     if not unique:
         return []
-    ids = _run(session, lambda: _insert(session, unique), commit=commit)
+    ids = _run(session, lambda: _insert(session, unique))
     return [ids[i] for i in mapping]
 
 
@@ -75,8 +87,9 @@ def get_entry(session: Session, entry_id: int) -> StoredEntry:
 
 
 def reverse(session: Session, entry_id: int, reason: str, *, idempotency_key: str | None = None,
-            effective_at: datetime | None = None, commit: bool = True) -> int:
+            effective_at: datetime | None = None, commit: bool = False) -> int:
     """Post the mirror image of an entry (every debit a credit and back); an entry is reversed at most once."""
+    _caller_commits(commit)
     reason = _text(reason, "the reason", 300)
     original = get_entry(session, entry_id)
     key = idempotency_key or f"reversal:{entry_id}"
@@ -97,8 +110,7 @@ def reverse(session: Session, entry_id: int, reason: str, *, idempotency_key: st
     mirrored = [Posting(p.account, CREDIT if p.side == DEBIT else DEBIT, p.amount_micros, p.currency, p.ref)
                 for p in original.postings]
     description = f"Reversal of entry {entry_id}: {reason}"[:MAX_DESCRIPTION]
-    return post(session, Entry(key, effective_at, description, mirrored, metadata, reverses_id=entry_id),
-                commit=commit)
+    return post(session, Entry(key, effective_at, description, mirrored, metadata, reverses_id=entry_id))
 
 
 def _check_account_args(code: str, currency: str) -> tuple[str, str]:

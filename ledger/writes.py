@@ -19,6 +19,7 @@ from ledger import accounts
 from ledger.errors import (
     AlreadyReversed,
     BalanceBoundViolated,
+    ConcurrentPostings,
     IdempotencyConflict,
     InvalidAccount,
     InvalidEntry,
@@ -156,42 +157,36 @@ def _translate(exc: psycopg.Error) -> LedgerError | None:
     return None
 
 
-def _run(session: Session, work: Callable[[], T], *, commit: bool) -> T:
-    """Run `work` atomically: in its own transaction (retried on deadlock or serialization failure when this
-    call owns the transaction) or, with commit=False, inside a savepoint of the caller's transaction."""
-    owned = commit and not session.in_transaction()
-    attempts = RETRIES if owned else 1
-    for attempt in range(attempts):
-        scope = None if commit else session.begin_nested()
+def _run(session: Session, work: Callable[[], T]) -> T:
+    """Run `work` atomically inside a savepoint of the caller's transaction, which the caller owns and commits.
+
+    A refused write rolls back only its savepoint and raises, so the caller's transaction stays usable (the
+    flush parks a refused entry and goes on). A deadlock or serialization failure is raised as a retryable
+    `LedgerError` (code "retry"): only the owner of the transaction can retry it, from the start
+    (`core.db.retrying`). An account id cached from a transaction that rolled back (LDG04) is forgotten and the
+    work rerun inside a fresh savepoint."""
+    for attempt in range(RETRIES):
+        scope = session.begin_nested()
         try:
             result = work()
-            if scope is not None:
-                scope.commit()
-            if commit:
-                session.commit()
+            scope.commit()
             return result
         except psycopg.Error as exc:
-            if scope is not None:
+            if scope.is_active:
                 scope.rollback()
-            if commit:
-                session.rollback()
             if exc.sqlstate == "LDG04":
                 forget_account_ids()
-                if attempt + 1 < attempts:
+                if attempt + 1 < RETRIES:
                     continue
             translated = _translate(exc)
             if translated is not None:
                 raise translated from None
-            if exc.sqlstate in ("40P01", "40001") and attempt + 1 < attempts:
-                continue
             if exc.sqlstate in ("40P01", "40001"):
-                raise LedgerError("Concurrent postings collided; try again.", code="retry", status=409) from None
+                raise ConcurrentPostings("Concurrent postings collided; try again.") from None
             raise
         except BaseException:
-            if scope is not None and scope.is_active:
+            if scope.is_active:
                 scope.rollback()
-            if commit:
-                session.rollback()
             raise
     raise AssertionError("unreachable")
 

@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
 from app import context
+from core.db import retrying
 from core.errors import NinetyError
 
 
@@ -31,18 +32,12 @@ def _user_id(session, email: str | None, *, required: bool) -> int | None:
 
 
 def _run(fn):
-    """Run a command body in one transaction (the command owns it: committed when the body returns); turn a
-    domain refusal into a clear message and exit code 1."""
-    session = _session()
+    """Run a command body in one transaction (the command owns it: committed when the body returns, rerun
+    from the start on a deadlock); turn a domain refusal into a clear message and exit code 1."""
     try:
-        result = fn(session)
-        session.commit()
-        return result
+        return retrying(context.runtime().sessions, fn)
     except NinetyError as exc:
-        session.rollback()
         raise click.ClickException(exc.message) from None
-    finally:
-        session.close()
 
 
 def stripe_client():

@@ -60,8 +60,7 @@ def signup():
                               message="Too many sign-ups from this address; try again later.")
             user = create_user(context.db(), email=form["email"], password=request.form.get("password", ""),
                                display_name=form["display_name"] or None, roles=form["roles"])
-            context.db().commit()
-            sign_in(user)
+            sign_in(user)  # the request commits the new account after the view returns
             flash("Welcome to Ninety. Your account is ready.", "success")
             return redirect(url_for("web_accounts.account"))
         except NinetyError as exc:
@@ -93,7 +92,6 @@ def signin():
             error = "That email and password do not match an account."
         else:
             throttle.succeeded(email, ip)
-            context.db().commit()
             sign_in(user)
             return redirect(_safe_next(next_url))
     return render_template("accounts/signin.html", error=error, email=email, next=next_url), (401 if error else 200)

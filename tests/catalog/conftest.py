@@ -1,4 +1,6 @@
-"""Catalog factories and generated audio fixtures (tones written with soundfile, tagged with mutagen)."""
+"""Catalog factories and generated audio fixtures (tones written with soundfile, tagged with mutagen).
+
+Catalog services never commit; each factory commits what it made, as a request or a CLI command would."""
 
 from __future__ import annotations
 
@@ -46,8 +48,10 @@ def artist_user(make_user):
 @pytest.fixture
 def make_artist(db_session):
     def make(user, name="The Tones", currency="USD"):
-        return services.create_artist(db_session, user=get_user(db_session, user.id), name=name,
-                                      currency=currency)
+        artist = services.create_artist(db_session, user=get_user(db_session, user.id), name=name,
+                                        currency=currency)
+        db_session.commit()  # services never commit: the factory owns its unit of work
+        return artist
 
     return make
 
@@ -68,6 +72,7 @@ def make_published_track(db_session, store, clock):
         result = upload_track(db_session, store, release, io.BytesIO(tone(fmt, frequency=frequency)),
                               f"01 {title}.{fmt}", clock=clock, max_bytes=None, title=title)
         services.publish_release(db_session, release, clock=clock)
+        db_session.commit()
         return result.track
 
     return make

@@ -197,6 +197,7 @@ def _grant(app, track_id, *, via="ad", ttl_s=600, listener="a-listener"):
         runtime = app.extensions["ninety"]
         token = services.issue_grant(session, track_id=track_id, listener_id=listener, via=via,
                                      secret=runtime.config.secret_key, clock=runtime.clock, ttl_s=ttl_s)
+        session.commit()
         session.close()
     return token
 
@@ -269,6 +270,7 @@ def test_takedown_stops_delivery(artist_client, app):
     with app.app_context():
         session = app.extensions["ninety"].sessions()
         services.take_down_track(session, session.get(Track, track["id"]))
+        session.commit()
         session.close()
     response = app.test_client().get(f"/download/{token}")
     assert response.status_code == 410 and response.get_json()["code"] == "track_taken_down"
@@ -337,6 +339,7 @@ def test_takedown_reaches_open_file_links_when_their_cached_facts_expire(artist_
     with app.app_context():
         session = app.extensions["ninety"].sessions()
         services.take_down_track(session, session.get(Track, track["id"]))
+        session.commit()
         session.close()
     app.extensions["ninety"].redis.flushdb()  # the minute of cached facts has passed
     gone = client.get(file_url)

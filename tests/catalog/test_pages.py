@@ -112,6 +112,7 @@ def test_collaborator_accepts_an_invitation(app, db_session, artist, make_user):
     from catalog import services
 
     payee = services.invite_payee(db_session, artist.id, email="sam@example.com", display_name="Sam")
+    db_session.commit()  # services never commit; the test owns this unit of work
     secret = app.extensions["ninety"].config.secret_key
     token = services.invitation_token(payee, secret)
     sam = app.test_client()

@@ -33,6 +33,7 @@ def two_artists(make_user, make_artist, db_session):
     artist_a = make_artist(user_a, name="Alice")
     artist_b = make_artist(user_b, name="Bob")
     pat_of_b = services.invite_payee(db_session, artist_b.id, email="pat@example.com", display_name="Pat")
+    db_session.commit()  # services never commit; the fixture owns this unit of work
     return {"user_a": user_a, "user_b": user_b, "a": artist_a, "b": artist_b, "pat_of_b": pat_of_b}
 
 

@@ -18,6 +18,7 @@ def test_finance_reads_the_books(live_server, page, make_user, db_session):
     user = make_user(roles=("finance",), email="fin@example.com")
     post(db_session, fund("fund", 7, 10_000_000))
     flush_id = post(db_session, flush("flush", 7, {41: 900_001}, 99_999))
+    db_session.commit()
 
     page.goto(live_server.url + "/signin")
     page.get_by_label("Email").fill(user.email)

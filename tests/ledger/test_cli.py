@@ -43,6 +43,7 @@ def build_book(session) -> dict:
                                              accounts.listener_pool("2026-11"), 1_234_567,
                                              when=datetime(2026, 11, 2, tzinfo=UTC),
                                              ref="listener:ab12"))
+    session.commit()  # the ledger never commits; the CLI reads the book from its own session
     return ids
 
 

@@ -1,18 +1,31 @@
 """Concurrency on real PostgreSQL: many writers on a few hot accounts, keys racing themselves, bounds under
-contention, closing a period while posting."""
+contention, closing a period while posting.
+
+The ledger never commits: each writer owns its transactions and commits them with `core.db.retrying`, which
+also retries a deadlock from the start (the ledger itself only raises it as ConcurrentPostings)."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
 
+from core.db import retrying
 from ledger import accounts
 from ledger.checks import check_books
-from ledger.errors import BalanceBoundViolated, PeriodClosed
+from ledger.errors import BalanceBoundViolated, ConcurrentPostings, PeriodClosed
 from ledger.services import balance, close_period, post, post_many
 from tests.ledger.factories import flush, fund, transfer
 
 THREADS = 8
+
+
+def posted(sessions, entry):
+    """Post one entry in a transaction of its own, committed (and retried on a deadlock) by the caller."""
+    return retrying(sessions, lambda s: post(s, entry))
+
+
+def posted_many(sessions, batch):
+    return retrying(sessions, lambda s: post_many(s, batch))
 
 
 def run_threads(target, count=THREADS):
@@ -42,18 +55,14 @@ def test_many_writers_on_few_accounts_keep_balances_exact(app):
     per_thread = 25
 
     def writer(index):
-        session = sessions()
-        try:
-            for n in range(per_thread):
-                # alternate the order in which the hot accounts appear, to tempt deadlocks
-                a, b = (hot[n % 3], hot[(n + 1) % 3]) if index % 2 else (hot[(n + 1) % 3], hot[n % 3])
-                post(session, transfer(f"w{index}-{n}", accounts.STRIPE, a, 1_000 + n, ref=b))
-                post(session, transfer(f"w{index}-{n}-b", b, a, 7))
-                if n % 5 == 0:
-                    post_many(session, [transfer(f"w{index}-{n}-m{k}", accounts.BANK, hot[k % 3], 3)
-                                        for k in range(80)])
-        finally:
-            session.close()
+        for n in range(per_thread):
+            # alternate the order in which the hot accounts appear, to tempt deadlocks
+            a, b = (hot[n % 3], hot[(n + 1) % 3]) if index % 2 else (hot[(n + 1) % 3], hot[n % 3])
+            posted(sessions, transfer(f"w{index}-{n}", accounts.STRIPE, a, 1_000 + n, ref=b))
+            posted(sessions, transfer(f"w{index}-{n}-b", b, a, 7))
+            if n % 5 == 0:
+                posted_many(sessions, [transfer(f"w{index}-{n}-m{k}", accounts.BANK, hot[k % 3], 3)
+                                       for k in range(80)])
 
     _, errors = run_threads(writer)
     assert errors == []
@@ -72,11 +81,7 @@ def test_same_key_racing_itself_records_one_entry(app):
     sessions = app.extensions["ninety"].sessions
 
     def racer(_):
-        session = sessions()
-        try:
-            return post(session, transfer("the-one-event", accounts.STRIPE, accounts.INCOME_SALES, 4_990_000))
-        finally:
-            session.close()
+        return posted(sessions, transfer("the-one-event", accounts.STRIPE, accounts.INCOME_SALES, 4_990_000))
 
     results, errors = run_threads(racer)
     assert errors == []
@@ -90,16 +95,10 @@ def test_same_key_racing_itself_records_one_entry(app):
 def test_same_batch_racing_itself(app):
     sessions = app.extensions["ninety"].sessions
     batch = [flush(f"batch-{i}", 9, {1: 900, 2: 450}, 150) for i in range(100)]
-    session = sessions()
-    post(session, fund("funding", 9, 10_000_000))
-    session.close()
+    posted(sessions, fund("funding", 9, 10_000_000))
 
     def racer(_):
-        session = sessions()
-        try:
-            return post_many(session, batch)
-        finally:
-            session.close()
+        return posted_many(sessions, batch)
 
     results, errors = run_threads(racer, 4)
     assert errors == []
@@ -113,19 +112,14 @@ def test_same_batch_racing_itself(app):
 def test_bound_holds_when_spenders_race(app):
     """Eight spenders race for a budget that covers only five of them: exactly five win, none overdraws."""
     sessions = app.extensions["ninety"].sessions
-    session = sessions()
-    post(session, fund("budget", 3, 5_000))
-    session.close()
+    posted(sessions, fund("budget", 3, 5_000))
 
     def spender(index):
-        session = sessions()
         try:
-            post(session, transfer(f"spend-{index}", accounts.advertiser_prepaid(3), accounts.INCOME_ADS, 1_000))
+            posted(sessions, transfer(f"spend-{index}", accounts.advertiser_prepaid(3), accounts.INCOME_ADS, 1_000))
             return "spent"
         except BalanceBoundViolated:
             return "refused"
-        finally:
-            session.close()
 
     results, errors = run_threads(spender)
     assert errors == []
@@ -142,32 +136,59 @@ def test_closing_a_period_while_posting_into_it(app):
     when = datetime(2026, 10, 20, tzinfo=UTC)
 
     def poster(index):
-        session = sessions()
         outcomes = []
-        try:
-            for n in range(15):
-                try:
-                    post(session, transfer(f"p{index}-{n}", accounts.STRIPE, accounts.INCOME_SALES, 10, when=when))
-                    outcomes.append("posted")
-                except PeriodClosed:
-                    outcomes.append("refused")
-            return outcomes
-        finally:
-            session.close()
+        for n in range(15):
+            try:
+                posted(sessions, transfer(f"p{index}-{n}", accounts.STRIPE, accounts.INCOME_SALES, 10, when=when))
+                outcomes.append("posted")
+            except PeriodClosed:
+                outcomes.append("refused")
+        return outcomes
 
     def closer(_):
-        session = sessions()
-        try:
-            close_period(session, "2026-10")
-        finally:
-            session.close()
+        retrying(sessions, lambda s: close_period(s, "2026-10"))
 
     results, errors = run_threads(lambda i: closer(i) if i == 0 else poster(i), 6)
     assert errors == []
-    posted = sum(r.count("posted") for r in results[1:])
+    landed = sum(r.count("posted") for r in results[1:])
     session = sessions()
-    assert balance(session, accounts.INCOME_SALES, "USD") == 10 * posted
+    assert balance(session, accounts.INCOME_SALES, "USD") == 10 * landed
     report = check_books(session)
     assert report.ok, report.problems
     assert report.closed_periods == 1
+    session.close()
+
+
+def test_a_deadlock_is_raised_to_the_owner_and_retried_from_the_start(app):
+    """Two transactions post to the same two accounts in opposite orders: PostgreSQL kills one; the ledger
+    (inside the caller's transaction) raises ConcurrentPostings, and `retrying`, the owner, reruns it."""
+    sessions = app.extensions["ninety"].sessions
+    first, second = accounts.payee_payable(1), accounts.payee_payable(2)
+    posted_many(sessions, [transfer("open-1", accounts.STRIPE, first, 1), transfer("open-2", accounts.STRIPE, second, 1)])
+    barrier = threading.Barrier(2, timeout=30)
+    attempts = {0: 0, 1: 0}
+    raised: list[str] = []
+
+    def work(index):
+        a, b = (first, second) if index == 0 else (second, first)
+        source = accounts.STRIPE if index == 0 else accounts.BANK  # the only rows they contend for: a and b
+
+        def unit(session):
+            attempts[index] += 1
+            post(session, transfer(f"d{index}-a", source, a, 10))
+            if attempts[index] == 1:
+                barrier.wait()  # both hold their first account's row lock now
+            try:
+                post(session, transfer(f"d{index}-b", source, b, 10))
+            except ConcurrentPostings:
+                raised.append("retry")
+                raise
+        return retrying(sessions, unit)
+
+    _, errors = run_threads(work, 2)
+    assert errors == []
+    assert raised == ["retry"] and sorted(attempts.values()) == [1, 2]
+    session = sessions()
+    assert balance(session, first, "USD") == 21 and balance(session, second, "USD") == 21
+    assert check_books(session).entries == 6
     session.close()

@@ -22,6 +22,7 @@ def raw(database_url):
 def booked(db_session):
     post(db_session, fund("f", 7, 1_000))
     entry_id = post(db_session, transfer("t", "assets:stripe", "income:sales", 500))
+    db_session.commit()  # the raw connection below is another session
     return entry_id
 
 
@@ -149,6 +150,7 @@ def test_entry_in_a_closed_period_is_refused(raw, booked, db_session):
     from ledger.services import close_period
 
     close_period(db_session, "2026-10")
+    db_session.commit()
     ids = _ids(raw)
     sql = INSERT_ENTRY.format(values="(5::bigint, %s::int, 0::int2, false), (5::bigint, %s::int, 1::int2, true)")
     error = _refused(raw, sql, ("raw7", WHEN, ids["assets:stripe"], ids["income:sales"]), "LDG03")

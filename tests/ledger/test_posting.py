@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from ledger import accounts
 from ledger.errors import (
@@ -208,17 +209,36 @@ def test_large_batch_with_existing_and_conflicting_keys(db_session):
     assert balance(db_session, "income:ads", "USD") == 500  # nothing of the refused batch was kept
 
 
-def test_commit_false_composes_with_the_callers_transaction(db_session):
-    from sqlalchemy import text
-
+def test_a_refused_post_rolls_back_only_its_savepoint(db_session):
     post(db_session, fund("f", 1, 100))
-    post(db_session, transfer("inner", "assets:stripe", "income:sales", 7), commit=False)
+    post(db_session, transfer("inner", "assets:stripe", "income:sales", 7))
     with pytest.raises(BalanceBoundViolated):
-        post(db_session, transfer("overdraw", accounts.advertiser_prepaid(1), "income:ads", 101), commit=False)
-    # the failed post rolled back only its own savepoint; the caller decides about the rest
+        post(db_session, transfer("overdraw", accounts.advertiser_prepaid(1), "income:ads", 101))
+    # the failed post rolled back only its own savepoint; the caller's transaction is usable and decides
     assert db_session.execute(text("SELECT count(*) FROM ledger_entries")).scalar() == 2
     db_session.rollback()
     assert balance(db_session, "income:sales", "USD") == 0
+    assert balance(db_session, accounts.advertiser_prepaid(1), "USD") == 0  # nothing was committed
+
+
+def test_the_ledger_never_commits_the_callers_transaction(app, db_session):
+    """post, post_many, reverse and close_period leave the commit to the caller (DESIGN.md)."""
+    from ledger.services import close_period
+
+    entry_id = post(db_session, fund("f", 1, 1_000, when=WHEN))
+    post_many(db_session, [transfer(f"b{i}", "assets:stripe", "income:sales", 1, when=WHEN) for i in range(70)])
+    reverse(db_session, entry_id, "mistake", effective_at=WHEN)
+    close_period(db_session, "2026-10")
+    other = app.extensions["ninety"].sessions()
+    try:
+        assert other.execute(text("SELECT count(*) FROM ledger_entries")).scalar() == 0
+        assert other.execute(text("SELECT count(*) FROM ledger_periods")).scalar() == 0
+        db_session.commit()
+        assert other.execute(text("SELECT count(*) FROM ledger_entries")).scalar() == 72
+    finally:
+        other.close()
+    with pytest.raises(TypeError):
+        post(db_session, transfer("x", "assets:stripe", "income:sales", 1), commit=True)
 
 
 def test_metadata_must_be_plain_json(db_session):

@@ -212,7 +212,9 @@ class LedgerMachine(RuleBasedStateMachine):
             "SELECT e.idempotency_key, e.id, a.code, p.credit, p.amount_micros, p.currency, p.ref "
             "FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id "
             "JOIN ledger_accounts a ON a.id = p.account_id ORDER BY e.id, p.position")).all()
-        self.session.rollback()
+        # The machine owns the transaction (the ledger never commits): each step is committed here, so the
+        # model is compared with what another session would see.
+        self.session.commit()
         stored: dict[tuple[str, int], list] = {}
         for key, entry_id, code, credit, amount, currency, ref in rows:
             stored.setdefault((key, entry_id), []).append(

@@ -16,6 +16,7 @@ def book(db_session):
     flush_id = post(db_session, flush("flush", 7, {41: 900_001}, 99_999))
     sale = post(db_session, transfer("sale<script>", accounts.STRIPE, accounts.INCOME_SALES, 1_500_000))
     reversal = reverse(db_session, sale, "refund <b>requested</b>")
+    db_session.commit()
     return {"flush": flush_id, "sale": sale, "reversal": reversal}
 
 

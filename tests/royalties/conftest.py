@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core.clock import FrozenClock
+from core.db import transaction
 from core.money import allocate, share_ceil
 from tests.payments.conftest import connect_standin, stripe_client  # noqa: F401 - fixtures
 
@@ -33,6 +34,10 @@ class World:
     def session(self):
         return self.sessions()
 
+    def unit(self):
+        """A session whose work is committed when the block ends (services never commit; the caller does)."""
+        return transaction(self.sessions)
+
     # catalog ---------------------------------------------------------------------------------------
     def artist(self, name: str, *, currency: str = "USD", tracks: int = 1, make_user=None):
         """An artist (with its payee and a member user) and a published-looking release of `tracks` tracks."""
@@ -42,10 +47,10 @@ class World:
         with self.session() as s:
             user = create_user(s, email=f"{name.lower().replace(' ', '')}-{uuid.uuid4().hex[:6]}@artists.test",
                                password="correct horse battery", display_name=name, roles=["artist"])
-            artist = catalog.create_artist(s, user=user, name=name, currency=currency, commit=False)
-            release = catalog.create_release(s, artist.id, title=f"{name} LP", commit=False)
-            track_ids = [catalog.add_track(s, release, title=f"{name} song {i + 1}", clock=self.clock,
-                                           commit=False).id for i in range(tracks)]
+            artist = catalog.create_artist(s, user=user, name=name, currency=currency)
+            release = catalog.create_release(s, artist.id, title=f"{name} LP")
+            track_ids = [catalog.add_track(s, release, title=f"{name} song {i + 1}", clock=self.clock).id
+                         for i in range(tracks)]
             payee = catalog.artist_payee(s, artist.id)
             s.commit()
             s.expunge(user)
@@ -55,13 +60,13 @@ class World:
     def split(self, track_id: int, shares: list[tuple[int, int]]):
         from catalog import services as catalog
 
-        with self.session() as s:
+        with self.unit() as s:
             catalog.set_split_sheet(s, catalog.get_track(s, track_id), shares, clock=self.clock)
 
     def collaborator(self, email: str, artist_id: int) -> int:
         from catalog import services as catalog
 
-        with self.session() as s:
+        with self.unit() as s:
             return catalog.invite_payee(s, artist_id, email=email).id
 
     def download(self, listener_id: str, track_id: int, at: datetime, via: str = "key"):
@@ -93,7 +98,7 @@ class World:
         from ledger import services as ledger
         from ledger.accounts import INCOME_ADS, advertiser_prepaid, payee_payable
 
-        with self.session() as s:
+        with self.unit() as s:
             self._fund(s, advertiser, currency, at)
             artists = share_ceil(price_micros, 9, 10)
             sheet = split_sheet_at(s, track_id, at)
@@ -113,7 +118,7 @@ class World:
         from ledger import services as ledger
         from ledger.accounts import INCOME_ADS, advertiser_prepaid, listener_pool
 
-        with self.session() as s:
+        with self.unit() as s:
             self._fund(s, advertiser, currency, at)
             pooled = share_ceil(price_micros, 9, 10)
             period = f"{at.year:04d}-{at.month:02d}"

@@ -60,7 +60,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
     collab = world.collaborator("collab@example.com", artists[0]["artist_id"])
     tracks = [artists[0]["tracks"][0], artists[0]["tracks"][1], artists[1]["tracks"][0], artists[2]["tracks"][1]]
     fin, approver = world.finance("fin"), world.finance("approver")
-    with world.session() as s:
+    with world.unit() as s:
         from ledger import services as ledger
 
         ledger.post(s, ledger.Entry("fund", datetime(2026, 1, 1, tzinfo=UTC), "funding", [
