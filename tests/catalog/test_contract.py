@@ -136,3 +136,52 @@ def test_drafts_only_get_preview_grants(db_session, artist, store, clock):
     assert caught.value.code == "track_not_published"
     assert services.issue_grant(db_session, track_id=track.id, listener_id="u1", via="preview", secret="s" * 32,
                                 clock=clock, ttl_s=60)
+
+
+def test_catalog_services_and_the_upload_leave_the_commit_to_the_caller(app, db_session, artist_user, store,
+                                                                         clock):
+    """Nothing is committed until the caller commits; the uploaded file is already in place by then."""
+    import io
+
+    from sqlalchemy import func, select
+
+    from catalog.models import Artist, Track
+    from catalog.uploads import upload_track
+    from core.users import get_user
+    from tests.catalog.conftest import tone
+
+    artist = services.create_artist(db_session, user=get_user(db_session, artist_user.id), name="Uncommitted")
+    release = services.create_release(db_session, artist.id, title="Pending")
+    result = upload_track(db_session, store, release, io.BytesIO(tone()), "01 Hum.wav", clock=clock,
+                          max_bytes=None)
+    services.publish_release(db_session, release, clock=clock)
+    assert store.path_for("audio", result.asset.sha256).exists()  # rows flushed first, then the file moved
+    other = app.extensions["ninety"].sessions()
+    try:
+        assert other.scalar(select(func.count()).select_from(Artist)) == 0
+        assert other.scalar(select(func.count()).select_from(Track)) == 0
+        db_session.commit()
+        assert other.scalar(select(func.count()).select_from(Track)) == 1
+    finally:
+        other.close()
+
+
+def test_a_refused_redemption_leaves_the_callers_transaction_as_it_was(db_session, artist, make_published_track,
+                                                                       clock):
+    from catalog.errors import TrackUnavailable
+    from catalog.models import DownloadGrant
+
+    track = make_published_track(artist)
+    token = services.issue_grant(db_session, track_id=track.id, listener_id="l1", via="ad", secret="s" * 32,
+                                 clock=clock, ttl_s=600)
+    services.take_down_track(db_session, track)
+    db_session.commit()
+    artist.bio = "edited in the caller's transaction, not committed yet"
+    db_session.flush()
+    with pytest.raises(TrackUnavailable):
+        services.redeem_grant(db_session, token, secret="s" * 32, clock=clock)
+    # only the redemption's savepoint was rolled back: the grant is unused, the caller's other work is intact
+    db_session.refresh(artist)
+    assert artist.bio == "edited in the caller's transaction, not committed yet"
+    assert db_session.get(DownloadGrant, token.split(".")[0]).redeemed_at is None
+    assert db_session.query(Download).count() == 0
