@@ -22,6 +22,7 @@ from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.security import init_security
 from app.supervisor import read_state as read_supervisor_state
+from app.transactions import finish_request
 from core.clock import Clock, SystemClock
 from core.db import import_all_models, make_engine, make_session_factory
 from core.jobs import connect as connect_jobs
@@ -119,11 +120,11 @@ def _register_request_hooks(app: Flask) -> None:
     def _finish(response):
         session = g.pop("db_session", None)
         if session is not None:
-            try:
-                if response.status_code < 400:
-                    session.commit()
-                else:
-                    session.rollback()
+            try:  # the request owns the transaction; GET handlers do not write (app/transactions.py)
+                # TODO(lead): strict=True once /api/v1/releases|search stop promoting and token auth stops
+                # writing on GET (see docs/decisions.md)
+                finish_request(session, response.status_code, production=context.config().is_production,
+                               strict=False)
             finally:
                 session.close()
         response.headers["X-Request-Id"] = g.get("request_id", "")

@@ -19,6 +19,7 @@ from app import context
 from app.adrequest import creative_json, download_url, gate_settings, requester
 from app.auth import access, current_listener_id
 from app.errors import wants_html
+from app.transactions import writes_on_get
 from core.money import Money
 from entitlements import services as entitlements
 from entitlements.errors import KeyCreditShort, TooEarly
@@ -73,6 +74,7 @@ def impression(token: str):
 
 @bp.get("/ads/c/<token>")
 @access(public=True)
+@writes_on_get("a click on an ad is a link: it is counted once, then redirected")
 def click(token: str):
     """Count the click once, then go to the creative's own URL (never one from the request)."""
     runtime = context.runtime()
@@ -153,6 +155,7 @@ def gate(track_id: int):
 
 @bp.get("/tracks/<int:track_id>/free/download")
 @access(public=True)
+@writes_on_get("the no-JavaScript gate reaches it by meta refresh; it issues the single-use grant")
 def gate_download(track_id: int):
     """After the ad: issue the single-use grant and start the download (or say how long to wait).
 

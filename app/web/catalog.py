@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app import context
 from app.api.catalog import media_store
 from app.auth import access, current_user
+from app.transactions import writes_on_get
 from catalog import search, services
 from catalog.delivery import (
     Delivery,
@@ -87,6 +88,7 @@ def download_action(track, release) -> dict | None:
 # --- discovery ----------------------------------------------------------------------------------------------
 @bp.get("/music")
 @access(public=True)
+@writes_on_get("TODO(lead): promotes due scheduled releases; move promotion to the worker, reads use is_public")
 def browse():
     session = context.db()
     services.promote_due_releases(session, context.clock())
@@ -98,6 +100,7 @@ def browse():
 
 @bp.get("/search")
 @access(public=True)
+@writes_on_get("TODO(lead): promotes due scheduled releases; move promotion to the worker, reads use is_public")
 def search_page():
     query = request.args.get("q", "")[:200]
     services.promote_due_releases(context.db(), context.clock())
@@ -180,6 +183,7 @@ def invitation(token: str):
 # --- delivery -------------------------------------------------------------------------------------------------
 @bp.get("/download/<token>")
 @access(public=True)
+@writes_on_get("a single-use download link a browser or download manager follows: redeeming records it")
 def download(token: str):
     """Redeem a download grant (once) and send the browser to the file it allows."""
     config = context.config()

@@ -1,0 +1,67 @@
+"""GET handlers do not write: the request hook asks PostgreSQL whether a GET's transaction wrote."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from app.transactions import GetWrote, finish_request, writes_on_get
+
+
+@pytest.fixture
+def bare(app):
+    """A request context of a throwaway Flask app whose view functions the test chooses."""
+    flask_app = Flask("bare")
+
+    def plain():
+        return ""
+
+    @writes_on_get("a single-use link")
+    def marked():
+        return ""
+
+    flask_app.add_url_rule("/plain", "plain", plain)
+    flask_app.add_url_rule("/marked", "marked", marked)
+    return flask_app
+
+
+def _written(app):
+    session = app.extensions["ninety"].sessions()
+    session.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS get_probe (x int)"))
+    session.execute(text("INSERT INTO get_probe VALUES (1)"))  # assigns the transaction an id: it wrote
+    return session
+
+
+def test_an_unmarked_get_that_writes_is_refused_in_strict_mode_and_logged_otherwise(app, bare, caplog):
+    with bare.test_request_context("/plain", method="GET"):
+        session = _written(app)
+        with pytest.raises(GetWrote):
+            finish_request(session, 200, production=False, strict=True)
+        assert not session.in_transaction()  # rolled back
+        session.close()
+    with bare.test_request_context("/plain", method="GET"), caplog.at_level(logging.ERROR, "ninety.transactions"):
+        session = _written(app)
+        finish_request(session, 200, production=False, strict=False)
+        session.close()
+    assert any("wrote to the database" in r.getMessage() for r in caplog.records)
+
+
+def test_marked_gets_reads_and_posts_pass(app, bare, caplog):
+    with caplog.at_level(logging.ERROR, "ninety.transactions"):
+        for path, method, write in (("/marked", "GET", True), ("/plain", "GET", False), ("/plain", "POST", True)):
+            with bare.test_request_context(path, method=method):
+                session = _written(app) if write else app.extensions["ninety"].sessions()
+                if not write:
+                    session.execute(text("SELECT 1"))
+                finish_request(session, 200, production=False, strict=True)
+                session.close()
+    assert caplog.records == []
+
+
+def test_the_real_gate_and_download_views_are_the_marked_exceptions(app):
+    views = app.view_functions
+    marked = sorted(name for name, view in views.items() if getattr(view, "writes_on_get", None))
+    assert {"web_ads.gate_download", "web_catalog.download", "web_ads.click"} <= set(marked)
