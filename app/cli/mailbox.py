@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 import time
 from datetime import UTC, datetime
@@ -69,6 +70,7 @@ def mailbox_cmd(folder):
     if cfg.env == "production":
         raise click.UsageError("the mailbox is for the demo and development, not production.")
     target = folder or Path(cfg.var_dir) / "mail"
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection at INFO
     controller = Controller(MaildirHandler(target), hostname=settings.host, port=settings.port)
     controller.start()
     click.echo(f"mailbox listening on {settings.host}:{settings.port}, writing to {target}")
