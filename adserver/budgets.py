@@ -66,18 +66,25 @@ def seed_budgets(redis, session: Session, campaigns: Iterable, *, now: datetime 
     pipe.execute()
 
 
-def credit_available(redis, session: Session, advertiser_id: int, amount_micros: int, currency: str, *,
-                     entry_id: int) -> None:
+def funding_seed(session: Session, advertiser_id: int, currency: str) -> tuple[int, int]:
+    """(flushed spend, ledger balance) to seed an advertiser's budget keys with, read inside the transaction
+    that posts a funding (so it includes it), for `credit_available` to use once that transaction commits."""
+    return flushed_spend(session, advertiser_id=advertiser_id), prepaid_balance(session, advertiser_id, currency)
+
+
+def credit_available(redis, session: Session | None, advertiser_id: int, amount_micros: int, currency: str, *,
+                     entry_id: int, seed: tuple[int, int] | None = None) -> None:
     """After a funding entry: raise the spendable balance once per entry (a replayed funding posts the same
-    entry id and changes nothing), seeding it from the ledger if it is missing."""
+    entry id and changes nothing), seeding it from the ledger (or the given `funding_seed`) if it is missing."""
     marker = keys.advertiser_funded(advertiser_id, entry_id)
     if redis.exists(keys.advertiser_avail(advertiser_id)):
         if redis.set(marker, 1, nx=True):
             redis.incrby(keys.advertiser_avail(advertiser_id), amount_micros)
         return
+    charged, avail = seed if seed is not None else funding_seed(session, advertiser_id, currency)
     redis.set(marker, 1)
-    redis.set(keys.advertiser_charged(advertiser_id), flushed_spend(session, advertiser_id=advertiser_id), nx=True)
-    redis.set(keys.advertiser_avail(advertiser_id), prepaid_balance(session, advertiser_id, currency), nx=True)
+    redis.set(keys.advertiser_charged(advertiser_id), charged, nx=True)
+    redis.set(keys.advertiser_avail(advertiser_id), avail, nx=True)
 
 
 @dataclass

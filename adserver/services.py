@@ -1,12 +1,15 @@
 """Ad-server operations: advertisers, campaigns, creatives, review, funding, decisions, beacons and reports.
 
-Services are functions over a session (and Redis where hot state lives); the ones that must be atomic on
-their own commit unless given `commit=False`.
+Services are functions over a session (and Redis where hot state lives) and never commit: the caller owns
+the transaction (DESIGN.md). What they change in Redis because of a database change (a funding's spendable
+credit, the campaign book's version) is queued with `core.after_commit` and happens only once the caller's
+commit lands, so a rolled-back change never reaches Redis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +28,7 @@ from adserver.beacons import (
     record_impression,
     release_held,
 )
-from adserver.budgets import credit_available, reconcile, seed_budgets
+from adserver.budgets import credit_available, funding_seed, reconcile, seed_budgets
 from adserver.decisions import Placement, decide
 from adserver.errors import AdError, CampaignInvalid, CreativeInvalid, NotAllowed, NotFoundError
 from adserver.models import (
@@ -39,6 +42,7 @@ from adserver.models import (
     Creative,
 )
 from adserver.signing import Decision, verify
+from core.after_commit import after_commit
 from core.money import check_currency
 
 __all__ = [
@@ -54,8 +58,7 @@ def verify_decision(token: str, *, secret: str, clock) -> Decision:
 
 
 # --- advertisers ------------------------------------------------------------------------------------
-def create_advertiser(session: Session, *, name: str, currency: str, member_user_ids=(), commit: bool = True
-                      ) -> Advertiser:
+def create_advertiser(session: Session, *, name: str, currency: str, member_user_ids=()) -> Advertiser:
     name = (name or "").strip()
     if not 1 <= len(name) <= 120:
         raise AdError("Give the advertiser a name of up to 120 characters.", code="invalid_name", status=422)
@@ -63,8 +66,6 @@ def create_advertiser(session: Session, *, name: str, currency: str, member_user
     advertiser.members = [AdvertiserMember(user_id=uid) for uid in member_user_ids]
     session.add(advertiser)
     session.flush()
-    if commit:
-        session.commit()
     return advertiser
 
 
@@ -84,8 +85,11 @@ def get_advertiser(session: Session, advertiser_id: int, *, user_id: int | None 
 
 
 def fund(session: Session, redis, *, advertiser_id: int, amount_micros: int, currency: str, clock,
-         idempotency_key: str, note: str = "", commit: bool = True) -> int:
-    """Credit an advertiser's prepaid balance (money received by bank transfer) with a ledger entry."""
+         idempotency_key: str, note: str = "") -> int:
+    """Credit an advertiser's prepaid balance (money received by bank transfer) with a ledger entry.
+
+    The spendable balance in Redis rises only after the caller commits (a rolled-back funding credits
+    nothing); its seed, should Redis have none, is read now, inside the transaction that holds the entry."""
     from ledger.accounts import BANK, advertiser_prepaid
     from ledger.services import Entry, Posting, post
 
@@ -104,10 +108,16 @@ def fund(session: Session, redis, *, advertiser_id: int, amount_micros: int, cur
                   Posting(advertiser_prepaid(advertiser_id), "credit", amount_micros, currency,
                           ref=f"advertiser:{advertiser_id}")],
         metadata={"event": "advertiser_funding", "advertiser_id": advertiser_id}))
-    if commit:
-        session.commit()
-    credit_available(redis, session, advertiser_id, amount_micros, currency, entry_id=entry_id)
+    seed = funding_seed(session, advertiser_id, currency)
+    after_commit(session, partial(credit_available, redis, None, advertiser_id, amount_micros, currency,
+                                  entry_id=entry_id, seed=seed))
     return entry_id
+
+
+def _bump_after_commit(session: Session, redis) -> None:
+    """Campaigns or creatives changed: tell every process once the change is committed (before, a process
+    could reload the old book and keep it under the new version)."""
+    after_commit(session, partial(campaign_book.bump, redis))
 
 
 # --- campaigns ----------------------------------------------------------------------------------------
@@ -164,8 +174,8 @@ def _check_campaign(data: CampaignInput, floor_cpm_micros: int) -> None:
         bad(f"Status is one of {', '.join(CAMPAIGN_STATUSES)}.", "invalid_status")
 
 
-def create_campaign(session: Session, redis, advertiser_id: int, data: CampaignInput, *, floor_cpm_micros: int,
-                    commit: bool = True) -> Campaign:
+def create_campaign(session: Session, redis, advertiser_id: int, data: CampaignInput, *, floor_cpm_micros: int
+                    ) -> Campaign:
     advertiser = session.get(Advertiser, advertiser_id)
     if advertiser is None:
         raise NotFoundError("No such advertiser.", code="advertiser_not_found")
@@ -179,22 +189,19 @@ def create_campaign(session: Session, redis, advertiser_id: int, data: CampaignI
         frequency_cap_per_day=data.frequency_cap_per_day)
     session.add(campaign)
     session.flush()
-    if commit:
-        session.commit()
-        campaign_book.bump(redis)
+    _bump_after_commit(session, redis)
     return campaign
 
 
-def set_campaign_status(session: Session, redis, campaign_id: int, status: str, *, commit: bool = True) -> Campaign:
+def set_campaign_status(session: Session, redis, campaign_id: int, status: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFoundError("No such campaign.", code="campaign_not_found")
     if status not in CAMPAIGN_STATUSES:
         raise CampaignInvalid(f"Status is one of {', '.join(CAMPAIGN_STATUSES)}.", code="invalid_status")
     campaign.status = status
-    if commit:
-        session.commit()
-        campaign_book.bump(redis)
+    session.flush()
+    _bump_after_commit(session, redis)
     return campaign
 
 
@@ -233,8 +240,8 @@ def _check_click_url(url: str) -> str:
 
 
 def create_creative(session: Session, redis, campaign_id: int, *, kind: str, name: str, click_url: str,
-                    alt_text: str = "", image: bytes | None = None, audio: bytes | None = None, media_root: Path,
-                    commit: bool = True) -> Creative:
+                    alt_text: str = "", image: bytes | None = None, audio: bytes | None = None, media_root: Path
+                    ) -> Creative:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFoundError("No such campaign.", code="campaign_not_found")
@@ -263,13 +270,11 @@ def create_creative(session: Session, redis, campaign_id: int, *, kind: str, nam
         creative.image_sha256 = media.store(media_root, image, creative.image_mime)
     session.add(creative)
     session.flush()
-    if commit:
-        session.commit()
     return creative
 
 
 def review_creative(session: Session, redis, creative_id: int, *, approve: bool, reviewer_id: int, note: str = "",
-                    clock, commit: bool = True) -> Creative:
+                    clock) -> Creative:
     creative = session.get(Creative, creative_id)
     if creative is None:
         raise NotFoundError("No such creative.", code="creative_not_found")
@@ -279,9 +284,8 @@ def review_creative(session: Session, redis, creative_id: int, *, approve: bool,
     creative.review_note = (note or "").strip()[:500]
     creative.reviewed_by = reviewer_id
     creative.reviewed_at = clock.now()
-    if commit:
-        session.commit()
-        campaign_book.bump(redis)
+    session.flush()
+    _bump_after_commit(session, redis)
     return creative
 
 

@@ -75,6 +75,7 @@ def _advertiser(runtime, *, funded: int, name: str = "Bench"):
         adv = ads.create_advertiser(session, name=name, currency="USD")
         ads.fund(session, runtime.redis, advertiser_id=adv.id, amount_micros=funded, currency="USD",
                  clock=runtime.clock, idempotency_key=f"bench-fund-{uuid.uuid4().hex}")
+        session.commit()
         return adv.id
     finally:
         session.close()
@@ -96,6 +97,7 @@ def _campaign(runtime, advertiser_id: int, *, bid: int, daily: int, total: int, 
                                        media_root=media)
         ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=None,
                             clock=runtime.clock)
+        session.commit()
         return campaign.id
     finally:
         session.close()

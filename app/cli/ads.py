@@ -75,6 +75,7 @@ def ads_fund(advertiser, amount, reference):
                         currency=found.currency, clock=runtime.clock,
                         idempotency_key=f"advertiser_funding:{found.id}:{reference.strip()[:120]}",
                         note=reference.strip()[:120])
+        session.commit()  # the command owns the transaction; the spendable credit follows the commit
         click.echo(f"funded advertiser {found.id} ({found.name}) with {money}: ledger entry {entry_id}")
     except NinetyError as exc:
         session.rollback()

@@ -90,6 +90,7 @@ def seed(runtime, state: dict) -> None:
                 image=banner, audio=spot if kind == "audio" else None, media_root=runtime.config.media_path)
             ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=reviewer_id,
                                 clock=runtime.clock)
+        session.commit()  # the seed owns this unit of work; Redis is credited and the book bumped after it
         state["advertiser_id"] = advertiser.id
     finally:
         session.close()

@@ -65,6 +65,7 @@ def make_advertiser(ad_session, ad_redis, clock, make_user):
         if funded_micros:
             services.fund(ad_session, ad_redis, advertiser_id=advertiser.id, amount_micros=funded_micros,
                           currency=currency, clock=clock, idempotency_key=f"test-fund-{advertiser.id}-{n}")
+        ad_session.commit()  # the factory owns its unit of work; the funding reaches Redis on commit
         advertiser.user = user
         return advertiser
 
@@ -87,6 +88,7 @@ def make_campaign(ad_session, ad_redis, clock, tmp_path):
             if approve:
                 services.review_creative(ad_session, ad_redis, creative.id, approve=True, reviewer_id=advertiser.user.id,
                                          clock=clock)
+        ad_session.commit()
         return campaign
 
     return make

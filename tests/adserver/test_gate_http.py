@@ -38,6 +38,7 @@ def test_end_to_end_free_download_pays_a_70_30_split(ad_app, ad_session, make_us
     advertiser = services.create_advertiser(ad_session, name="Acme Audio", currency="USD",
                                             member_user_ids=[adv_user.id])
     advertiser.user = adv_user
+    ad_session.commit()
     result = runner.invoke(["ads", "fund", adv_user.email, "25.00", "--reference", "INV-1"])
     assert result.exit_code == 0, result.output
     runner.invoke(["ads", "fund", str(advertiser.id), "25.00", "--reference", "INV-1"])  # same reference: once

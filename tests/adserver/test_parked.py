@@ -203,6 +203,7 @@ def test_finance_lists_and_settles_parked_entries_from_the_cli(ad_app, ad_sessio
     assert refused.exit_code == 1 and "still refuse" in refused.output
     services.fund(ad_session, ad_redis, advertiser_id=refused_batch["broke"].id, amount_micros=5_000,
                   currency="USD", clock=clock, idempotency_key="top-up-cli")
+    ad_session.commit()
     fin = make_user(roles=("finance",))
     done = ninety(ad_app, "royalties", "settle", str(parked.id), "--retry", "--as", fin.email)
     assert done.exit_code == 0 and f"parked {parked.id}: retried" in done.output, done.output
