@@ -9,8 +9,8 @@ commit lands, so a rolled-back change never reaches Redis.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 

@@ -36,10 +36,6 @@ ALLOWED: dict[tuple[str, str], str] = {
 FILE_COMMITS = {("catalog/storage.py", "put_bytes"), ("catalog/uploads.py", "upload_track")}
 
 PENDING: dict[tuple[str, str], str] = {
-    # TODO(lead): remove when the ad-server engineer's adserver/services.py lands without commit=.
-    **{("adserver/services.py", name): "ad-server engineer" for name in (
-        "create_advertiser", "fund", "create_campaign", "set_campaign_status", "create_creative",
-        "review_creative")},
     # TODO(lead): remove when the payee engineer's payments/services.py lands without commit=.
     **{("payments/services.py", name): "payee engineer" for name in (
         "_propose", "add_sepa_method", "add_stripe_method", "add_manual_method", "confirm_method",
