@@ -121,10 +121,8 @@ def _register_request_hooks(app: Flask) -> None:
         session = g.pop("db_session", None)
         if session is not None:
             try:  # the request owns the transaction; GET handlers do not write (app/transactions.py)
-                # TODO(lead): strict=True once /api/v1/releases|search stop promoting and token auth stops
-                # writing on GET (see docs/decisions.md)
                 finish_request(session, response.status_code, production=context.config().is_production,
-                               strict=False)
+                               strict=True)
             finally:
                 session.close()
         response.headers["X-Request-Id"] = g.get("request_id", "")

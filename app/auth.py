@@ -24,6 +24,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from adserver.ivt import new_listener_id
 from app import context
+from app.transactions import SAFE_METHODS
 from core.errors import Forbidden, Unauthorized
 from core.users import ROLES, User, end_sessions, get_user, resolve_token
 
@@ -66,7 +67,9 @@ def _load_principal() -> Principal:
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise Unauthorized("Send the API token as 'Authorization: Bearer <token>'.", code="bad_authorization")
-        found = resolve_token(context.db(), raw.strip(), context.clock())
+        # A GET or HEAD does not write: its use of the token is not recorded (see docs/decisions.md).
+        found = resolve_token(context.db(), raw.strip(), context.clock(),
+                              record_use=request.method not in SAFE_METHODS)
         if found is None:
             raise Unauthorized("That API token is unknown, revoked or malformed.", code="invalid_token")
         user, scopes = found

@@ -3,9 +3,9 @@
 GET and HEAD handlers do not write. After a safe-method request the hook asks PostgreSQL whether the
 transaction wrote anything (`pg_current_xact_id_if_assigned()`: an id is assigned at the first write); if
 it did and the view is not one of the few deliberate exceptions marked `@writes_on_get(reason)`, the work is
-rolled back and, outside production, the request fails loudly, so a GET that writes cannot land unnoticed.
-Until the known offenders are fixed (TODO(lead), see docs/decisions.md) the app runs it in report mode:
-the write is logged as an error and committed as before.
+rolled back and logged as an error; outside production the request also fails loudly (`GetWrote`, a 500),
+so a GET that writes cannot land unnoticed in development or the tests. The app runs strict; report mode
+(`strict=False`: log, then commit) is kept for a deployment that must find its offenders first.
 The exceptions and their reasons are in docs/decisions.md.
 """
 
@@ -42,8 +42,8 @@ def _wrote(session: Session) -> bool:
 def finish_request(session: Session, status_code: int, *, production: bool, strict: bool) -> None:
     """Commit the request's session after a successful response, roll it back otherwise.
 
-    With `strict`, an unmarked GET that wrote is rolled back (and raises outside production); without it,
-    it is only logged as an error (while the known offenders in files still being edited are fixed)."""
+    With `strict` (the app's setting), an unmarked GET that wrote is rolled back and logged (and raises
+    outside production); without it, it is only logged as an error and committed (report mode)."""
     if status_code >= 400:
         session.rollback()
         return

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -266,21 +267,22 @@ def bench_search(url: str) -> None:
             queries.append(f"{rng.choice(GENRES)} {rng.choice(vocab)[:4]}")
     engine = make_engine(url)
     sessions = make_session_factory(engine)
+    now = datetime.now(UTC)
     with sessions() as session:
         for q in queries[:50]:  # warm the caches and the connection
-            search_tracks(session, q, limit=20)
+            search_tracks(session, q, now=now, limit=20)
         timings = []
         hits = 0
         for q in queries:
             t0 = time.perf_counter()
-            page = search_tracks(session, q, limit=20)
+            page = search_tracks(session, q, now=now, limit=20)
             timings.append((time.perf_counter() - t0) * 1000)
             hits += len(page.items)
         # a second page through the keyset cursor costs the same as the first
-        page = search_tracks(session, queries[0], limit=20)
+        page = search_tracks(session, queries[0], now=now, limit=20)
         if page.next_cursor:
             t0 = time.perf_counter()
-            search_tracks(session, queries[0], limit=20, cursor=page.next_cursor)
+            search_tracks(session, queries[0], now=now, limit=20, cursor=page.next_cursor)
             log(f"second page: {(time.perf_counter() - t0) * 1000:.2f} ms")
     engine.dispose()
     timings.sort()

@@ -10,12 +10,20 @@ import base64
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from catalog.errors import InvalidCatalogInput
 
+# Public is decided at read time (GET handlers do not write): a scheduled release is public from its
+# `publish_at` on, and its tracks are still 'draft' until the background step promotes it.
+PUBLIC_RELEASE_SQL = "(r.status = 'published' OR (r.status = 'scheduled' AND r.publish_at <= :now))"
+PUBLIC_TRACK_SQL = ("((r.status = 'published' AND t.status = 'published') OR "
+                    "(r.status = 'scheduled' AND r.publish_at <= :now AND t.status = 'draft'))")
+# Newest first: a scheduled release's place is its publish_at (promotion copies it into published_at).
+PUBLISHED_AT_SQL = "coalesce(r.published_at, r.publish_at)"
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 MAX_LIMIT = 100
 
@@ -79,14 +87,16 @@ TRACK_COLUMNS = """
 """
 
 
-def search_tracks(session: Session, query: str, *, limit: int | None = 20, cursor: str | None = None) -> Page:
-    """Published tracks matching every word of `query` (titles, artists, releases, genres, tags), best first."""
+def search_tracks(session: Session, query: str, *, now: datetime, limit: int | None = 20,
+                  cursor: str | None = None) -> Page:
+    """Public tracks (as of `now`) matching every word of `query` (titles, artists, releases, genres, tags),
+    best first. Scheduled releases have their documents already; the time condition makes them public."""
     limit = _limit(limit)
     tsq = to_tsquery_text(query)
     if tsq is None:
         return Page([], None)
     after = decode_cursor(cursor, (float, int))
-    params = {"q": tsq, "limit": limit + 1}
+    params = {"q": tsq, "limit": limit + 1, "now": now}
     keyset = ""
     if after is not None:
         keyset = "WHERE (m.rank, m.id) < (CAST(:rank AS real), :id)"
@@ -95,8 +105,8 @@ def search_tracks(session: Session, query: str, *, limit: int | None = 20, curso
         WITH q AS (SELECT to_tsquery('simple', :q) AS query),
         m AS (
             SELECT t.id, ts_rank_cd(t.search_vector, q.query) AS rank
-            FROM tracks t, q
-            WHERE t.search_vector @@ q.query
+            FROM tracks t JOIN releases r ON r.id = t.release_id, q
+            WHERE t.search_vector @@ q.query AND {PUBLIC_TRACK_SQL}
         ),
         page AS (SELECT m.id, m.rank FROM m {keyset} ORDER BY m.rank DESC, m.id DESC LIMIT :limit)
         SELECT page.rank, {TRACK_COLUMNS}
@@ -112,13 +122,13 @@ def search_tracks(session: Session, query: str, *, limit: int | None = 20, curso
     return Page(rows, next_cursor)
 
 
-def browse_releases(session: Session, *, genre: str | None = None, artist_id: int | None = None,
+def browse_releases(session: Session, *, now: datetime, genre: str | None = None, artist_id: int | None = None,
                     limit: int | None = 20, cursor: str | None = None) -> Page:
-    """Published releases, newest first; optionally of one genre or one artist."""
+    """Public releases (as of `now`), newest first; optionally of one genre or one artist."""
     limit = _limit(limit)
     after = decode_cursor(cursor, (str, int))
-    where = ["r.status = 'published'"]
-    params: dict = {"limit": limit + 1}
+    where = [PUBLIC_RELEASE_SQL]
+    params: dict = {"limit": limit + 1, "now": now}
     if genre:
         where.append("r.genre = :genre")
         params["genre"] = genre.lower()[:60]
@@ -126,17 +136,17 @@ def browse_releases(session: Session, *, genre: str | None = None, artist_id: in
         where.append("r.artist_id = :artist_id")
         params["artist_id"] = artist_id
     if after is not None:
-        where.append("(r.published_at, r.id) < (CAST(:after_at AS timestamptz), :after_id)")
+        where.append(f"({PUBLISHED_AT_SQL}, r.id) < (CAST(:after_at AS timestamptz), :after_id)")
         params.update(after_at=after[0], after_id=after[1])
     sql = f"""
-        SELECT r.id AS release_id, r.title, r.slug AS release_slug, r.kind, r.genre, r.tags, r.published_at,
+        SELECT r.id AS release_id, r.title, r.slug AS release_slug, r.kind, r.genre, r.tags,
+               {PUBLISHED_AT_SQL} AS published_at,
                r.release_date, r.cover_sha256, r.price_model, r.price_micros, r.min_price_micros, r.currency,
                a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug,
-               (SELECT count(*) FROM tracks t WHERE t.release_id = r.id AND t.status = 'published')
-                   AS track_count
+               (SELECT count(*) FROM tracks t WHERE t.release_id = r.id AND {PUBLIC_TRACK_SQL}) AS track_count
         FROM releases r JOIN artists a ON a.id = r.artist_id
         WHERE {' AND '.join(where)}
-        ORDER BY r.published_at DESC, r.id DESC
+        ORDER BY {PUBLISHED_AT_SQL} DESC, r.id DESC
         LIMIT :limit
     """  # noqa: S608 - only fixed fragments are interpolated; values are bound
     rows = [dict(row._mapping) for row in session.execute(text(sql), params)]
@@ -147,18 +157,19 @@ def browse_releases(session: Session, *, genre: str | None = None, artist_id: in
     return Page(rows, next_cursor)
 
 
-def genres(session: Session, *, limit: int = 50) -> list[tuple[str, int]]:
-    rows = session.execute(text("""
-        SELECT genre, count(*) FROM releases WHERE status = 'published' AND genre <> ''
-        GROUP BY genre ORDER BY count(*) DESC, genre LIMIT :limit"""), {"limit": limit})
+def genres(session: Session, *, now: datetime, limit: int = 50) -> list[tuple[str, int]]:
+    rows = session.execute(text(f"""
+        SELECT r.genre, count(*) FROM releases r WHERE {PUBLIC_RELEASE_SQL} AND r.genre <> ''
+        GROUP BY r.genre ORDER BY count(*) DESC, r.genre LIMIT :limit"""),  # noqa: S608 - fixed fragment
+        {"limit": limit, "now": now})
     return [(g, n) for g, n in rows]
 
 
-def browse_artists(session: Session, *, limit: int | None = 50, cursor: str | None = None) -> Page:
-    """Artists with at least one published release, by name."""
+def browse_artists(session: Session, *, now: datetime, limit: int | None = 50, cursor: str | None = None) -> Page:
+    """Artists with at least one public release (as of `now`), by name."""
     limit = _limit(limit)
     after = decode_cursor(cursor, (str, int))
-    params: dict = {"limit": limit + 1}
+    params: dict = {"limit": limit + 1, "now": now}
     keyset = ""
     if after is not None:
         keyset = "AND (lower(a.name), a.id) > (:after_name, :after_id)"
@@ -166,10 +177,9 @@ def browse_artists(session: Session, *, limit: int | None = 50, cursor: str | No
     sql = f"""
         SELECT a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug, a.location,
                lower(a.name) AS sort_name,
-               (SELECT count(*) FROM releases r WHERE r.artist_id = a.id AND r.status = 'published')
-                   AS release_count
+               (SELECT count(*) FROM releases r WHERE r.artist_id = a.id AND {PUBLIC_RELEASE_SQL}) AS release_count
         FROM artists a
-        WHERE EXISTS (SELECT 1 FROM releases r WHERE r.artist_id = a.id AND r.status = 'published') {keyset}
+        WHERE EXISTS (SELECT 1 FROM releases r WHERE r.artist_id = a.id AND {PUBLIC_RELEASE_SQL}) {keyset}
         ORDER BY lower(a.name), a.id
         LIMIT :limit
     """  # noqa: S608 - only fixed fragments are interpolated; values are bound

@@ -195,8 +195,18 @@ def get_release_by_slug(session: Session, artist_slug: str, release_slug: str) -
 
 
 def is_public(release: Release, now: datetime) -> bool:
+    """Published, or scheduled and its time has come: decided at read time (GET handlers do not write);
+    `promote_due_releases` records the status change later, in the background."""
     return release.status == "published" or (
         release.status == "scheduled" and release.publish_at is not None and release.publish_at <= now)
+
+
+def is_track_public(track: Track, now: datetime) -> bool:
+    """Listed and downloadable: published, or a draft on a scheduled release whose time has come."""
+    release = track.release
+    if track.status == "published":
+        return release.status == "published"
+    return track.status == "draft" and release.status == "scheduled" and is_public(release, now)
 
 
 def create_release(session: Session, artist_id: int, *, title: str, kind: str = "album",
@@ -455,7 +465,10 @@ def _make_public(release: Release, now: datetime) -> None:
 
 
 def promote_due_releases(session: Session, clock: Clock) -> int:
-    """Scheduled releases whose time has come become published (cheap when there are none)."""
+    """Record that scheduled releases whose time has come are published (cheap when there are none).
+
+    Reads already treat them as public (`is_public`, `PUBLIC_RELEASE_SQL`); this is the background step
+    (`ninety catalog publish-due`, looped by `ninety catalog publisher` under `ninety run`), never a GET."""
     now = clock.now()
     due = list(session.scalars(select(Release).where(Release.status == "scheduled", Release.publish_at <= now)))
     for release in due:
@@ -496,10 +509,14 @@ def restore_track(session: Session, track: Track) -> Track:
 
 
 def refresh_search(session: Session, release_id: int) -> None:
-    """Recompute the search documents of a release's tracks: set while public, NULL otherwise."""
+    """Recompute the search documents of a release's tracks: set while public or scheduled, NULL otherwise.
+
+    A scheduled release's documents are written when it is scheduled; searches add the time condition
+    (`PUBLIC_RELEASE_SQL`), so it is found from its `publish_at` on without a write."""
     session.execute(text("""
         UPDATE tracks t SET search_vector = CASE
-            WHEN r.status = 'published' AND t.status = 'published' THEN
+            WHEN (r.status = 'published' AND t.status = 'published')
+              OR (r.status = 'scheduled' AND t.status = 'draft') THEN
                 setweight(to_tsvector('simple', t.title), 'A') ||
                 setweight(to_tsvector('simple', a.name), 'A') ||
                 setweight(to_tsvector('simple', r.title), 'B') ||
@@ -512,14 +529,19 @@ def refresh_search(session: Session, release_id: int) -> None:
 
 
 # --- the ad gate's view of a track ------------------------------------------------------------------------
-def track_context(session: Session, track_id: int) -> dict:
-    """Plain data the app hands to the ad server (which never imports the catalog)."""
+def track_context(session: Session, track_id: int, *, now: datetime | None = None) -> dict:
+    """Plain data the app hands to the ad server (which never imports the catalog).
+
+    With `now`, a draft track of a scheduled release whose time has come reads as "published" (as it will
+    once promoted); without it, the stored status."""
     track = get_track(session, track_id)
     release = track.release
     price = effective_price(track)
     status = track.status
     if release.status == "taken_down":
         status = "taken_down"
+    elif now is not None and is_track_public(track, now):
+        status = "published"
     return {"track_id": track.id, "release_id": release.id, "artist_id": release.artist_id,
             "title": track.title, "artist_name": release.artist.name, "genre": release.genre or None,
             "tags": list(release.tags or []), "price_model": price["price_model"], "currency": release.currency,

@@ -19,7 +19,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -183,6 +183,10 @@ def check_scopes(scopes) -> list[str]:
     return scopes
 
 
+# How finely a token's last use is recorded: a request writes it only when the stored one is older.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -217,8 +221,13 @@ def issue_token(session: Session, user: User, *, name: str, scopes=None,
     return token, raw
 
 
-def resolve_token(session: Session, raw: str, clock: Clock | None = None) -> tuple[User, list[str]] | None:
-    """The user and effective scopes for a raw bearer token: its roles the user still holds, and `tokens`."""
+def resolve_token(session: Session, raw: str, clock: Clock | None = None, *,
+                  record_use: bool = True) -> tuple[User, list[str]] | None:
+    """The user and effective scopes for a raw bearer token: its roles the user still holds, and `tokens`.
+
+    With `record_use` (the caller's request may write: not a GET or HEAD, which do not write), the token's
+    `last_used_at` is updated, at most once per `TOKEN_USE_RESOLUTION`, so a busy token is not a row
+    written per request."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
@@ -227,7 +236,10 @@ def resolve_token(session: Session, raw: str, clock: Clock | None = None) -> tup
     user = token.user
     if not user.is_active:
         return None
-    token.last_used_at = (clock or SystemClock()).now()
+    if record_use:
+        now = (clock or SystemClock()).now()
+        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_RESOLUTION:
+            token.last_used_at = now
     return user, [s for s in token.scopes if s in user.roles or s == TOKENS_SCOPE]
 
 

@@ -94,10 +94,10 @@ class KeyModeStatus:
 
 
 # --- ads for a request ----------------------------------------------------------------------------------
-def _track(session: Session, track_id: int) -> dict:
+def _track(session: Session, track_id: int, now=None) -> dict:
     if not isinstance(track_id, int) or not 1 <= track_id <= MAX_ID:
         raise CatalogNotFound("There is no such track.", code="track_not_found")
-    return track_context(session, track_id)
+    return track_context(session, track_id, now=now)
 
 
 def _place(session: Session, redis, who: Requester, slot: str, *, track: dict | None, mode: str,
@@ -152,9 +152,10 @@ def count_impression(session: Session, redis, token: str, who: Requester, *, set
 
 
 # --- the gate -------------------------------------------------------------------------------------------
-def free_track(session: Session, track_id: int) -> dict:
-    """The track's context, if it can be downloaded for free (with an ad or in key mode)."""
-    track = _track(session, track_id)
+def free_track(session: Session, track_id: int, *, now=None) -> dict:
+    """The track's context, if it can be downloaded for free (with an ad or in key mode); with `now`, a
+    scheduled release's track is free from its time on (before the background step promotes it)."""
+    track = _track(session, track_id, now)
     if track["status"] == "taken_down":
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
     if track["status"] != "published":
@@ -178,7 +179,7 @@ def open_gate(session: Session, redis, who: Requester, track_id: int, *, setting
               grant_now: bool = False) -> Offer:
     """What the gate offers this listener for the track. With `grant_now` (a client that downloads at once,
     like the JSON API), a key-mode or no-fill offer comes with its grant already issued."""
-    track = free_track(session, track_id)
+    track = free_track(session, track_id, now=clock.now())
     balance = None
     if ads.is_key_mode(redis, who.listener_id):
         balance = credit.balance(redis, who.listener_id, needed=settings.key_impressions_per_download,
@@ -223,7 +224,7 @@ def grant_after_ad(session: Session, redis, who: Requester, token: str, *, setti
     if remaining > timedelta(0):
         raise TooEarly(f"The ad needs {remaining.total_seconds():.1f} more seconds before the download starts.",
                        retry_after=max(1, int(remaining.total_seconds() + 0.999)))
-    free_track(session, decision.track_id)
+    free_track(session, decision.track_id, now=clock.now())
     _limit_grants(redis, who)
     used = ad_keys.granted(decision.id)
     if not redis.set(used, 1, nx=True, ex=settings.decision_ttl_s + 86400):
@@ -254,7 +255,7 @@ def _settle_held(session: Session, redis, who: Requester, token: str, decision, 
 def grant_without_ad(session: Session, redis, who: Requester, track_id: int, via: str, *,
                      settings: GateSettings, clock) -> str:
     """A key-mode grant (spends credit; KeyCreditShort without enough) or the single no-fill grant."""
-    track = free_track(session, track_id)
+    track = free_track(session, track_id, now=clock.now())
     if via == "key":
         if not ads.is_key_mode(redis, who.listener_id):
             raise NotEntitled("Switch on key mode first, or download through the ad.", code="key_mode_off")
@@ -297,4 +298,4 @@ def _limit_grants(redis, who: Requester) -> None:
 def _issue(session: Session, who: Requester, track_id: int, via: str, *, settings: GateSettings, clock,
            decision_id: str | None = None) -> str:
     return issue_grant(session, track_id=track_id, listener_id=who.listener_id, via=via, secret=settings.secret,
-                       clock=clock, ttl_s=settings.grant_ttl_s, decision_id=decision_id, commit=False)
+                       clock=clock, ttl_s=settings.grant_ttl_s, decision_id=decision_id)

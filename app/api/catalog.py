@@ -85,20 +85,31 @@ def visible_release(release_id: int):
 
 
 def upload_files(release, stream_items) -> list:
-    """Run each (stream, filename) through the upload service; returns the new tracks."""
+    """Run each (stream, filename) through the upload service; returns the new tracks.
+
+    A per-file process, so it commits per step: each accepted file is committed before the next is read
+    (a multi-file upload can take minutes, and an artist must not lose nine good files to a tenth bad one).
+    When a file is refused, the ones before it are kept (committed) and the error names the file, why it was
+    refused, and how many were kept; the request then rolls back only what the refused file began."""
     config = context.config()
     store = media_store()
+    session = context.db()
     results = []
     for stream, filename in stream_items:
         try:
-            results.append(upload_track(context.db(), store, release, stream, filename, clock=context.clock(),
-                                        max_bytes=config.max_upload_bytes, user_id=current_user().id))
+            result = upload_track(session, store, release, stream, filename, clock=context.clock(),
+                                  max_bytes=config.max_upload_bytes, user_id=current_user().id)
         except NinetyError as exc:
-            # Each file is its own unit: the ones before it are kept; say which file failed and why.
             name = clean_filename(filename)
+            kept = len(results)
             exc.message = f"{name}: {exc.message}"
-            exc.details.update(filename=name, uploaded=len(results))
+            if kept:
+                exc.message += f" The {kept} file{'s' if kept != 1 else ''} before it {'were' if kept != 1 else 'was'} " \
+                               "uploaded and kept."
+            exc.details.update(filename=name, uploaded=kept)
             raise
+        session.commit()  # this file is its own unit of work (see the docstring)
+        results.append(result)
     return results
 
 
@@ -254,10 +265,9 @@ def list_releases():
             application/json:
               schema: ReleasePageSchema
     """
-    services.promote_due_releases(context.db(), context.clock())
     artist_id = request.args.get("artist_id", type=int)
-    page = search.browse_releases(context.db(), genre=request.args.get("genre") or None, artist_id=artist_id,
-                                  limit=_limit_arg(), cursor=request.args.get("cursor"))
+    page = search.browse_releases(context.db(), now=context.clock().now(), genre=request.args.get("genre") or None,
+                                  artist_id=artist_id, limit=_limit_arg(), cursor=request.args.get("cursor"))
     items = [dict(r, url=url_for("web_catalog.release_page", artist_slug=r["artist_slug"],
                                  release_slug=r["release_slug"])) for r in page.items]
     return ReleasePageSchema().dump({"items": items, "next_cursor": page.next_cursor})
@@ -587,8 +597,8 @@ def search_tracks():
               schema: SearchPageSchema
     """
     query = request.args.get("q", "")[:200]
-    services.promote_due_releases(context.db(), context.clock())
-    page = search.search_tracks(context.db(), query, limit=_limit_arg(), cursor=request.args.get("cursor"))
+    page = search.search_tracks(context.db(), query, now=context.clock().now(), limit=_limit_arg(),
+                                cursor=request.args.get("cursor"))
     items = [{"track_id": r["track_id"], "title": r["title"], "artist_name": r["artist_name"],
               "release_title": r["release_title"], "genre": r["genre"], "tags": list(r["tags"] or []),
               "duration_ms": r["duration_ms"],

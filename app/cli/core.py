@@ -144,7 +144,7 @@ def child_commands(*, host: str, port: int, workers: int, threads: int, with_wor
                                "-w", str(workers), "--threads", str(threads), "-b", f"{host}:{port}",
                                "--control-socket", control_socket_path(var_dir), "app.wsgi:app"], essential=True)]
     if with_worker:
-        for name, path in (("worker", ["worker"]), ("jobs", ["jobs", "work"])):
+        for name, path in (("worker", ["worker"]), ("jobs", ["jobs", "work"]), ("publisher", ["catalog", "publisher"])):
             if _command_exists(path):
                 specs.append(ChildSpec(name, [sys.executable, "-m", "app.cli", *path]))
     return specs

@@ -51,7 +51,7 @@ def init_app(app) -> None:
 
 def _new_releases(limit: int = 6) -> list[dict]:
     try:
-        return search.browse_releases(context.db(), limit=limit).items
+        return search.browse_releases(context.db(), now=context.clock().now(), limit=limit).items
     except CatalogError:
         return []
 
@@ -71,7 +71,7 @@ def download_action(track, release) -> dict | None:
     from flask import current_app
 
     extras = current_app.extensions["ninety"].extras
-    if track.status != "published":
+    if not services.is_track_public(track, context.clock().now()):
         return None
     price = services.effective_price(track)
     if price["price_model"] == "free_with_ads":
@@ -88,24 +88,21 @@ def download_action(track, release) -> dict | None:
 # --- discovery ----------------------------------------------------------------------------------------------
 @bp.get("/music")
 @access(public=True)
-@writes_on_get("TODO(lead): promotes due scheduled releases; move promotion to the worker, reads use is_public")
 def browse():
     session = context.db()
-    services.promote_due_releases(session, context.clock())
+    now = context.clock().now()
     genre = request.args.get("genre", "")[:60] or None
-    page = search.browse_releases(session, genre=genre, limit=24, cursor=request.args.get("cursor"))
-    return render_template("catalog/browse.html", page=page, genre=genre, genres=search.genres(session),
-                           artists=search.browse_artists(session, limit=50).items)
+    page = search.browse_releases(session, now=now, genre=genre, limit=24, cursor=request.args.get("cursor"))
+    return render_template("catalog/browse.html", page=page, genre=genre, genres=search.genres(session, now=now),
+                           artists=search.browse_artists(session, now=now, limit=50).items)
 
 
 @bp.get("/search")
 @access(public=True)
-@writes_on_get("TODO(lead): promotes due scheduled releases; move promotion to the worker, reads use is_public")
 def search_page():
     query = request.args.get("q", "")[:200]
-    services.promote_due_releases(context.db(), context.clock())
-    page = search.search_tracks(context.db(), query, limit=25, cursor=request.args.get("cursor")) if query \
-        else search.Page([], None)
+    page = search.search_tracks(context.db(), query, now=context.clock().now(), limit=25,
+                                cursor=request.args.get("cursor")) if query else search.Page([], None)
     return render_template("catalog/search.html", query=query, page=page)
 
 
@@ -114,7 +111,8 @@ def search_page():
 def artist_page(artist_slug: str):
     session = context.db()
     artist = services.get_artist_by_slug(session, artist_slug)
-    page = search.browse_releases(session, artist_id=artist.id, limit=50, cursor=request.args.get("cursor"))
+    page = search.browse_releases(session, now=context.clock().now(), artist_id=artist.id, limit=50,
+                                  cursor=request.args.get("cursor"))
     user = current_user()
     is_member = user is not None and services.is_member(session, artist.id, user.id)
     return render_template("catalog/artist.html", artist=artist, page=page, is_member=is_member)
@@ -128,16 +126,16 @@ def release_page(artist_slug: str, release_slug: str):
     user = current_user()
     is_member = user is not None and (services.is_member(session, release.artist_id, user.id)
                                       or user.has_role("admin"))
-    if not services.is_public(release, context.clock().now()) and not is_member:
+    public = services.is_public(release, context.clock().now())
+    if not public and not is_member:
         abort(404)
     tracks = [t for t in release.tracks if t.status != "taken_down" or is_member]
     total_ms = sum(t.asset.duration_ms for t in tracks if t.asset)
     from flask import current_app
 
     buy_endpoint = current_app.extensions["ninety"].extras.get("release_buy_endpoint")
-    buy_url = url_for(buy_endpoint, release_id=release.id) if buy_endpoint and release.status == "published" \
-        else None
-    return render_template("catalog/release.html", release=release, tracks=tracks, is_member=is_member,
+    buy_url = url_for(buy_endpoint, release_id=release.id) if buy_endpoint and public else None
+    return render_template("catalog/release.html", release=release, tracks=tracks, is_member=is_member, public=public,
                            price=services.release_price(release), total_ms=total_ms,
                            effective_price=services.effective_price, release_buy_url=buy_url)
 

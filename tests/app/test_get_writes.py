@@ -65,3 +65,58 @@ def test_the_real_gate_and_download_views_are_the_marked_exceptions(app):
     views = app.view_functions
     marked = sorted(name for name, view in views.items() if getattr(view, "writes_on_get", None))
     assert {"web_ads.gate_download", "web_catalog.download", "web_ads.click"} <= set(marked)
+
+
+def test_the_app_runs_strict_a_get_that_writes_is_refused_and_rolled_back(app, make_user, db_session):
+    from app import context
+    from app.auth import access
+    from core.users import User
+
+    user = make_user()
+
+    @access(public=True)
+    def sneaky():
+        context.db().execute(text("UPDATE users SET display_name = 'changed by a GET'"))
+        return "ok"
+
+    app.add_url_rule("/sneaky-get", "sneaky_get", sneaky)
+    with pytest.raises(GetWrote):
+        app.test_client().get("/sneaky-get")
+    db_session.expire_all()
+    assert db_session.get(User, user.id).display_name != "changed by a GET"
+
+
+def test_token_auth_gets_do_not_write_and_writes_record_use_once_a_minute(make_app, make_user):
+    from datetime import timedelta
+
+    from core.clock import FrozenClock
+    from core.users import ApiToken, issue_token
+
+    clock = FrozenClock()
+    app = make_app(clock=clock)
+    user = make_user(roles=("listener",))
+    session = app.extensions["ninety"].sessions()
+    token, raw = issue_token(session, session.merge(user), name="cli", scopes=["listener", "tokens"])
+    session.commit()
+    bearer = {"Authorization": f"Bearer {raw}"}
+    client = app.test_client()
+
+    def last_used():
+        session.expire_all()
+        return session.get(ApiToken, token.id).last_used_at
+
+    for path in ("/api/v1/me", "/api/v1/tokens"):  # strict: a write here would raise GetWrote
+        assert client.get(path, headers=bearer).status_code == 200
+        assert client.head(path, headers=bearer).status_code == 200
+    assert last_used() is None
+    assert client.post("/api/v1/tokens", json={"name": "one", "scopes": ["listener"]},
+                       headers=bearer).status_code == 201
+    first = last_used()
+    assert first == clock.now()
+    clock.advance(seconds=30)
+    client.post("/api/v1/tokens", json={"name": "two", "scopes": ["listener"]}, headers=bearer)
+    assert last_used() == first  # at most once a minute per token
+    clock.advance(seconds=31)
+    client.post("/api/v1/tokens", json={"name": "three", "scopes": ["listener"]}, headers=bearer)
+    assert last_used() == first + timedelta(seconds=61)
+    session.close()

@@ -19,7 +19,7 @@ def test_demo_catalog(app, db_session):
     track_id = details["split_70_30_tracks"][0]
     shares = services.split_sheet_at(db_session, track_id, runtime.clock.now())
     assert sorted(bp for _, bp in shares) == [3000, 7000]
-    assert search.search_tracks(db_session, "neon").items[0]["title"] == "Neon Rain"
+    assert search.search_tracks(db_session, "neon", now=runtime.clock.now()).items[0]["title"] == "Neon Rain"
     media = runtime.config.media_path
     for track_id in state["tracks"]:
         track = services.get_track(db_session, track_id)
