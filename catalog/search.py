@@ -22,8 +22,10 @@ from catalog.errors import InvalidCatalogInput
 PUBLIC_RELEASE_SQL = "(r.status = 'published' OR (r.status = 'scheduled' AND r.publish_at <= :now))"
 PUBLIC_TRACK_SQL = ("((r.status = 'published' AND t.status = 'published') OR "
                     "(r.status = 'scheduled' AND r.publish_at <= :now AND t.status = 'draft'))")
-# Newest first: a scheduled release's place is its publish_at (promotion copies it into published_at).
-PUBLISHED_AT_SQL = "coalesce(r.published_at, r.publish_at)"
+# A track has a search document only while its release is published (then the track is 'published') or
+# scheduled (then 'draft'; refresh_search in catalog/services.py), so a published track needs no join.
+SEARCHABLE_SQL = ("(t.status = 'published' OR (t.status = 'draft' AND EXISTS (SELECT 1 FROM releases r "
+                  "WHERE r.id = t.release_id AND r.status = 'scheduled' AND r.publish_at <= :now)))")
 WORD_RE = re.compile(r"\w+", re.UNICODE)
 MAX_LIMIT = 100
 
@@ -105,8 +107,8 @@ def search_tracks(session: Session, query: str, *, now: datetime, limit: int | N
         WITH q AS (SELECT to_tsquery('simple', :q) AS query),
         m AS (
             SELECT t.id, ts_rank_cd(t.search_vector, q.query) AS rank
-            FROM tracks t JOIN releases r ON r.id = t.release_id, q
-            WHERE t.search_vector @@ q.query AND {PUBLIC_TRACK_SQL}
+            FROM tracks t, q
+            WHERE t.search_vector @@ q.query AND {SEARCHABLE_SQL}
         ),
         page AS (SELECT m.id, m.rank FROM m {keyset} ORDER BY m.rank DESC, m.id DESC LIMIT :limit)
         SELECT page.rank, {TRACK_COLUMNS}
@@ -124,10 +126,13 @@ def search_tracks(session: Session, query: str, *, now: datetime, limit: int | N
 
 def browse_releases(session: Session, *, now: datetime, genre: str | None = None, artist_id: int | None = None,
                     limit: int | None = 20, cursor: str | None = None) -> Page:
-    """Public releases (as of `now`), newest first; optionally of one genre or one artist."""
+    """Public releases (as of `now`), newest first; optionally of one genre or one artist.
+
+    Published and due scheduled releases are picked by two index-ordered scans (`ix_releases_published`,
+    `ix_releases_scheduled`) merged by date, so the first page stays an index read however big the catalog."""
     limit = _limit(limit)
     after = decode_cursor(cursor, (str, int))
-    where = [PUBLIC_RELEASE_SQL]
+    where = []
     params: dict = {"limit": limit + 1, "now": now}
     if genre:
         where.append("r.genre = :genre")
@@ -136,17 +141,25 @@ def browse_releases(session: Session, *, now: datetime, genre: str | None = None
         where.append("r.artist_id = :artist_id")
         params["artist_id"] = artist_id
     if after is not None:
-        where.append(f"({PUBLISHED_AT_SQL}, r.id) < (CAST(:after_at AS timestamptz), :after_id)")
         params.update(after_at=after[0], after_id=after[1])
+
+    def pick(status_sql: str, at: str) -> str:
+        conditions = [status_sql, *where]
+        if after is not None:
+            conditions.append(f"(r.{at}, r.id) < (CAST(:after_at AS timestamptz), :after_id)")
+        return (f"(SELECT r.id, r.{at} AS sort_at FROM releases r WHERE {' AND '.join(conditions)} "  # noqa: S608
+                f"ORDER BY r.{at} DESC, r.id DESC LIMIT :limit)")  # fixed fragments only; values are bound
+
     sql = f"""
+        WITH picked AS ({pick("r.status = 'published'", "published_at")} UNION ALL
+                        {pick("r.status = 'scheduled' AND r.publish_at <= :now", "publish_at")})
         SELECT r.id AS release_id, r.title, r.slug AS release_slug, r.kind, r.genre, r.tags,
-               {PUBLISHED_AT_SQL} AS published_at,
+               p.sort_at AS published_at,
                r.release_date, r.cover_sha256, r.price_model, r.price_micros, r.min_price_micros, r.currency,
                a.id AS artist_id, a.name AS artist_name, a.slug AS artist_slug,
                (SELECT count(*) FROM tracks t WHERE t.release_id = r.id AND {PUBLIC_TRACK_SQL}) AS track_count
-        FROM releases r JOIN artists a ON a.id = r.artist_id
-        WHERE {' AND '.join(where)}
-        ORDER BY {PUBLISHED_AT_SQL} DESC, r.id DESC
+        FROM picked p JOIN releases r ON r.id = p.id JOIN artists a ON a.id = r.artist_id
+        ORDER BY p.sort_at DESC, p.id DESC
         LIMIT :limit
     """  # noqa: S608 - only fixed fragments are interpolated; values are bound
     rows = [dict(row._mapping) for row in session.execute(text(sql), params)]
