@@ -6,8 +6,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from sqlalchemy.orm import Session
-
 from catalog.errors import InvalidCatalogInput
 
 ISRC_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}\d{7}$")
@@ -70,13 +68,3 @@ def clean_upc(value: str | None) -> str | None:
     if not UPC_RE.match(code):
         raise InvalidCatalogInput("A UPC/EAN is 12 to 14 digits.", code="invalid_upc", field="upc")
     return code
-
-
-def finish(session: Session, commit: bool = False) -> None:
-    """End a service's work: flush (so ids and constraints are settled), never commit; the caller owns the
-    transaction (DESIGN.md). `commit` is ignored.
-
-    TODO(lead): remove `commit` (and this helper) when catalog/payees.py and catalog/splits.py drop their
-    `commit=` keywords; until then their default `commit=True` no longer commits, as the rule says."""
-    session.flush()
-

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.common import clean_text, finish
+from catalog.common import clean_text
 from catalog.errors import CatalogConflict, CatalogError, CatalogNotFound, InvalidSplitSheet
 from catalog.models import Artist, Payee, Release, SplitShare, SplitSheet, Track
 from core.clock import Clock
@@ -35,7 +35,7 @@ def artist_payee(session: Session, artist_id: int) -> Payee:
 
 
 def invite_payee(session: Session, artist_id: int, *, email: str, display_name: str | None = None,
-                 invitation_link: Callable[[Payee], str] | None = None, commit: bool = True) -> Payee:
+                 invitation_link: Callable[[Payee], str] | None = None) -> Payee:
     """A collaborator invited by email is a payee from the start; their earnings wait in the books.
 
     Always this artist's own invitation: the artist's earlier invitation of the same address that nobody
@@ -64,7 +64,7 @@ def invite_payee(session: Session, artist_id: int, *, email: str, display_name: 
                   f"To receive it, sign in (or sign up) with this address, {email}, and accept:\n\n"
                   f"    {invitation_link(payee)}\n\n"
                   "The invitation can only be accepted by the account with this email address.\n")))
-    finish(session, commit)
+    session.flush()
     return payee
 
 
@@ -92,8 +92,7 @@ def payee_for_invitation(session: Session, token: str, secret: str) -> Payee:
     return payee
 
 
-def accept_invitation(session: Session, token: str, user: User, *, secret: str, clock: Clock,
-                      commit: bool = True) -> Payee:
+def accept_invitation(session: Session, token: str, user: User, *, secret: str, clock: Clock) -> Payee:
     """Link an invited payee to the signed-in account, if it is the invited address's; what they earned so
     far is already theirs."""
     payee = payee_for_invitation(session, token, secret)
@@ -106,7 +105,7 @@ def accept_invitation(session: Session, token: str, user: User, *, secret: str, 
                            "with it) and open the link again.", code="invitation_wrong_account", status=403)
     payee.user_id = user.id
     payee.accepted_at = payee.accepted_at or clock.now()
-    finish(session, commit)
+    session.flush()
     return payee
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from catalog.common import clean_text, finish
+from catalog.common import clean_text
 from catalog.errors import CatalogNotFound, InvalidSplitSheet
 from catalog.models import Release, SplitShare, SplitSheet, Track
 from catalog.payees import payees_for_artist
@@ -20,7 +20,7 @@ MAX_SHARES = 50
 
 def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, int]], *, clock: Clock,
                     user_id: int | None = None, effective_at: datetime | None = None,
-                    roles: Sequence[str] | None = None, commit: bool = True) -> SplitSheet:
+                    roles: Sequence[str] | None = None) -> SplitSheet:
     """A new version of the track's split sheet, in force from `effective_at` (default: now).
 
     `shares` is [(payee_id, share_bp)]: payees this track's artist may credit (its own payee, collaborators it
@@ -47,7 +47,7 @@ def set_split_sheet(session: Session, track: Track, shares: Sequence[tuple[int, 
                                role=clean_text(roles[i] if i < len(roles) else "", "role", max_len=60))
                     for i, (payee_id, bp) in enumerate(cleaned)]
     session.add(sheet)
-    finish(session, commit)
+    session.flush()
     return sheet
 
 
@@ -89,14 +89,14 @@ def _check_shares(session: Session, shares: Sequence[tuple[int, int]], *,
 
 
 def set_release_split(session: Session, release: Release, shares: Sequence[tuple[int, int]], *,
-                      clock: Clock, user_id: int | None = None, roles: Sequence[str] | None = None,
-                      commit: bool = True) -> list[SplitSheet]:
+                      clock: Clock, user_id: int | None = None, roles: Sequence[str] | None = None
+                      ) -> list[SplitSheet]:
     """The same split for every track of a release (one new sheet version per track)."""
     if not release.tracks:
         raise InvalidSplitSheet("Add tracks before setting their split.", code="release_has_no_tracks")
-    sheets = [set_split_sheet(session, track, shares, clock=clock, user_id=user_id, roles=roles, commit=False)
+    sheets = [set_split_sheet(session, track, shares, clock=clock, user_id=user_id, roles=roles)
               for track in release.tracks if track.status != "taken_down"]
-    finish(session, commit)
+    session.flush()
     return sheets
 
 

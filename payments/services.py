@@ -4,6 +4,7 @@ Saving a method never verifies it, nor touches the method payouts use: the new o
 the payee confirms it through a signed, expiring link emailed to their account (confirm_method), and its
 rail agrees (SEPA: the IBAN checks; Connect: Stripe reports payouts enabled; manual: a finance user). Only
 then is it verified and the old one disabled. Emailing the link is the caller's part (royalties).
+These functions flush and never commit: the caller owns the transaction (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _holder(name: str) -> str:
     return name
 
 
-def _propose(session: Session, payee_id: int, method: PayoutMethod, clock: Clock, commit: bool) -> PayoutMethod:
+def _propose(session: Session, payee_id: int, method: PayoutMethod, clock: Clock) -> PayoutMethod:
     """Add a replacement beside the verified method; an earlier replacement still waiting is withdrawn."""
     current = session.scalars(select(PayoutMethod).where(PayoutMethod.payee_id == payee_id,
                                                          PayoutMethod.status != "disabled").with_for_update()).all()
@@ -67,8 +68,6 @@ def _propose(session: Session, payee_id: int, method: PayoutMethod, clock: Clock
     method.confirmed_at = None
     session.add(method)
     session.flush()
-    if commit:
-        session.commit()
     return method
 
 
@@ -88,17 +87,17 @@ def _activate(session: Session, method: PayoutMethod, clock: Clock) -> PayoutMet
 
 
 def add_sepa_method(session: Session, payee_id: int, *, holder_name: str, iban: str, bic: str | None,
-                    clock: Clock, commit: bool = True) -> PayoutMethod:
+                    clock: Clock) -> PayoutMethod:
     """A SEPA account must pass the IBAN checksum and bank-registry checks (schwifty) to be saved at all;
     it is verified when the payee confirms it through the emailed link (confirm_method)."""
     account = check_account(iban, bic)
     method = PayoutMethod(payee_id=payee_id, kind="sepa", holder_name=_holder(holder_name), iban=account.iban,
                           bic=account.bic)
-    return _propose(session, payee_id, method, clock, commit)
+    return _propose(session, payee_id, method, clock)
 
 
 def add_stripe_method(session: Session, payee_id: int, *, holder_name: str, email: str, country: str,
-                      stripe: StripeClient, clock: Clock, commit: bool = True) -> PayoutMethod:
+                      stripe: StripeClient, clock: Clock) -> PayoutMethod:
     """Create a Connect account for the payee; verified once the payee has confirmed it by email and
     Stripe reports payouts enabled (the account holder's own onboarding with Stripe)."""
     country = (country or "").strip().upper()
@@ -111,11 +110,11 @@ def add_stripe_method(session: Session, payee_id: int, *, holder_name: str, emai
                                             idempotency_key=f"connect-account:payee:{payee_id}:{count + 1}")
     method = PayoutMethod(payee_id=payee_id, kind="stripe_connect", holder_name=holder,
                           stripe_account_id=account.id)
-    return _propose(session, payee_id, method, clock, commit)
+    return _propose(session, payee_id, method, clock)
 
 
-def add_manual_method(session: Session, payee_id: int, *, holder_name: str, instructions: str, clock: Clock,
-                      commit: bool = True) -> PayoutMethod:
+def add_manual_method(session: Session, payee_id: int, *, holder_name: str, instructions: str, clock: Clock
+                      ) -> PayoutMethod:
     """Paid by hand from the batch's CSV: confirmed by the payee by email, then verified by a finance user."""
     instructions = (instructions or "").strip()
     if not 3 <= len(instructions) <= 1000:
@@ -123,7 +122,7 @@ def add_manual_method(session: Session, payee_id: int, *, holder_name: str, inst
                                   code="instructions_required", field="instructions")
     method = PayoutMethod(payee_id=payee_id, kind="manual", holder_name=_holder(holder_name),
                           instructions=instructions)
-    return _propose(session, payee_id, method, clock, commit)
+    return _propose(session, payee_id, method, clock)
 
 
 # --- out-of-band confirmation: a signed, expiring link emailed to the payee's account ------------------------
@@ -163,8 +162,8 @@ def method_for_confirmation(session: Session, token: str, secret: str, *, clock:
     return method
 
 
-def confirm_method(session: Session, method_id: int, *, clock: Clock, stripe: StripeClient | None = None,
-                   commit: bool = True) -> PayoutMethod:
+def confirm_method(session: Session, method_id: int, *, clock: Clock, stripe: StripeClient | None = None
+                   ) -> PayoutMethod:
     """The payee confirmed the method by email; then its rail decides (see verify_method). A manual
     method waits for a finance user; a Connect account whose payouts Stripe has not enabled stays pending."""
     method = get_method(session, method_id)
@@ -174,14 +173,12 @@ def confirm_method(session: Session, method_id: int, *, clock: Clock, stripe: St
         method.confirmed_at = clock.now()
         session.flush()
     if method.status == "pending" and (method.kind == "sepa" or (method.kind == "stripe_connect" and stripe)):
-        verify_method(session, method.id, clock=clock, stripe=stripe, commit=False)
-    if commit:
-        session.commit()
+        verify_method(session, method.id, clock=clock, stripe=stripe)
     return method
 
 
 def verify_method(session: Session, method_id: int, *, clock: Clock, stripe: StripeClient | None = None,
-                  verifier_id: int | None = None, commit: bool = True) -> PayoutMethod:
+                  verifier_id: int | None = None) -> PayoutMethod:
     """Check a confirmed method with its rail: Connect asks Stripe; SEPA re-checks the IBAN; manual needs a
     finance user's word. Verified, it replaces the payee's previous method."""
     method = get_method(session, method_id)
@@ -208,8 +205,6 @@ def verify_method(session: Session, method_id: int, *, clock: Clock, stripe: Str
     if verified:
         _activate(session, method, clock)
     session.flush()
-    if commit:
-        session.commit()
     return method
 
 

@@ -47,16 +47,16 @@ def propose_method(session: Session, payee: Payee, *, kind: str, holder_name: st
                              code="payee_without_email")
     if kind == "sepa":
         method = payments.add_sepa_method(session, payee.id, holder_name=holder_name, iban=iban, bic=bic or None,
-                                          clock=clock, commit=False)
+                                          clock=clock)
     elif kind == "stripe_connect":
         if stripe is None:
             raise RoyaltiesError("Stripe Connect is not available here.", code="stripe_required")
         method = payments.add_stripe_method(session, payee.id, holder_name=holder_name,
                                             email=email or recipient, country=country, stripe=stripe(),
-                                            clock=clock, commit=False)
+                                            clock=clock)
     elif kind == "manual":
         method = payments.add_manual_method(session, payee.id, holder_name=holder_name,
-                                            instructions=instructions, clock=clock, commit=False)
+                                            instructions=instructions, clock=clock)
     else:
         raise ValidationError("Choose SEPA, Stripe Connect or a manual payout.", code="unknown_method_kind",
                               field="kind")
@@ -81,7 +81,7 @@ def confirm_method_from_email(session: Session, token: str, *, clock: Clock, sec
     before = payments.active_method(session, method.payee_id)
     client = stripe() if stripe is not None and method.kind == "stripe_connect" else None
     first_time = method.confirmed_at is None
-    payments.confirm_method(session, method.id, clock=clock, stripe=client, commit=False)
+    payments.confirm_method(session, method.id, clock=clock, stripe=client)
     _tell_if_switched(session, method, before, confirmed_now=first_time)
     return method
 
@@ -100,7 +100,7 @@ def verify_method(session: Session, method_id: int, *, clock: Clock, stripe: Str
     """payments.verify_method, and the payee is told when it switched their payouts."""
     method = payments.get_method(session, method_id)
     before = payments.active_method(session, method.payee_id)
-    payments.verify_method(session, method.id, clock=clock, stripe=stripe, verifier_id=verifier_id, commit=False)
+    payments.verify_method(session, method.id, clock=clock, stripe=stripe, verifier_id=verifier_id)
     _tell_if_switched(session, method, before)
     return method
 

@@ -330,11 +330,9 @@ def set_split(release_id: int):
                                         code="incomplete_collaborator")
             payee = services.invite_payee(session, release.artist_id, email=email,
                                           display_name=request.form.get(f"new_name_{index}") or None,
-                                          invitation_link=_invitation_link, commit=False)
+                                          invitation_link=_invitation_link)
             shares.append((payee.id, _percent_to_bp(raw)))
-        services.set_release_split(session, release, shares, clock=context.clock(), user_id=current_user().id,
-                                   commit=False)
-        session.commit()
+        services.set_release_split(session, release, shares, clock=context.clock(), user_id=current_user().id)
     except NinetyError as exc:
         return _fail(release, exc, form=form)
     flash("Split saved for every track.", "success")

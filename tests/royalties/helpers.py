@@ -10,7 +10,7 @@ from payments.services import add_manual_method, add_sepa_method, add_stripe_met
 
 
 def connect(world, stripe, payee_id: int, email: str = "artist@example.com"):
-    with world.session() as s:
+    with world.unit() as s:
         method = add_stripe_method(s, payee_id, holder_name="Artist", email=email, country="US", stripe=stripe,
                                    clock=world.clock)
         # The payee follows the emailed confirmation link (tests/royalties/test_payout_method.py drives it).
@@ -18,13 +18,13 @@ def connect(world, stripe, payee_id: int, email: str = "artist@example.com"):
 
 
 def sepa(world, payee_id: int, iban: str = "FR1420041010050500013M02606"):
-    with world.session() as s:
+    with world.unit() as s:
         method = add_sepa_method(s, payee_id, holder_name="Élodie Artiste", iban=iban, bic=None, clock=world.clock)
         return confirm_method(s, method.id, clock=world.clock)
 
 
 def manual(world, payee_id: int):
-    with world.session() as s:
+    with world.unit() as s:
         method = add_manual_method(s, payee_id, holder_name="Hand Paid", instructions="PayPal hand@example.com",
                                    clock=world.clock)
         return confirm_method(s, method.id, clock=world.clock)

@@ -87,7 +87,7 @@ def test_saving_a_method_verifies_nothing_until_the_emailed_link_is_followed(wor
 def test_the_link_is_signed_expiring_single_purpose_and_for_the_payees_people_only(world, rapp, smtp,
                                                                                   make_user, clock):
     ana = world.artist("Ana")
-    with world.session() as s:
+    with world.unit() as s:
         first = payments.add_sepa_method(s, ana["payee_id"], holder_name="Ana", iban=NEW_IBAN, bic=None,
                                          clock=clock)
         token = payments.confirmation_token(first, rapp.extensions["ninety"].config.secret_key, clock=clock)
@@ -115,7 +115,7 @@ def test_a_draft_pays_the_verified_method_while_a_replacement_waits(world, rapp,
     ana = world.artist("Ana")
     world.gate_revenue(ana["tracks"][0], 30_000_000, OCT5)
     old = manual(world, ana["payee_id"])
-    with world.session() as s:
+    with world.unit() as s:
         payments.verify_method(s, old.id, clock=world.clock, verifier_id=world.finance("fin").id)
         replacement = payments.add_stripe_method(s, ana["payee_id"], holder_name="Ana", email="ana@example.com",
                                                  country="US", stripe=stripe_client, clock=world.clock)

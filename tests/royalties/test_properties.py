@@ -132,7 +132,7 @@ def test_random_months_pay_ninety_percent_and_lose_nothing(world, rapp):
 
         for i, has_method in enumerate(plan["with_method"]):
             if has_method:
-                with world.session() as s:
+                with world.unit() as s:
                     method = add_manual_method(s, artists[i]["payee_id"], holder_name="A", instructions="by hand",
                                                clock=world.clock)
                     confirm_method(s, method.id, clock=world.clock)  # the payee's emailed link
