@@ -50,13 +50,9 @@ def _sign(secret: str, purpose: str, payload: str) -> str:
 
 # --- grants -----------------------------------------------------------------------------------------------
 def issue_grant(session: Session, *, track_id: int, listener_id: str, via: str, secret: str, clock: Clock,
-                ttl_s: int, decision_id: str | None = None, commit: bool = False) -> str:
+                ttl_s: int, decision_id: str | None = None) -> str:
     """A signed, expiring, single-use token allowing `listener_id` to download the track once (the grant row
-    is flushed; the caller commits).
-
-    TODO(lead): drop `commit` once entitlements/services.py stops passing commit=False."""
-    if commit:
-        raise TypeError("issue_grant never commits: the caller owns the transaction (DESIGN.md)")
+    is flushed; the caller commits)."""
     if via not in GRANT_VIAS:
         raise ValueError(f"via must be one of {GRANT_VIAS}")
     if not listener_id or len(listener_id) > 64:

@@ -129,14 +129,12 @@ def get_period(session: Session, period: str) -> ClosedPeriod | None:
     return ClosedPeriod(period, start, end, row[0].astimezone(UTC), row[1], bytes(row[2]).hex())
 
 
-def close_period(session: Session, period: str, *, commit: bool = False) -> ClosedPeriod:
+def close_period(session: Session, period: str) -> ClosedPeriod:
     """Close `period` (and any earlier open month), storing each one's digest; closing twice is a no-op.
 
     One step, not a resumable process: it runs in a savepoint of the caller's transaction and never commits
     (the caller does; until then the table lock keeps new postings out). A failure rolls back only this step.
     """
-    if commit:  # TODO(lead): drop the keyword once royalties/close.py stops passing commit=False
-        raise TypeError("close_period never commits: the caller owns the transaction (DESIGN.md)")
     start, end = period_bounds(period)
     with session.begin_nested():
         cur = _cursor(session)

@@ -40,26 +40,17 @@ __all__ = [
 
 
 
-def _caller_commits(commit: bool) -> None:
-    # TODO(lead): drop the `commit` keyword once royalties/{flush,close,payouts,suspense}.py stop passing
-    # commit=False; it is accepted (False only) so that they keep working meanwhile.
-    if commit:
-        raise TypeError("ledger services never commit: the caller owns the transaction (DESIGN.md)")
-
-
-def post(session: Session, entry: Entry, *, commit: bool = False) -> int:
+def post(session: Session, entry: Entry) -> int:
     """Record one entry and return its id; the same key and content again returns the same id.
 
     Runs in a savepoint of the caller's transaction and never commits: a refused entry raises and leaves the
     caller's transaction usable; a deadlock raises `ConcurrentPostings` for the owner to retry."""
-    _caller_commits(commit)
     prepared = _prepare(entry)
     return _run(session, lambda: _insert(session, [prepared])[0])
 
 
-def post_many(session: Session, entries: Iterable[Entry], *, commit: bool = False) -> list[int]:
+def post_many(session: Session, entries: Iterable[Entry]) -> list[int]:
     """Record a batch of entries in one statement, all or nothing; ids in the order given (never commits)."""
-    _caller_commits(commit)
     unique, mapping = _prepare_batch(entries)
     if not unique:
         return []
@@ -87,9 +78,8 @@ def get_entry(session: Session, entry_id: int) -> StoredEntry:
 
 
 def reverse(session: Session, entry_id: int, reason: str, *, idempotency_key: str | None = None,
-            effective_at: datetime | None = None, commit: bool = False) -> int:
+            effective_at: datetime | None = None) -> int:
     """Post the mirror image of an entry (every debit a credit and back); an entry is reversed at most once."""
-    _caller_commits(commit)
     reason = _text(reason, "the reason", 300)
     original = get_entry(session, entry_id)
     key = idempotency_key or f"reversal:{entry_id}"

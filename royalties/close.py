@@ -148,10 +148,10 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     entries = _entries(period, cutoff - ONE_MICROSECOND, credits, held)
     lap("build_entries")
     if entries:
-        ledger.post_many(session, entries, commit=False)
+        ledger.post_many(session, entries)
     lap("post_entries")
     if not ledger.is_period_closed(session, period):
-        ledger.close_period(session, period, commit=False)
+        ledger.close_period(session, period)
     lap("close_ledger_period")
     record = RoyaltyPeriod(period=period, cutoff=cutoff, closed_at=now, closed_by=closed_by, summary=summary)
     session.add(record)

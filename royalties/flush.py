@@ -90,7 +90,7 @@ def _store(session: Session, cursor, fresh: list[StreamImpression], result: Flus
     """Post the entries paying for these impressions (parking what the ledger refuses) and COPY their rows."""
     built = entries_for(session, fresh)
     try:
-        paid = list(zip(post_many(session, [entry for entry, _ in built], commit=False), built, strict=True))
+        paid = list(zip(post_many(session, [entry for entry, _ in built]), built, strict=True))
     except LedgerError as exc:  # post_many ran in its own savepoint: nothing of it remains
         if not is_refusal(exc):
             raise
@@ -117,7 +117,7 @@ def _store_around(session: Session, fresh: list[StreamImpression], refusal: Ledg
         rest = [i for i in rest if i.advertiser_id != advertiser]
         built = entries_for(session, rest) if rest else []
         try:
-            paid += zip(post_many(session, [entry for entry, _ in built], commit=False), built, strict=True)
+            paid += zip(post_many(session, [entry for entry, _ in built]), built, strict=True)
             rest = []
         except LedgerError as exc:
             if not is_refusal(exc):
@@ -130,7 +130,7 @@ def _store_around(session: Session, fresh: list[StreamImpression], refusal: Ledg
     for _, impressions in sorted(by_advertiser.items()):
         for entry, group in entries_for(session, impressions):  # each debits this advertiser alone
             try:
-                paid.append((post(session, entry, commit=False), (entry, group)))
+                paid.append((post(session, entry), (entry, group)))
             except LedgerError as exc:
                 if not is_refusal(exc):
                     raise

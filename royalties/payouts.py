@@ -314,7 +314,7 @@ def _post(session: Session, key: str, description: str, postings: list, metadata
 
     entry = ledger.Entry(idempotency_key=key, effective_at=clock.now(), description=description,
                          postings=postings, metadata=metadata)
-    return ledger.post(session, entry, commit=False)
+    return ledger.post(session, entry)
 
 
 def _move_to_transit(session: Session, item: PayoutItem, clock: Clock) -> None:

@@ -106,7 +106,7 @@ def retry(session: Session, parked_id: int, *, settled_by: int | None, clock: Cl
     """Post a parked entry as it was built, with its original idempotency key (so it is recorded once)."""
     parked = _parked(session, parked_id)
     try:
-        entry_id = post(session, entry_from_json(parked.entry), commit=False)
+        entry_id = post(session, entry_from_json(parked.entry))
     except LedgerError as exc:
         raise ParkedEntryStillRefused(
             f"The books still refuse parked entry {parked_id}: {exc.message} It stays parked; top the advertiser "
@@ -133,7 +133,7 @@ def write_off(session: Session, parked_id: int, *, settled_by: int | None, clock
     """Settle a parked entry by writing it off (see the module docstring for the entry and why)."""
     parked = _parked(session, parked_id)
     try:
-        entry_id = post(session, write_off_entry(parked, clock.now()), commit=False)
+        entry_id = post(session, write_off_entry(parked, clock.now()))
     except LedgerError as exc:
         raise ParkedEntryStillRefused(f"The books refuse the write-off of parked entry {parked_id}: {exc.message}",
                                       reason_code=exc.code) from None

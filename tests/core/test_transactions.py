@@ -35,27 +35,7 @@ ALLOWED: dict[tuple[str, str], str] = {
 # A content-addressed file is moved into place with `PendingBlob.commit()`: a rename, not a transaction.
 FILE_COMMITS = {("catalog/storage.py", "put_bytes"), ("catalog/uploads.py", "upload_track")}
 
-PENDING: dict[tuple[str, str], str] = {
-    # TODO(lead): remove when the payee engineer's payments/services.py lands without commit=.
-    **{("payments/services.py", name): "payee engineer" for name in (
-        "_propose", "add_sepa_method", "add_stripe_method", "add_manual_method", "confirm_method",
-        "verify_method")},
-    # TODO(lead): remove when the payee engineer's catalog/payees.py and catalog/splits.py drop commit=
-    # (finish() already ignores it: nothing there commits any more).
-    ("catalog/payees.py", "invite_payee"): "payee engineer",
-    ("catalog/payees.py", "accept_invitation"): "payee engineer",
-    ("catalog/splits.py", "set_split_sheet"): "payee engineer",
-    ("catalog/splits.py", "set_release_split"): "payee engineer",
-    ("catalog/common.py", "finish"): "payee engineer (catalog/payees.py, catalog/splits.py pass it on)",
-    # TODO(lead): the keyword is accepted (False only; True raises) while royalties/{flush,close,payouts,
-    # suspense}.py and entitlements/services.py still pass commit=False; remove it with those arguments.
-    ("ledger/services.py", "_caller_commits"): "royalties callers",
-    ("ledger/services.py", "post"): "royalties callers",
-    ("ledger/services.py", "post_many"): "royalties callers",
-    ("ledger/services.py", "reverse"): "royalties callers",
-    ("ledger/periods.py", "close_period"): "royalties/close.py",
-    ("catalog/delivery.py", "issue_grant"): "entitlements/services.py",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _modules():
