@@ -12,6 +12,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import context
 from app.auth import access, current_principal, current_user, renew_session, sign_in, sign_out
+from app.forms import attempt
 from core import ratelimit
 from core.errors import NinetyError, RateLimited
 from core.users import (
@@ -130,13 +131,12 @@ def account():
 def password():
     """Change the password (the current one is required); other sessions end, this one stays signed in."""
     user = current_user()
-    try:
+    with attempt() as tried:
         ratelimit.enforce(context.redis(), f"password:{user.id}", limit=10, window_s=900,
                           message="Too many password changes; wait 15 minutes and try again.")
         change_password(context.db(), user, current_password=request.form.get("current_password", ""),
                         new_password=request.form.get("new_password", ""))
-    except NinetyError as exc:
-        flash(exc.message, "error")
+    if tried.failed:
         return redirect(url_for("web_accounts.account"))
     renew_session(user)
     flash("Your password is changed. Every other session has been signed out.", "success")
@@ -147,11 +147,10 @@ def password():
 @access(token_scope=TOKENS_SCOPE)
 def create_token():
     scopes = request.form.getlist("scopes") or None
-    try:
+    with attempt() as tried:
         token, raw = issue_token(context.db(), current_user(), name=request.form.get("name", ""), scopes=scopes,
                                  within=current_principal().scopes)
-    except NinetyError as exc:
-        flash(exc.message, "error")
+    if tried.failed:
         return redirect(url_for("web_accounts.account"))
     return render_template("accounts/account.html", user=current_user(), principal=current_principal(),
                            new_token=raw)

@@ -14,6 +14,7 @@ from adserver.models import SLOTS, Campaign, Creative
 from app import context
 from app.adrequest import creative_json
 from app.auth import access, current_principal, current_user
+from app.forms import attempt
 from core.errors import NinetyError
 from core.money import Money
 
@@ -68,12 +69,11 @@ def console():
 @bp.post("/advertise")
 @access("advertiser", "admin")
 def create_advertiser():
-    try:
+    with attempt() as tried:
         advertiser = ads.create_advertiser(context.db(), name=request.form.get("name", "")[:200],
                                            currency=request.form.get("currency", context.config().currency)[:3],
                                            member_user_ids=[current_user().id])
-    except NinetyError as exc:
-        flash(exc.message, "error")
+    if tried.failed:
         return redirect(url_for("web_ads_console.console"), code=303)
     flash("Advertiser created. An admin credits your prepaid balance when your payment arrives.", "success")
     return redirect(url_for("web_ads_console.advertiser", advertiser_id=advertiser.id), code=303)
@@ -117,7 +117,7 @@ def _list_field(name: str) -> tuple:
 @access("advertiser", "admin")
 def create_campaign(advertiser_id: int):
     adv = _advertiser(advertiser_id)
-    try:
+    with attempt() as tried:
         cap = request.form.get("frequency_cap", "").strip()
         data = ads.CampaignInput(
             name=request.form.get("name", "")[:200],
@@ -134,8 +134,7 @@ def create_campaign(advertiser_id: int):
             raise CampaignInvalid("The frequency cap is a whole number of impressions.", code="invalid_frequency_cap")
         campaign = ads.create_campaign(context.db(), context.redis(), adv.id, data,
                                        floor_cpm_micros=context.runtime().extras["ad_floor_cpm_micros"])
-    except NinetyError as exc:
-        flash(exc.message, "error")
+    if tried.failed:
         return redirect(url_for("web_ads_console.advertiser", advertiser_id=adv.id), code=303)
     flash("Campaign created. Add a creative; it serves once an admin approves it.", "success")
     return redirect(url_for("web_ads_console.campaign", campaign_id=campaign.id), code=303)
@@ -155,13 +154,11 @@ def campaign(campaign_id: int):
 def campaign_status(campaign_id: int):
     c = _campaign(campaign_id)
     status = request.form.get("status", "")
-    try:
+    with attempt():
         if status not in {"active", "paused", "ended"}:
             raise CampaignInvalid("Choose active, paused or ended.", code="invalid_status")
         ads.set_campaign_status(context.db(), context.redis(), c.id, status)
         flash(f"Campaign {status}.", "success")
-    except NinetyError as exc:
-        flash(exc.message, "error")
     return redirect(url_for("web_ads_console.campaign", campaign_id=c.id), code=303)
 
 
@@ -170,7 +167,7 @@ def campaign_status(campaign_id: int):
 def create_creative(campaign_id: int):
     c = _campaign(campaign_id)
     image, audio = request.files.get("image"), request.files.get("audio")
-    try:
+    with attempt():
         ads.create_creative(context.db(), context.redis(), c.id, kind=request.form.get("kind", ""),
                             name=request.form.get("name", "")[:200], click_url=request.form.get("click_url", "")[:2100],
                             alt_text=request.form.get("alt_text", "")[:400],
@@ -178,8 +175,6 @@ def create_creative(campaign_id: int):
                             audio=audio.read() if audio and audio.filename else None,
                             media_root=context.config().media_path)
         flash("Creative uploaded; it serves once an admin approves it.", "success")
-    except NinetyError as exc:
-        flash(exc.message, "error")
     return redirect(url_for("web_ads_console.campaign", campaign_id=c.id), code=303)
 
 
@@ -204,11 +199,9 @@ def review_queue():
 @access("admin")
 def review(creative_id: int):
     approve = request.form.get("decision") == "approve"
-    try:
+    with attempt():
         creative = ads.review_creative(context.db(), context.redis(), creative_id, approve=approve,
                                        reviewer_id=current_user().id, note=request.form.get("note", "")[:500],
                                        clock=context.clock())
         flash(f"Creative {creative.name!r} {creative.status}.", "success")
-    except NinetyError as exc:
-        flash(exc.message, "error")
     return redirect(url_for("web_ads_console.review_queue"), code=303)
