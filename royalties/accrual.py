@@ -145,23 +145,3 @@ def entries_for(session: Session, impressions: list[StreamImpression]) -> list[t
     groups, sheets, track_ids = group_impressions(session, impressions)
     return build_entries(groups, sheets, held_tracks(session, track_ids))
 
-
-# Names this module had before it was split by concern; kept importable for code written against them.
-_MOVED = {
-    "StreamImpression": "adserver.stream", "parse_impression": "adserver.stream:decode",
-    "MAX_PRICE_MICROS": "adserver.stream", "FlushResult": "royalties.flush", "flush_impressions": "royalties.flush",
-    "WorkerStats": "royalties.worker", "ensure_groups": "royalties.worker", "process_impressions": "royalties.worker",
-    "process_invalid": "royalties.worker", "drain_pending": "royalties.worker", "run_once": "royalties.worker",
-    "run_worker": "royalties.worker", "clean": "royalties.worker", "TrackEarning": "royalties.earnings",
-    "earnings_by_track": "royalties.earnings",
-}
-
-
-def __getattr__(name: str):
-    target = _MOVED.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr or name)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 
 import click
 from flask.cli import with_appcontext
 
 from app import context
+from app.cli.core import stop_requested
 
 
 @click.command("worker", help="Flush counted impressions from the Redis stream into impression rows and ledger "
@@ -23,18 +23,12 @@ def worker_cmd(consumer, batch_size, block_ms, until_idle):
     from royalties.worker import run_worker
 
     runtime = context.runtime()
-    stopping = {"now": False}
-
-    def stop(*_):
-        stopping["now"] = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_requested()
     name = consumer or f"{socket.gethostname()}-worker"
     click.echo(f"worker {name}: flushing ads:impressions (Ctrl-C to stop)")
     stats = run_worker(runtime.redis, runtime.sessions, consumer=name,
                        batch_size=batch_size or runtime.config.worker_batch_size, block_ms=block_ms,
-                       stop=lambda: stopping["now"], max_idle_loops=1 if until_idle else None)
+                       stop=stopping, max_idle_loops=1 if until_idle else None)
     click.echo(f"worker {name}: {stats.impressions} impressions in {stats.batches} batches, "
                f"{stats.invalid} invalid recorded, {stats.dead_letters} dead letters")
 

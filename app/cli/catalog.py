@@ -7,13 +7,13 @@ studio, exports and sales see the stored state. `ninety run` supervises `ninety 
 
 from __future__ import annotations
 
-import signal
 import time
 
 import click
 from flask.cli import with_appcontext
 
 from app import context
+from app.cli.core import stop_requested
 
 
 @click.group("catalog", help="The catalog's background steps.")
@@ -47,20 +47,14 @@ def publish_due_cmd():
 @with_appcontext
 def publisher_cmd(interval):
     runtime = context.runtime()
-    stopping = {"now": False}
-
-    def stop(*_):
-        stopping["now"] = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_requested()
     click.echo(f"publisher: promoting due scheduled releases every {interval:g}s (Ctrl-C to stop)")
-    while not stopping["now"]:
+    while not stopping():
         promoted = publish_due(runtime)
         if promoted:
             click.echo(f"publisher: {promoted} scheduled release{'s' if promoted != 1 else ''} published")
         deadline = time.monotonic() + interval
-        while not stopping["now"] and time.monotonic() < deadline:
+        while not stopping() and time.monotonic() < deadline:
             time.sleep(min(0.5, interval))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -179,6 +181,19 @@ def serve(*, host: str, port: int, workers: int = 2, threads: int = 64, with_wor
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def stop_requested() -> Callable[[], bool]:
+    """Catch SIGTERM and Ctrl-C for a long-running command: the returned function says whether one has
+    arrived, so the command's loop finishes its current step and exits cleanly."""
+    stopping = threading.Event()
+
+    def stop(*_):
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return stopping.is_set
 
 
 def register(group: click.Group) -> None:
