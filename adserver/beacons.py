@@ -165,11 +165,6 @@ def _scripts(redis):
     return cache
 
 
-def stream_fields(d: Decision, at: datetime) -> list[str]:
-    """The impression stream's record (its format is adserver.stream's)."""
-    return stream.encode(d, at)
-
-
 def record_invalid(redis, visitor: Visitor, reason: str, decision: Decision | None, at: datetime) -> None:
     fields = ["reason", reason, "decision_id", decision.id if decision else "",
               "campaign_id", str(decision.campaign_id) if decision else "",
@@ -284,7 +279,7 @@ def _charge(redis, d: Decision, visitor: Visitor, now: datetime, campaign_limits
               keys.uniques("c", d.campaign_id, today), keys.uniques("k", d.creative_id, today)],
         args=[d.price_micros, campaign_limits["total_budget_micros"], campaign_limits["daily_budget_micros"],
               limits.per_ip_per_minute, limits.per_listener_per_minute, ttl, int(now.timestamp() * 1000),
-              STATS_TTL_S, *stream_fields(d, now)])
+              STATS_TTL_S, *stream.encode(d, now)])
     return result.decode() if isinstance(result, bytes) else str(result)
 
 

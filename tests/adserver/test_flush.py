@@ -168,8 +168,7 @@ def test_the_stream_record_has_one_owner_that_encodes_and_decodes_it(clock):
     decision = Decision(id="ab" * 16, campaign_id=3, advertiser_id=4, creative_id=5, slot="gate", track_id=None,
                         listener_id="l-9", mode="gate", price_micros=1_237, currency="USD", issued_at=0,
                         expires_at=10, min_view_ms=0)
-    record = beacons.stream_fields(decision, clock.now())
-    assert record == stream.encode(decision, clock.now())
+    record = stream.encode(decision, clock.now())
     fields = {record[i].encode(): record[i + 1].encode() for i in range(0, len(record), 2)}
     imp = stream.decode(fields)
     assert (imp.decision_id, imp.campaign_id, imp.advertiser_id, imp.track_id, imp.listener_id, imp.price_micros,
