@@ -211,7 +211,7 @@ def create_campaign():
         ads.CampaignInput(**{**data, "slots": tuple(data["slots"]), "target_genres": tuple(data["target_genres"]),
                              "target_countries": tuple(data["target_countries"]),
                              "target_modes": tuple(data["target_modes"])}),
-        floor_cpm_micros=context.runtime().extras["ad_floor_cpm_micros"])
+        floor_cpm_micros=gate_settings().floor_cpm_micros)
     return CampaignSchema().dump(campaign), 201
 
 

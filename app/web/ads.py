@@ -20,7 +20,6 @@ from app.adrequest import creative_json, download_url, gate_settings, requester
 from app.auth import access, current_listener_id
 from app.errors import wants_html
 from app.transactions import writes_on_get
-from core.money import Money
 from entitlements import services as entitlements
 from entitlements.errors import KeyCreditShort, TooEarly
 
@@ -37,9 +36,6 @@ def init_app(app) -> None:
     sections = app.extensions["ninety"].extras.setdefault("home_sections", [])
     if HOME_SECTION not in sections:
         sections.append(HOME_SECTION)
-    runtime = app.extensions["ninety"]
-    runtime.extras["ad_beacon_limits"] = ads.Limits.parse(runtime.config.ad_beacon_limits)
-    runtime.extras["ad_floor_cpm_micros"] = Money.parse(runtime.config.ad_floor_cpm, runtime.config.currency).micros
 
 
 def visitor() -> ads.Visitor:

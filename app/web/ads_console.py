@@ -12,7 +12,7 @@ from adserver import services as ads
 from adserver.errors import CampaignInvalid, NotFoundError
 from adserver.models import SLOTS, Campaign, Creative
 from app import context
-from app.adrequest import creative_json
+from app.adrequest import creative_json, gate_settings
 from app.auth import access, current_principal, current_user
 from app.forms import attempt
 from core.errors import NinetyError
@@ -133,7 +133,7 @@ def create_campaign(advertiser_id: int):
         if cap and not cap.isdigit():
             raise CampaignInvalid("The frequency cap is a whole number of impressions.", code="invalid_frequency_cap")
         campaign = ads.create_campaign(context.db(), context.redis(), adv.id, data,
-                                       floor_cpm_micros=context.runtime().extras["ad_floor_cpm_micros"])
+                                       floor_cpm_micros=gate_settings().floor_cpm_micros)
     if tried.failed:
         return redirect(url_for("web_ads_console.advertiser", advertiser_id=adv.id), code=303)
     flash("Campaign created. Add a creative; it serves once an admin approves it.", "success")
