@@ -1,0 +1,1 @@
+"""Notices, counter-notices, strikes, escrow cases and stay-down fingerprints (DESIGN.md)."""
