@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 NINETY := $(VENV)/bin/ninety
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test bench lint install clean chromium
+.PHONY: demo run test bench lint install clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,11 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(NINETY) run
 
-# The browser tests need Chromium: installed here when possible, else a clear stop with the command to type.
-chromium:
-	@.ci/ensure-chromium
+# The suite needs Chromium, ffmpeg, fpcalc and redis-server: installed here when possible, else a clear stop with the command to type.
+tools:
+	@.ci/ensure-tools
 
-test: $(STAMP) chromium
+test: $(STAMP) tools
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 bench: $(STAMP)
