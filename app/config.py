@@ -61,6 +61,8 @@ class Config:
         "env": "PAYOUT_THRESHOLDS", "doc": "minimum payable balance per currency for a payout"})
     stripe_api_key: str = field(default="sk_test_ninety_local", metadata={"env": "STRIPE_API_KEY",
                                 "doc": "Stripe secret key"})
+    stripe_publishable_key: str = field(default="pk_test_ninety_local", metadata={"env": "STRIPE_PUBLISHABLE_KEY",
+                                        "doc": "Stripe publishable key, for Stripe.js on card forms"})
     stripe_api_base: str = field(default="", metadata={"env": "STRIPE_API_BASE",
                                  "doc": "Stripe API base URL override (localstripe, the Connect stand-in)"})
     stripe_webhook_secret: str = field(default="", metadata={"env": "STRIPE_WEBHOOK_SECRET",
