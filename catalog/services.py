@@ -58,7 +58,7 @@ from catalog.splits import (  # noqa: F401 - the contract's names, re-exported
     split_sheets_at,
 )
 from core.clock import Clock
-from core.money import Money, MoneyError, check_currency
+from core.money import Money, MoneyError, chargeable_minor_units, check_currency
 from core.users import User
 
 
@@ -291,6 +291,10 @@ def _money(value: Money | str | int | None, currency: str, field: str) -> int | 
     except MoneyError:
         raise InvalidPrice(f"{money} is finer than one cent of {currency}; round it to whole cents.",
                            code="fractional_minor_unit", field=field) from None
+    try:
+        chargeable_minor_units(money)  # a price a card cannot be charged exactly is refused when it is set
+    except MoneyError as exc:
+        raise InvalidPrice(exc.message, code=exc.code, field=field) from None
     return money.micros
 
 

@@ -206,6 +206,28 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
     return parts
 
 
+# Card networks settle three-decimal currencies in steps of ten minor units: Stripe requires an amount in
+# BHD, JOD, KWD, OMR or TND to end in 0 (5.124 KWD cannot be charged; 5.120 can).
+CHARGE_STEP_MINOR: dict[str, int] = {"BHD": 10, "JOD": 10, "KWD": 10, "OMR": 10, "TND": 10}
+
+
+def chargeable_minor_units(money: Money) -> int:
+    """The amount in the minor units a card payment counts (ISO 4217 exponent: JPY 0, USD 2, KWD 3), exactly.
+
+    Refuses (`not_chargeable`) what a card cannot be charged exactly: a fraction of the minor unit, or a
+    three-decimal amount that is not a multiple of ten minor units."""
+    unit = minor_unit_micros(money.currency)
+    if money.micros % unit:
+        raise MoneyError(f"{money} is finer than the smallest unit of {money.currency}, so a card cannot be "
+                         "charged it exactly.", code="not_chargeable")
+    minor = money.micros // unit
+    step = CHARGE_STEP_MINOR.get(money.currency, 1)
+    if minor % step:
+        raise MoneyError(f"Cards are charged {money.currency} in steps of {Money(unit * step, money.currency)}; "
+                         f"{money} cannot be charged exactly.", code="not_chargeable")
+    return minor
+
+
 def share_ceil(total: int, numerator: int, denominator: int) -> int:
     """The share numerator/denominator of a non-negative `total`, rounded up (the artist's side of 90/10)."""
     if total < 0:
