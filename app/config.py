@@ -73,6 +73,8 @@ class Config:
                                   "doc": "IBAN SEPA payouts are paid from"})
     sepa_debtor_bic: str = field(default="COBADEFFXXX", metadata={"env": "SEPA_DEBTOR_BIC",
                                  "doc": "BIC of that account"})
+    preview_full_plays: int = field(default=3, metadata={"env": "PREVIEW_FULL_PLAYS",
+                                    "doc": "full streams of a priced track per listener before only its preview plays"})
     worker_batch_size: int = field(default=5000, metadata={"env": "WORKER_BATCH_SIZE",
                                    "doc": "impressions the flush worker takes from the stream at once"})
     smtp_url: str = field(default="smtp://127.0.0.1:8025", metadata={"env": "SMTP_URL",
