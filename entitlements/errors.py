@@ -41,3 +41,25 @@ class KeyCreditShort(EntitlementError):
     code = "key_credit_short"
     status = 409
     title = "Not enough key-mode credit"
+
+
+class StreamRefused(EntitlementError):
+    """A stream URL or play beacon token that is forged or malformed (issue 12)."""
+
+    code = "stream_invalid"
+    status = 403
+    title = "This stream link is not valid"
+
+
+class StreamExpired(EntitlementError):
+    code = "stream_expired"
+    status = 410
+    title = "This stream link has expired"
+
+
+class NotPlayable(EntitlementError):
+    """The track has no stream copies yet (they are made in the background after the upload)."""
+
+    code = "not_playable_yet"
+    status = 409
+    title = "The track cannot be played yet"
