@@ -21,7 +21,7 @@ from catalog.errors import UploadTooLarge
 
 CHUNK_BYTES = 4 * 1024 * 1024
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-_KINDS = ("audio", "images", "tagged")
+_KINDS = ("audio", "images", "tagged", "renditions")
 
 
 @dataclass

@@ -32,6 +32,7 @@ log = logging.getLogger("ninety.jobs")
 QUEUE_NAME = "ninety"
 _JOBS = "ninety_deferred_jobs"
 _MARKS = "ninety_deferred_marks"
+_RETRIES = "ninety_deferred_retries"  # index in _JOBS -> Retry
 # Transient SMTP trouble is retried with backoff; a job that still fails lands in RQ's failed registry.
 MAIL_RETRY = Retry(max=4, interval=[10, 60, 300, 900])
 
@@ -68,11 +69,14 @@ def enqueue(connection: Redis, func: str | Callable, *args: Any, retry: Retry | 
 
 
 # --- the outbox: deferred until commit ---------------------------------------------------------------------
-def defer(session: Session, func: str, *args: Any, **kwargs: Any) -> None:
-    """Enqueue `func(*args, **kwargs)` once this session's outermost transaction commits."""
+def defer(session: Session, func: str, *args: Any, retry: Retry | None = None, **kwargs: Any) -> None:
+    """Enqueue `func(*args, **kwargs)` once this session's outermost transaction commits (with RQ's
+    `retry` policy if given)."""
     if not session.in_transaction():
         session.begin()  # so that a rollback before any SQL still drops the job
     session.info.setdefault(_JOBS, []).append((func, args, kwargs))
+    if retry is not None:
+        session.info.setdefault(_RETRIES, {})[len(session.info[_JOBS]) - 1] = retry
 
 
 def pending_jobs(session: Session) -> list[tuple[str, tuple, dict]]:
@@ -102,8 +106,12 @@ def install_outbox(sessions: sessionmaker[Session], connection_factory: Callable
             mark = session.info.get(_MARKS, {}).pop(id(previous), None)
             if mark is not None:
                 del jobs[mark:]
+                retries = session.info.get(_RETRIES, {})
+                for index in [i for i in retries if i >= mark]:
+                    del retries[index]
         elif previous.parent is None:
             jobs.clear()
+            session.info.pop(_RETRIES, None)
 
     @event.listens_for(sessions, "after_commit")
     def _enqueue(session: Session) -> None:
@@ -111,9 +119,10 @@ def install_outbox(sessions: sessionmaker[Session], connection_factory: Callable
             return
         jobs = session.info.pop(_JOBS, None)
         session.info.pop(_MARKS, None)
-        for func, args, kwargs in jobs or ():
+        retries = session.info.pop(_RETRIES, {})
+        for index, (func, args, kwargs) in enumerate(jobs or ()):
             try:
-                retry = MAIL_RETRY if func == "core.jobs.deliver_mail" else None
+                retry = retries.get(index) or (MAIL_RETRY if func == "core.jobs.deliver_mail" else None)
                 enqueue(connection(), func, *args, retry=retry, **kwargs)
             except RedisError:
                 log.exception("job not enqueued after commit", extra={"job": func})

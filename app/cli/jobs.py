@@ -23,7 +23,9 @@ def jobs_work(burst, name):
     from core.mail import SmtpMailer
 
     cfg = context.config()
-    jobs.configure(mailer=SmtpMailer.from_url(cfg.smtp_url))
+    # media jobs (catalog.renditions) open their own sessions and find files under the media root
+    jobs.configure(mailer=SmtpMailer.from_url(cfg.smtp_url), sessions=context.runtime().sessions,
+                   media_path=cfg.media_path)
     connection = jobs.connect(cfg.redis_url)
     try:
         jobs.work(connection, burst=burst, name=name)
