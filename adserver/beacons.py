@@ -1,8 +1,11 @@
 """Impression and click beacons: verify, filter invalid traffic, de-duplicate, charge, append to the stream.
 
-Charging is one Lua script, so budget checks, the de-duplication mark, the frequency counter, the report
-counters and the stream entry happen atomically: a campaign can never be charged past its budget (a charge
-that does not fit is refused), and however many copies of a beacon race, exactly one is counted.
+Charging is one Lua script, so budget checks, the de-duplication mark, the frequency counter and the stream
+entry happen atomically: a campaign can never be charged past its budget (a charge that does not fit is
+refused), and however many copies of a beacon race, exactly one is counted. Its keys share the advertiser's
+hash tag (adserver.keys), so it runs unchanged on a Redis Cluster. The per-IP and per-listener rate counters
+are counted just before it, and the report counters (hourly stats, uniques) just after, in pipelines: they
+live in other slots, and a crash between the two loses at most a report count, never money.
 """
 
 from __future__ import annotations
@@ -23,69 +26,37 @@ from adserver.signing import Decision, verify
 STATS_TTL_S = 400 * 86400
 SEEN_GRACE_S = 86400
 
-# KEYS: seen, rl_ip, rl_listener, spent, day, avail, charged, freq, stream, invalid, st_campaign, st_creative,
-#       hll_campaign, hll_creative
-# ARGV: price, total_budget, daily_budget, ip_limit, listener_limit, seen_ttl, now_ms, stats_ttl,
-#       then the stream entry's fields (name, value …)
+# Every key is in the advertiser's shard (one hash tag, so the script runs on a Redis Cluster too):
+# KEYS: seen, spent, day, avail, charged, freq, stream, invalid
+# ARGV: price, total_budget, daily_budget, ip_count, listener_count, ip_limit, listener_limit, seen_ttl, now_ms,
+#       then the stream entry's fields (name, value …). The rate counters are per IP and per listener across
+#       advertisers (other slots): they are counted just before, and their counts come in as ARGV.
 CHARGE_LUA = """
 local price = tonumber(ARGV[1])
-local function invalid(reason)
-  redis.call('XADD', KEYS[10], '*', 'reason', reason, unpack(ARGV, 9))
-  redis.call('HINCRBY', KEYS[11], 'invalid', 1)
-  redis.call('HINCRBY', KEYS[12], 'invalid', 1)
-  redis.call('EXPIRE', KEYS[11], ARGV[8])
-  redis.call('EXPIRE', KEYS[12], ARGV[8])
-  return reason
-end
-local ip_count = redis.call('INCR', KEYS[2])
-if ip_count == 1 then redis.call('EXPIRE', KEYS[2], 120) end
-local l_count = redis.call('INCR', KEYS[3])
-if l_count == 1 then redis.call('EXPIRE', KEYS[3], 120) end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'duplicate' end
-if ip_count > tonumber(ARGV[4]) or l_count > tonumber(ARGV[5]) then return invalid('rate_limited') end
-local spent = redis.call('GET', KEYS[4])
-local avail = redis.call('GET', KEYS[6])
+if tonumber(ARGV[4]) > tonumber(ARGV[6]) or tonumber(ARGV[5]) > tonumber(ARGV[7]) then
+  redis.call('XADD', KEYS[8], '*', 'reason', 'rate_limited', unpack(ARGV, 10))
+  return 'rate_limited'
+end
+local spent = redis.call('GET', KEYS[2])
+local avail = redis.call('GET', KEYS[4])
 if not spent or not avail then return 'unseeded' end
-local day = tonumber(redis.call('GET', KEYS[5]) or '0')
+local day = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(spent) + price > tonumber(ARGV[2]) or day + price > tonumber(ARGV[3]) or tonumber(avail) < price then
-  redis.call('SET', KEYS[1], ARGV[7], 'EX', ARGV[6])
-  redis.call('HINCRBY', KEYS[11], 'unbilled', 1)
-  redis.call('EXPIRE', KEYS[11], ARGV[8])
+  redis.call('SET', KEYS[1], ARGV[9], 'EX', ARGV[8])
   return 'budget_exhausted'
 end
-redis.call('SET', KEYS[1], ARGV[7], 'EX', ARGV[6])
-redis.call('INCRBY', KEYS[4], price)
+redis.call('SET', KEYS[1], ARGV[9], 'EX', ARGV[8])
+redis.call('INCRBY', KEYS[2], price)
+redis.call('INCRBY', KEYS[3], price)
+redis.call('EXPIRE', KEYS[3], 259200)
+redis.call('DECRBY', KEYS[4], price)
 redis.call('INCRBY', KEYS[5], price)
-redis.call('EXPIRE', KEYS[5], 259200)
-redis.call('DECRBY', KEYS[6], price)
-redis.call('INCRBY', KEYS[7], price)
-redis.call('INCR', KEYS[8])
-redis.call('EXPIRE', KEYS[8], 90000)
-redis.call('XADD', KEYS[9], '*', unpack(ARGV, 9))
-for _, k in ipairs({KEYS[11], KEYS[12]}) do
-  redis.call('HINCRBY', k, 'imps', 1)
-  redis.call('HINCRBY', k, 'spend', price)
-  redis.call('EXPIRE', k, ARGV[8])
-end
-local listener = ARGV[9 + 13]
-redis.call('PFADD', KEYS[13], listener)
-redis.call('PFADD', KEYS[14], listener)
-redis.call('EXPIRE', KEYS[13], ARGV[8])
-redis.call('EXPIRE', KEYS[14], ARGV[8])
+redis.call('INCR', KEYS[6])
+redis.call('EXPIRE', KEYS[6], 90000)
+redis.call('XADD', KEYS[7], '*', unpack(ARGV, 10))
 return 'counted'
 """
-
-RECORD_INVALID_LUA = """
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-if KEYS[2] ~= '' then
-  redis.call('HINCRBY', KEYS[2], 'invalid', 1)
-  redis.call('HINCRBY', KEYS[3], 'invalid', 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-  redis.call('EXPIRE', KEYS[3], ARGV[1])
-end
-return 1
-"""
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -156,8 +127,7 @@ return 1
 def _scripts(redis):
     cache = getattr(redis, "_ninety_ad_scripts", None)
     if cache is None:
-        cache = (redis.register_script(CHARGE_LUA), redis.register_script(RECORD_INVALID_LUA),
-                 redis.register_script(ADMIT_FRESH_LUA))
+        cache = (redis.register_script(CHARGE_LUA), redis.register_script(ADMIT_FRESH_LUA))
         try:
             redis._ninety_ad_scripts = cache
         except AttributeError:
@@ -172,9 +142,19 @@ def record_invalid(redis, visitor: Visitor, reason: str, decision: Decision | No
               "listener_id", visitor.listener_id[:64], "ip", visitor.ip[:64], "user_agent", visitor.user_agent[:512],
               "at", at.isoformat()]
     hour = keys.hour(at)
-    stat_keys = ([keys.stats("c", decision.campaign_id, hour), keys.stats("k", decision.creative_id, hour)]
-                 if decision else ["", ""])
-    _scripts(redis)[1](keys=[keys.INVALID_STREAM, *stat_keys], args=[STATS_TTL_S, *fields])
+    pipe = redis.pipeline(transaction=False)
+    pipe.xadd(keys.invalid_stream(keys.shard_of(decision.advertiser_id) if decision else 0),
+              dict(zip(fields[::2], fields[1::2], strict=True)))
+    if decision:
+        _count(pipe, decision, hour, "invalid")
+    pipe.execute()
+
+
+def _count(pipe, d: Decision, hour: str, name: str, amount: int = 1) -> None:
+    """Add to a report counter of the decision's campaign and creative (queued on a pipeline)."""
+    for key in (keys.stats("c", d.campaign_id, hour), keys.stats("k", d.creative_id, hour)):
+        pipe.hincrby(key, name, amount)
+        pipe.expire(key, STATS_TTL_S)
 
 
 def record_impression(redis, token: str, visitor: Visitor, *, secret: str, clock, campaign_limits: dict | None,
@@ -231,13 +211,12 @@ def _admit_fresh_listener(redis, d: Decision, ip: str, now: datetime, limits: Li
     allowance are admitted and stay admitted; the sets never grow past the allowance."""
     hour, previous = keys.hour(now), keys.hour(now - timedelta(hours=1))
     network = network_of(ip)
-    pipe = redis.pipeline(transaction=False)
-    _scripts(redis)[2](keys=[keys.new_listeners_ip(network, ip, hour), keys.new_listeners_ip(network, ip, previous),
-                             keys.new_listeners_network(network, hour), keys.new_listeners_network(network, previous)],
-                       args=[d.listener_id, limits.new_ids_per_ip_per_hour, limits.new_ids_per_network_per_hour,
-                             2 * 3600 + 60], client=pipe)
-    pipe.get(keys.held(d.id))
-    admitted, held_raw = pipe.execute()
+    # two calls, not one pipeline: the allowance sets (tagged by network) and the held mark are in other slots
+    admitted = _scripts(redis)[1](
+        keys=[keys.new_listeners_ip(network, ip, hour), keys.new_listeners_ip(network, ip, previous),
+              keys.new_listeners_network(network, hour), keys.new_listeners_network(network, previous)],
+        args=[d.listener_id, limits.new_ids_per_ip_per_hour, limits.new_ids_per_network_per_hour, 2 * 3600 + 60])
+    held_raw = redis.get(keys.held(d.id))
     return bool(admitted), int(held_raw) if held_raw is not None else None
 
 
@@ -270,22 +249,43 @@ def _charge(redis, d: Decision, visitor: Visitor, now: datetime, campaign_limits
     today, hour = keys.day(now), keys.hour(now)
     minute = int(now.timestamp()) // 60
     ttl = max(60, d.expires_at - int(now.timestamp())) + SEEN_GRACE_S
+    rate_ip, rate_listener = keys.rate_ip(visitor.ip, minute), keys.rate_listener(visitor.listener_id, minute)
+    pipe = redis.pipeline(transaction=False)
+    pipe.incr(rate_ip)
+    pipe.expire(rate_ip, 120, nx=True)
+    pipe.incr(rate_listener)
+    pipe.expire(rate_listener, 120, nx=True)
+    ip_count, _, listener_count, _ = pipe.execute()
     result = _scripts(redis)[0](
-        keys=[keys.seen(d.id), keys.rate_ip(visitor.ip, minute), keys.rate_listener(visitor.listener_id, minute),
-              keys.campaign_spent(d.campaign_id), keys.campaign_day(d.campaign_id, today),
+        keys=[keys.seen(d.id, advertiser=d.advertiser_id), keys.campaign_spent(d.campaign_id, advertiser=d.advertiser_id),
+              keys.campaign_day(d.campaign_id, today, advertiser=d.advertiser_id),
               keys.advertiser_avail(d.advertiser_id), keys.advertiser_charged(d.advertiser_id),
-              keys.frequency(d.campaign_id, today, d.listener_id), keys.IMPRESSIONS_STREAM, keys.INVALID_STREAM,
-              keys.stats("c", d.campaign_id, hour), keys.stats("k", d.creative_id, hour),
-              keys.uniques("c", d.campaign_id, today), keys.uniques("k", d.creative_id, today)],
+              keys.frequency(d.campaign_id, today, d.listener_id, advertiser=d.advertiser_id),
+              keys.impression_stream(keys.shard_of(d.advertiser_id)), keys.invalid_stream(keys.shard_of(d.advertiser_id))],
         args=[d.price_micros, campaign_limits["total_budget_micros"], campaign_limits["daily_budget_micros"],
-              limits.per_ip_per_minute, limits.per_listener_per_minute, ttl, int(now.timestamp() * 1000),
-              STATS_TTL_S, *stream.encode(d, now)])
-    return result.decode() if isinstance(result, bytes) else str(result)
+              ip_count, listener_count, limits.per_ip_per_minute, limits.per_listener_per_minute, ttl,
+              int(now.timestamp() * 1000), *stream.encode(d, now)])
+    status = result.decode() if isinstance(result, bytes) else str(result)
+    if status in ("counted", "budget_exhausted", "rate_limited"):
+        pipe = redis.pipeline(transaction=False)
+        if status == "counted":
+            _count(pipe, d, hour, "imps")
+            _count(pipe, d, hour, "spend", d.price_micros)
+            for key in (keys.uniques("c", d.campaign_id, today), keys.uniques("k", d.creative_id, today)):
+                pipe.pfadd(key, d.listener_id)
+                pipe.expire(key, STATS_TTL_S)
+        elif status == "budget_exhausted":
+            pipe.hincrby(keys.stats("c", d.campaign_id, hour), "unbilled", 1)
+            pipe.expire(keys.stats("c", d.campaign_id, hour), STATS_TTL_S)
+        else:
+            _count(pipe, d, hour, "invalid")
+        pipe.execute()
+    return status
 
 
-def impression_seen_at(redis, decision_id: str) -> datetime | None:
+def impression_seen_at(redis, decision: Decision) -> datetime | None:
     """When the decision's impression was counted (or refused for budget), if it was."""
-    raw = redis.get(keys.seen(decision_id))
+    raw = redis.get(keys.seen(decision.id, advertiser=decision.advertiser_id))
     if raw is None:
         return None
     return datetime.fromtimestamp(int(raw) / 1000, UTC)

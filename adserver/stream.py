@@ -12,6 +12,7 @@ import functools
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from adserver import keys
 from core.money import check_currency
 
 MAX_PRICE_MICROS = 10**9  # no single impression costs 1,000 units; anything above is a corrupt entry
@@ -124,3 +125,36 @@ def arrived_before(fields: dict, cutoff: datetime) -> bool:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at < cutoff
+
+
+def stream_for(advertiser_id: int) -> str:
+    """The shard stream an advertiser's impressions are appended to (adserver.keys says why it is sharded)."""
+    return keys.impression_stream(keys.shard_of(advertiser_id))
+
+
+def append(redis, imp: StreamImpression) -> None:
+    """XADD a record to its advertiser's shard (the demo seed, benchmarks and tests; beacons use the script)."""
+    redis.xadd(stream_for(imp.advertiser_id), encode_impression(imp))
+
+
+def length(redis) -> int:
+    """How many records every shard of the impression stream holds."""
+    pipe = redis.pipeline(transaction=False)
+    for name in keys.impression_streams():
+        pipe.xlen(name)
+    return sum(pipe.execute())
+
+
+def entries(redis, *, invalid: bool = False) -> list[tuple]:
+    """Every record of every shard, [(message id, fields)], shard by shard (for reconcile, reports, tests)."""
+    found = []
+    for name in keys.invalid_streams() if invalid else keys.impression_streams():
+        start = "-"
+        while True:
+            page = redis.xrange(name, min=start, max="+", count=5000)
+            found += page
+            if len(page) < 5000:
+                break
+            last = page[-1][0]
+            start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+    return found

@@ -214,7 +214,7 @@ def grant_after_ad(session: Session, redis, who: Requester, token: str, *, setti
         raise WrongDecision("That ad belongs to another track.", code="wrong_track")
     if decision.listener_id != who.listener_id:
         raise NotEntitled("That ad was shown to someone else.", code="listener_mismatch")
-    seen_at = ads.impression_seen_at(redis, decision.id)
+    seen_at = ads.impression_seen_at(redis, decision)
     if seen_at is None:  # held back for a too-new listener id? it counts now if the id is old enough
         seen_at = _settle_held(session, redis, who, token, decision, settings=settings, clock=clock)
     if seen_at is None:
@@ -249,7 +249,7 @@ def _settle_held(session: Session, redis, who: Requester, token: str, decision, 
         wait_s = decision.min_view_ms / 1000 - age_s
         raise TooEarly(f"The ad needs {max(wait_s, 0.1):.1f} more seconds before the download starts.",
                        retry_after=max(1, math.ceil(wait_s)))
-    return ads.impression_seen_at(redis, decision.id)
+    return ads.impression_seen_at(redis, decision)
 
 
 def grant_without_ad(session: Session, redis, who: Requester, track_id: int, via: str, *,
