@@ -38,6 +38,7 @@ MODEL_MODULES = (
     "adserver.models",
     "royalties.models",
     "payments.models",
+    "sales.models",
 )
 
 
