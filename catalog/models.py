@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
@@ -173,6 +174,8 @@ class Track(Base):
     price_micros: Mapped[int | None] = mapped_column(BigInteger)
     min_price_micros: Mapped[int | None] = mapped_column(BigInteger)
     suggested_price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # The artist's choice that a priced track is only ever heard as its 30-second preview (issue 12).
+    previews_only: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Set only while the track is public (its release published, the track not taken down).
     search_vector = mapped_column(TSVECTOR, nullable=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,180 @@
+"""Plays: listening sessions, the full-stream allowance of priced tracks, counted plays and their figures.
+
+A play counts once 30 seconds of its audio have been heard. The player reports how much of one play it
+has heard (a cumulative figure, so a lost or repeated report does no harm); `record_heard` bounds the
+claim by the wall-clock time since the play started, adds what is new to the listening session, and
+counts the play the first time it crosses 30 s: the play id goes into `play_ids` (a plain unique table:
+a replayed report finds it there and counts nothing), the play row is written, and the listener's count
+for the track goes up. Later reports only raise the play's `heard_ms` (listening time for subscriber pools).
+
+The checks that are about who sent a report (signatures, bots) are the caller's (entitlements.listening).
+These functions never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from catalog.play_models import COUNT_AFTER_MS, PLAY_KINDS, ListeningSession
+
+SESSION_IDLE = timedelta(minutes=30)
+# A report may run ahead of the wall clock by this much (timer granularity, the first beacon's latency).
+CLOCK_SLACK_MS = 2_000
+MAX_HEARD_MS = 6 * 3600 * 1000
+
+__all__ = [
+    "COUNT_AFTER_MS", "PlayReport", "SessionStart", "claim_full_stream", "full_streams",
+    "listening_seconds_by_track", "open_session", "plays_by_track", "plays_by_track_and_day", "record_heard",
+]
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    session_id: str
+    is_new: bool  # a new listening session: a free track's pre-roll ad plays before its first play
+
+
+def open_session(session: Session, *, listener_id: str, user_id: int | None, session_id: str | None,
+                 now: datetime) -> SessionStart:
+    """The listener's current listening session (`session_id`, if it is theirs and not idle for 30 minutes)
+    or a new one."""
+    if session_id:
+        current = session.get(ListeningSession, session_id) if len(session_id) <= 32 else None
+        if current is not None and current.listener_id == listener_id and now - current.last_heard_at < SESSION_IDLE:
+            current.last_heard_at = max(current.last_heard_at, now)
+            return SessionStart(current.id, False)
+    new = ListeningSession(id=secrets.token_hex(16), listener_id=listener_id, user_id=user_id, started_at=now,
+                           last_heard_at=now, heard_ms=0)
+    session.add(new)
+    session.flush()
+    return SessionStart(new.id, True)
+
+
+def note_ad(session: Session, session_id: str, decision_id: str) -> None:
+    """Remember the pre-roll ad the session's first play was preceded by."""
+    session.execute(text("UPDATE listening_sessions SET ad_decision_id = :d WHERE id = :s AND ad_decision_id IS NULL"),
+                    {"d": decision_id[:64], "s": session_id})
+
+
+def full_streams(session: Session, listener_id: str, track_ids: list[int]) -> dict[int, int]:
+    """How many full streams of each track the listener has been given (tracks never streamed are absent)."""
+    if not track_ids:
+        return {}
+    rows = session.execute(text("SELECT track_id, full_streams FROM listener_track_plays "
+                                "WHERE listener_id = :l AND track_id = ANY(:t)"),
+                           {"l": listener_id, "t": list(track_ids)})
+    return {track_id: n for track_id, n in rows}
+
+
+def claim_full_stream(session: Session, *, listener_id: str, track_id: int, session_id: str, allowance: int,
+                      now: datetime) -> int | None:
+    """Spend one of the listener's `allowance` full streams of a priced track, atomically; asking again in
+    the same listening session spends nothing. The number of full streams given so far, or None when the
+    allowance is used up."""
+    row = session.execute(text("""
+        INSERT INTO listener_track_plays AS p (listener_id, track_id, full_streams, counted_plays, last_session_id,
+                                               last_played_at)
+        SELECT :l, :t, 1, 0, :s, :now WHERE :n > 0
+        ON CONFLICT (listener_id, track_id) DO UPDATE
+           SET full_streams = p.full_streams + CASE WHEN p.last_session_id IS DISTINCT FROM :s THEN 1 ELSE 0 END,
+               last_session_id = :s, last_played_at = :now
+         WHERE p.last_session_id IS NOT DISTINCT FROM :s OR p.full_streams < :n
+        RETURNING full_streams"""), {"l": listener_id, "t": track_id, "s": session_id, "n": allowance,
+                                     "now": now}).first()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class PlayReport:
+    """One play as its signed token names it (verified by the caller)."""
+
+    play_id: uuid.UUID
+    track_id: int
+    kind: str
+    listener_id: str
+    user_id: int | None
+    session_id: str
+    started_at: datetime
+
+
+def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previous_ms: int, now: datetime) -> str:
+    """Record that `heard_ms` of the play have been heard (cumulative); `previous_ms` is the most the play
+    had reported before (kept by the caller in Redis). Returns "counted" (this report made it count),
+    "updated" (it had counted already), "listening" (under 30 s so far) or "stale" (nothing new).
+
+    The claim is bounded by the wall clock: no more can have been heard than the time since the play started
+    (plus a little slack), so a script cannot count a play by reporting 30 s after one."""
+    if report.kind not in PLAY_KINDS:
+        raise ValueError("kind is full or preview")
+    elapsed_ms = int((now - report.started_at).total_seconds() * 1000)
+    heard = max(0, min(int(heard_ms), elapsed_ms + CLOCK_SLACK_MS, MAX_HEARD_MS))
+    delta = heard - max(previous_ms, 0)
+    if delta <= 0:
+        return "stale"
+    session.execute(text("""UPDATE listening_sessions SET heard_ms = heard_ms + :d,
+                                   last_heard_at = greatest(last_heard_at, :now)
+                             WHERE id = :s AND listener_id = :l"""),
+                    {"d": delta, "now": now, "s": report.session_id, "l": report.listener_id})
+    if heard < COUNT_AFTER_MS or report.kind != "full":
+        return "listening"
+    counted = session.execute(text("INSERT INTO play_ids (play_id, counted_at) VALUES (:p, :now) "
+                                   "ON CONFLICT DO NOTHING RETURNING play_id"),
+                              {"p": report.play_id, "now": now}).first()
+    if counted is None:
+        session.execute(text("UPDATE plays SET heard_ms = greatest(heard_ms, :h) "
+                             "WHERE play_id = :p AND counted_at >= :started"),
+                        {"h": heard, "p": report.play_id, "started": report.started_at})
+        return "updated"
+    session.execute(text("""
+        INSERT INTO plays (play_id, track_id, listener_id, user_id, session_id, kind, started_at, counted_at, heard_ms)
+        VALUES (:p, :t, :l, :u, :s, :k, :started, :now, :h)"""),
+                    {"p": report.play_id, "t": report.track_id, "l": report.listener_id, "u": report.user_id,
+                     "s": report.session_id, "k": report.kind, "started": report.started_at, "now": now, "h": heard})
+    session.execute(text("""
+        INSERT INTO listener_track_plays AS p (listener_id, track_id, full_streams, counted_plays, last_played_at)
+        VALUES (:l, :t, 0, 1, :now)
+        ON CONFLICT (listener_id, track_id) DO UPDATE
+           SET counted_plays = p.counted_plays + 1, last_played_at = greatest(p.last_played_at, :now)"""),
+                    {"l": report.listener_id, "t": report.track_id, "now": now})
+    return "counted"
+
+
+# --- figures ------------------------------------------------------------------------------------------------
+def plays_by_track(session: Session, track_ids: list[int], *, since: datetime | None = None) -> dict[int, int]:
+    """Counted plays per track (since a time, or ever)."""
+    if not track_ids:
+        return {}
+    rows = session.execute(text("""SELECT track_id, count(*) FROM plays
+                                    WHERE track_id = ANY(:t) AND (CAST(:since AS timestamptz) IS NULL
+                                                                  OR counted_at >= :since)
+                                    GROUP BY track_id"""), {"t": list(track_ids), "since": since})
+    return {track_id: n for track_id, n in rows}
+
+
+def plays_by_track_and_day(session: Session, track_ids: list[int], *, start: datetime,
+                           end: datetime) -> list[tuple[int, date, int]]:
+    """(track id, UTC day, counted plays) for plays counted in [start, end), by track then day."""
+    if not track_ids:
+        return []
+    rows = session.execute(text("""
+        SELECT track_id, (counted_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM plays
+         WHERE track_id = ANY(:t) AND counted_at >= :start AND counted_at < :end
+         GROUP BY 1, 2 ORDER BY 1, 2"""), {"t": list(track_ids), "start": start, "end": end})
+    return [(track_id, day, n) for track_id, day, n in rows]
+
+
+def listening_seconds_by_track(session: Session, listener_id: str, *, start: datetime,
+                               end: datetime) -> dict[int, int]:
+    """Seconds of counted listening per track for one listener, plays counted in [start, end): what a
+    subscriber's pool is shared by (issue 13)."""
+    rows = session.execute(text("""
+        SELECT track_id, sum(heard_ms) / 1000 FROM plays
+         WHERE listener_id = :l AND counted_at >= :start AND counted_at < :end AND kind = 'full'
+         GROUP BY track_id"""), {"l": listener_id, "start": start, "end": end})
+    return {track_id: int(seconds) for track_id, seconds in rows}
