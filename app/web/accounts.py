@@ -50,6 +50,7 @@ def _safe_next(target: str | None) -> str:
 def signup():
     form = {"email": "", "display_name": "", "roles": ["listener"]}
     error = None
+    next_url = request.values.get("next", "")  # e.g. the checkout a new listener signs up on the way to
     if request.method == "POST":
         form = {
             "email": request.form.get("email", "")[:320],
@@ -63,10 +64,11 @@ def signup():
                                display_name=form["display_name"] or None, roles=form["roles"])
             sign_in(user)  # the request commits the new account after the view returns
             flash("Welcome to Ninety. Your account is ready.", "success")
-            return redirect(url_for("web_accounts.account"))
+            return redirect(_safe_next(next_url))
         except NinetyError as exc:
             error = exc.message
-    return render_template("accounts/signup.html", form=form, error=error, role_labels=ROLE_LABELS), \
+    return render_template("accounts/signup.html", form=form, error=error, role_labels=ROLE_LABELS,
+                           next=next_url), \
         (422 if error else 200)
 
 
