@@ -39,6 +39,7 @@ MODEL_MODULES = (
     "royalties.models",
     "payments.models",
     "sales.models",
+    "sales.subscription_models",
 )
 
 
