@@ -3,6 +3,8 @@
 This is the only module in Ninety that imports `stripe`. The base URL is configurable so that tests (and
 a local demo) talk to localstripe or to the Connect stand-in over real HTTP with the real SDK.
 Amounts cross this boundary in minor units (cents), as Stripe counts them; callers convert from micros.
+A charge's processing fee is read where Stripe reports it: the charge's balance transaction, summing its
+`fee_details` of type `stripe_fee` (a payment intent has no `charges` list since API version 2022-11-15).
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from typing import Any, Protocol
 
 from payments.errors import PaymentsError, RailDeclined, RailUnavailable
 
+WEBHOOK_TOLERANCE_S = 300  # an event signed longer ago than this is refused as stale (Stripe's default)
+
 
 @dataclass(frozen=True)
 class PaymentIntent:
     id: str
-    status: str
+    status: str  # requires_payment_method, requires_confirmation, requires_action, processing, succeeded, canceled
     amount_minor: int
     currency: str
-    fee_minor: int = 0
+    fee_minor: int | None = None  # None until the charge's balance transaction exists
     metadata: dict = field(default_factory=dict)
+    client_secret: str | None = None
+    charge_id: str | None = None
+    error_message: str | None = None  # the last payment error, for a failed attempt
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,18 @@ class Refund:
     status: str
     amount_minor: int
     payment_intent: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    status: str  # warning_needs_response, needs_response, under_review, won, lost, ...
+    amount_minor: int
+    currency: str
+    payment_intent: str | None
+    charge: str | None
+    fee_minor: int  # net dispute fees over its balance transactions (0 again if a won dispute's fee came back)
 
 
 @dataclass(frozen=True)
@@ -53,12 +72,22 @@ class Transfer:
 class StripeClient(Protocol):
     # charges (sales, advertiser prepayments)
     def create_payment_intent(self, *, amount_minor: int, currency: str, idempotency_key: str,
-                              payment_method: str = "pm_card_visa", metadata: dict | None = None,
-                              description: str | None = None) -> PaymentIntent: ...
+                              payment_method: str | None = None, metadata: dict | None = None,
+                              description: str | None = None) -> PaymentIntent:
+        """With a payment method, confirmed at once (server side); without one, left for Stripe.js's card
+        element to confirm with the returned `client_secret`."""
+        ...
 
-    def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent: ...
+    def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
+        """The intent with its latest charge's balance transaction expanded, so `fee_minor` is the fee."""
+        ...
 
-    def refund(self, *, payment_intent: str, idempotency_key: str, amount_minor: int | None = None) -> Refund: ...
+    def refund(self, *, payment_intent: str, idempotency_key: str, amount_minor: int | None = None,
+               metadata: dict | None = None) -> Refund: ...
+
+    def list_refunds(self, payment_intent: str) -> list[Refund]: ...
+
+    def retrieve_dispute(self, dispute_id: str) -> Dispute: ...
 
     # Connect (payouts)
     def create_connect_account(self, *, email: str, country: str, idempotency_key: str) -> ConnectAccount: ...
@@ -109,30 +138,40 @@ class SdkStripeClient:
             raise _translate(exc) from exc
 
     # charges --------------------------------------------------------------------------------------
-    def create_payment_intent(self, *, amount_minor, currency, idempotency_key, payment_method="pm_card_visa",
+    def create_payment_intent(self, *, amount_minor, currency, idempotency_key, payment_method=None,
                               metadata=None, description=None) -> PaymentIntent:
-        params = {"amount": amount_minor, "currency": currency.lower(), "payment_method": payment_method,
-                  "confirm": True, "metadata": metadata or {}}
+        params: dict[str, Any] = {"amount": amount_minor, "currency": currency.lower(), "metadata": metadata or {},
+                                  "payment_method_types": ["card"]}
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
         if description:
             params["description"] = description
         intent = self._call(self._client.v1.payment_intents.create, params, idempotency_key)
         return _intent(intent)
 
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
-        import stripe
+        return _intent(self._call(lambda params: self._client.v1.payment_intents.retrieve(intent_id, params),
+                                  {"expand": ["latest_charge.balance_transaction"]}))
 
-        try:
-            return _intent(self._client.v1.payment_intents.retrieve(intent_id))
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-
-    def refund(self, *, payment_intent, idempotency_key, amount_minor=None) -> Refund:
+    def refund(self, *, payment_intent, idempotency_key, amount_minor=None, metadata=None) -> Refund:
         params: dict[str, Any] = {"payment_intent": payment_intent}
         if amount_minor is not None:
             params["amount"] = amount_minor
-        refund = _plain(self._call(self._client.v1.refunds.create, params, idempotency_key))
-        return Refund(id=refund["id"], status=refund.get("status", ""), amount_minor=int(refund["amount"]),
-                      payment_intent=str(refund.get("payment_intent") or payment_intent))
+        if metadata:
+            params["metadata"] = metadata
+        return _refund(self._call(self._client.v1.refunds.create, params, idempotency_key), payment_intent)
+
+    def list_refunds(self, payment_intent: str) -> list[Refund]:
+        found = _plain(self._call(self._client.v1.refunds.list, {"payment_intent": payment_intent, "limit": 100}))
+        return [_refund(item, payment_intent) for item in found.get("data") or []]
+
+    def retrieve_dispute(self, dispute_id: str) -> Dispute:
+        obj = _plain(self._call(lambda params: self._client.v1.disputes.retrieve(dispute_id, params), {}))
+        fee = sum(_stripe_fee(txn) or 0 for txn in obj.get("balance_transactions") or [] if isinstance(txn, dict))
+        return Dispute(id=obj["id"], status=str(obj.get("status", "")), amount_minor=int(obj["amount"]),
+                       currency=str(obj["currency"]).upper(), payment_intent=_id_of(obj.get("payment_intent")),
+                       charge=_id_of(obj.get("charge")), fee_minor=fee)
 
     # Connect --------------------------------------------------------------------------------------
     def create_connect_account(self, *, email, country, idempotency_key) -> ConnectAccount:
@@ -165,10 +204,15 @@ class SdkStripeClient:
     def construct_event(self, payload: bytes, signature_header: str, secret: str) -> dict:
         import stripe
 
+        if not secret:
+            raise PaymentsError("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).", code="webhook_unconfigured",
+                                status=503)
         try:
-            event = self._client.construct_event(payload, signature_header, secret)
+            event = stripe.Webhook.construct_event(payload, signature_header or "", secret,
+                                                   tolerance=WEBHOOK_TOLERANCE_S)
         except (ValueError, stripe.SignatureVerificationError) as exc:
-            raise PaymentsError("The webhook signature does not verify.", code="bad_webhook_signature") from exc
+            raise PaymentsError("The webhook signature does not verify (forged, altered or older than "
+                                f"{WEBHOOK_TOLERANCE_S} s).", code="bad_webhook_signature") from exc
         return _plain(event)
 
 
@@ -177,14 +221,35 @@ def _plain(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
+def _id_of(value) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return str(value) if value else None
+
+
+def _stripe_fee(txn) -> int | None:
+    """The processing fee of a balance transaction: its `fee_details` of type `stripe_fee` (None if unknown)."""
+    if not isinstance(txn, dict):
+        return None
+    return sum(int(d.get("amount") or 0) for d in txn.get("fee_details") or [] if d.get("type") == "stripe_fee")
+
+
 def _intent(obj) -> PaymentIntent:
     obj = _plain(obj)
-    fee = 0
-    data = (obj.get("charges") or {}).get("data") or []
-    if data and isinstance(data[0].get("balance_transaction"), dict):
-        fee = int(data[0]["balance_transaction"].get("fee") or 0)
+    charge = obj.get("latest_charge")
+    fee = _stripe_fee(charge.get("balance_transaction")) if isinstance(charge, dict) else None
+    error = obj.get("last_payment_error") or {}
     return PaymentIntent(id=obj["id"], status=obj.get("status", ""), amount_minor=int(obj["amount"]),
-                         currency=str(obj["currency"]).upper(), fee_minor=fee, metadata=dict(obj.get("metadata") or {}))
+                         currency=str(obj["currency"]).upper(), fee_minor=fee, metadata=dict(obj.get("metadata") or {}),
+                         client_secret=obj.get("client_secret"), charge_id=_id_of(charge),
+                         error_message=error.get("message") if isinstance(error, dict) else None)
+
+
+def _refund(obj, payment_intent: str) -> Refund:
+    obj = _plain(obj)
+    return Refund(id=obj["id"], status=obj.get("status", ""), amount_minor=int(obj["amount"]),
+                  payment_intent=str(_id_of(obj.get("payment_intent")) or payment_intent),
+                  metadata=dict(obj.get("metadata") or {}))
 
 
 def _account(obj) -> ConnectAccount:
