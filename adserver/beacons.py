@@ -303,7 +303,7 @@ def record_click(redis, session: Session, token: str, visitor: Visitor, *, secre
     if classify(decision, visitor, allow_list=player_allow_list) is None and \
             redis.set(keys.clicked(decision.id), 1, nx=True, ex=SEEN_GRACE_S * 2):
         hour = keys.hour(now)
-        pipe = redis.pipeline()
+        pipe = redis.pipeline(transaction=False)
         for key in (keys.stats("c", decision.campaign_id, hour), keys.stats("k", decision.creative_id, hour)):
             pipe.hincrby(key, "clicks", 1)
             pipe.expire(key, STATS_TTL_S)

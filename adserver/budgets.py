@@ -10,8 +10,9 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adserver import keys
+from adserver import keys, stream
 from adserver.models import Advertiser, Campaign, Impression
+from core.redis import mget
 
 DAY_KEY_TTL_S = 3 * 86400
 
@@ -44,20 +45,22 @@ def seed_budgets(redis, session: Session, campaigns: Iterable, *, now: datetime 
     today = keys.day(now)
     names = []
     for c in campaigns:
-        names += [keys.campaign_spent(c.id), keys.campaign_day(c.id, today)]
+        names += [keys.campaign_spent(c.id, advertiser=c.advertiser_id),
+                  keys.campaign_day(c.id, today, advertiser=c.advertiser_id)]
     advertisers = {(c.advertiser_id, c.currency) for c in campaigns}
     names += [keys.advertiser_avail(a) for a, _ in advertisers]
-    values = dict(zip(names, redis.mget(names), strict=True))
+    values = dict(zip(names, mget(redis, names), strict=True))
     if all(v is not None for v in values.values()):
         return
     midnight = datetime.combine(now.date(), time(0), tzinfo=UTC)
-    pipe = redis.pipeline()
+    pipe = redis.pipeline(transaction=False)
     for c in campaigns:
-        if values[keys.campaign_spent(c.id)] is None:
-            pipe.set(keys.campaign_spent(c.id), flushed_spend(session, campaign_id=c.id), nx=True)
-        if values[keys.campaign_day(c.id, today)] is None:
-            pipe.set(keys.campaign_day(c.id, today), flushed_spend(session, campaign_id=c.id, since=midnight),
-                     nx=True, ex=DAY_KEY_TTL_S)
+        spent_key = keys.campaign_spent(c.id, advertiser=c.advertiser_id)
+        day_key = keys.campaign_day(c.id, today, advertiser=c.advertiser_id)
+        if values[spent_key] is None:
+            pipe.set(spent_key, flushed_spend(session, campaign_id=c.id), nx=True)
+        if values[day_key] is None:
+            pipe.set(day_key, flushed_spend(session, campaign_id=c.id, since=midnight), nx=True, ex=DAY_KEY_TTL_S)
     for aid, currency in advertisers:
         if values[keys.advertiser_avail(aid)] is None:
             flushed = flushed_spend(session, advertiser_id=aid)
@@ -156,23 +159,18 @@ def _check(row: Reconciliation, campaigns: list[tuple[int, int | None, int, int]
             say(f"campaign {campaign_id}: Redis spent {spent} != flushed {flushed} + unflushed {unflushed}")
 
 
-def unflushed_in_stream(redis, *, page: int = 5000) -> tuple[dict[int, int], dict[int, int]]:
-    """What the impression stream still holds for the flush, in micros: (by advertiser, by campaign)."""
+def unflushed_in_stream(redis) -> tuple[dict[int, int], dict[int, int]]:
+    """What the impression stream (every shard) still holds for the flush, in micros: (by advertiser, by
+    campaign)."""
     by_advertiser: dict[int, int] = defaultdict(int)
     by_campaign: dict[int, int] = defaultdict(int)
-    start = "-"
-    while True:
-        entries = redis.xrange(keys.IMPRESSIONS_STREAM, min=start, max="+", count=page)
-        for _, fields in entries:
-            try:
-                price = int(fields[b"price_micros"])
-                by_advertiser[int(fields[b"advertiser_id"])] += price
-                by_campaign[int(fields[b"campaign_id"])] += price
-            except (KeyError, ValueError):
-                continue  # an unparseable entry: the flush dead-letters it (and reconcile sees the gap)
-        if len(entries) < page:
-            break
-        start = "(" + (entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else str(entries[-1][0]))
+    for _, fields in stream.entries(redis):
+        try:
+            price = int(fields[b"price_micros"])
+            by_advertiser[int(fields[b"advertiser_id"])] += price
+            by_campaign[int(fields[b"campaign_id"])] += price
+        except (KeyError, ValueError):
+            continue  # an unparseable entry: the flush dead-letters it (and reconcile sees the gap)
     return dict(by_advertiser), dict(by_campaign)
 
 
@@ -196,18 +194,18 @@ def reconcile(redis, session: Session, *, fix: bool = False,
                              parked_micros=int(parked_micros.get(adv.id, 0)))
         campaign_ids = list(session.scalars(select(Campaign.id).where(Campaign.advertiser_id == adv.id)
                                             .order_by(Campaign.id)))
-        spent_raw = redis.mget([keys.campaign_spent(c) for c in campaign_ids]) if campaign_ids else []
+        spent_raw = mget(redis, [keys.campaign_spent(c, advertiser=adv.id) for c in campaign_ids])
         campaigns = [(cid, int(raw) if raw is not None else None, flushed_spend(session, campaign_id=cid),
                       stream_by_campaign.get(cid, 0)) for cid, raw in zip(campaign_ids, spent_raw, strict=True)]
         _check(row, campaigns)
         rows.append(row)
         if fix and row.problems and row.seeded:
-            pipe = redis.pipeline()
+            pipe = redis.pipeline(transaction=False)
             pipe.set(keys.advertiser_charged(adv.id), flushed + row.unflushed_micros)
             pipe.set(keys.advertiser_avail(adv.id), row.expected_avail_micros)
             for cid, spent, c_flushed, c_unflushed in campaigns:
                 if spent is not None and spent < c_flushed + c_unflushed:
-                    pipe.set(keys.campaign_spent(cid), c_flushed + c_unflushed)
+                    pipe.set(keys.campaign_spent(cid, advertiser=adv.id), c_flushed + c_unflushed)
             pipe.execute()
     return rows
 

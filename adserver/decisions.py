@@ -20,6 +20,7 @@ from adserver.budgets import seconds_into_day
 from adserver.errors import AdError
 from adserver.models import MODES, SLOTS
 from adserver.signing import Decision, sign
+from core.redis import is_cluster, mget
 
 # Even pacing lets a campaign run this far ahead of the straight line through the day.
 PACING_LEAD_S = 60.0
@@ -91,11 +92,15 @@ def _scan(redis, book, slot, context, now, currency, floor_micros, listener_id, 
             pipe.get(keys.BOOK_VERSION)
         names = []
         for c, _ in chunk:
-            names += [keys.campaign_spent(c.id), keys.campaign_day(c.id, today), keys.advertiser_avail(c.advertiser_id),
-                      keys.frequency(c.id, today, listener_id) if c.frequency_cap else keys.BOOK_VERSION]
-        if names:
+            names += [keys.campaign_spent(c.id, advertiser=c.advertiser_id),
+                      keys.campaign_day(c.id, today, advertiser=c.advertiser_id), keys.advertiser_avail(c.advertiser_id),
+                      keys.frequency(c.id, today, listener_id, advertiser=c.advertiser_id) if c.frequency_cap
+                      else keys.BOOK_VERSION]
+        if names and not is_cluster(redis):
             pipe.mget(names)
         replies = pipe.execute()
+        if names and is_cluster(redis):  # a cluster answers MGET per slot: one per shard, in parallel
+            replies.append(mget(redis, names))
         if first:
             version = replies.pop(0)
             if version != book.version:

@@ -19,9 +19,6 @@ from datetime import datetime
 
 SHARDS = 16
 CONSUMER_GROUP = "flush"
-# The single stream of releases before the sharding: the worker drains what it still holds, then leaves it.
-LEGACY_IMPRESSIONS_STREAM = "ads:impressions"
-LEGACY_INVALID_STREAM = "ads:invalid"
 BOOK_VERSION = "ads:book:version"
 KEY_MODE = "ads:keymode"
 
@@ -118,7 +115,9 @@ def stats(scope: str, ident: int, yyyymmddhh: str) -> str:
 
 
 def uniques(scope: str, ident: int, yyyymmdd: str) -> str:
-    return f"ads:hll:{scope}:{ident}:{yyyymmdd}"
+    """Daily unique listeners (HyperLogLog); the days of one campaign or creative share a hash tag, so a
+    report's PFCOUNT over many days is one slot."""
+    return f"ads:hll:{{{scope}:{ident}}}:{yyyymmdd}"
 
 
 def no_fill(yyyymmdd: str) -> str:

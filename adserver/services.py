@@ -338,7 +338,7 @@ def report(redis, scope: str, ident: int, *, start: datetime, end: datetime, by:
     while at < end:
         hours.append(at)
         at += timedelta(hours=1)
-    pipe = redis.pipeline()
+    pipe = redis.pipeline(transaction=False)
     for h in hours:
         pipe.hgetall(keys.stats(short, ident, keys.hour(h)))
     buckets: dict[str, ReportRow] = {}

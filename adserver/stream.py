@@ -2,8 +2,8 @@
 the flush reads it back. This module is the record's only owner: `encode` is what the charge script appends
 (adserver.beacons), `decode` is what the flush parses (royalties.worker); nothing else spells its fields.
 
-The record is a flat list of field names and values (what XADD takes). The charge script also reads the
-listener id from it, by position: `LISTENER_VALUE_INDEX` says where, and a test holds `encode` to it.
+The record is a flat list of field names and values (what XADD takes). The stream is sharded by advertiser
+(adserver.keys): `stream_for` names an advertiser's shard, `length` and `entries` read every shard.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ MODES = frozenset(("gate", "key"))
 FIELDS = ("decision_id", "campaign_id", "advertiser_id", "creative_id", "slot", "track_id", "listener_id", "mode",
           "price_micros", "currency", "at")
 _FIELDS_BYTES = tuple(name.encode() for name in FIELDS)
-# 0-based position of the listener id's value in `encode`'s list (the charge script's ARGV[9 + 13]).
-LISTENER_VALUE_INDEX = 2 * FIELDS.index("listener_id") + 1
 
 
 class StreamImpression(NamedTuple):

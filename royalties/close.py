@@ -29,7 +29,7 @@ from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, ParkedEnt
 from royalties.models import RoyaltyPeriod
 from royalties.periods import ONE_MICROSECOND, bounds
 
-IMPRESSION_STREAM = keys.IMPRESSIONS_STREAM
+IMPRESSION_STREAM = None  # every shard of the impression stream (adserver.keys.impression_streams)
 POSTINGS_PER_ENTRY = 5000
 # Downloads that count for key-mode attribution: every completed download except a preview.
 COUNTED_VIAS = ("ad", "key", "purchase", "free")
@@ -40,12 +40,15 @@ def _stream_id_ms(message_id) -> int:
     return int(raw.split("-", 1)[0])
 
 
-def unflushed_before(redis, cutoff: datetime, stream: str = IMPRESSION_STREAM) -> int:
-    """How many stream entries before the cut-off no consumer group has read and acknowledged yet.
+def unflushed_before(redis, cutoff: datetime, stream: str | None = IMPRESSION_STREAM) -> int:
+    """How many stream entries before the cut-off no consumer group has read and acknowledged yet, in every
+    shard of the impression stream (or in the one `stream` named).
 
     Entries are counted when they were added before the cut-off (the stream id is the arrival time) or carry
     an `at` before it. Pending (read, not acknowledged) entries count too: their batch may not be posted.
     """
+    if stream is None:
+        return sum(unflushed_before(redis, cutoff, name) for name in keys.impression_streams())
     cutoff_ms = int(cutoff.timestamp() * 1000)
     if not redis.exists(stream):
         return 0
@@ -93,7 +96,7 @@ def get_period(session: Session, period: str) -> RoyaltyPeriod | None:
 
 
 def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by: int | None = None,
-                stream: str = IMPRESSION_STREAM, timings: dict | None = None) -> RoyaltyPeriod:
+                stream: str | None = IMPRESSION_STREAM, timings: dict | None = None) -> RoyaltyPeriod:
     """Close `period` (YYYY-MM); closing a closed month returns it unchanged. `timings` collects phase times.
 
     Commits the close itself (see the module docstring); refuses, changing nothing, while the month is not

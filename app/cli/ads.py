@@ -18,17 +18,25 @@ from app.cli.core import stop_requested
 @click.option("--batch-size", type=int, default=None, help="Impressions per batch (default WORKER_BATCH_SIZE).")
 @click.option("--block-ms", type=int, default=1000, show_default=True, help="How long to wait for new entries.")
 @click.option("--until-idle", is_flag=True, help="Exit once the stream is drained instead of waiting forever.")
+@click.option("--processes", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Worker processes dividing the stream's shards (one per core; names <consumer>-0, -1 …).")
 @with_appcontext
-def worker_cmd(consumer, batch_size, block_ms, until_idle):
-    from royalties.worker import run_worker
+def worker_cmd(consumer, batch_size, block_ms, until_idle, processes):
+    from royalties.worker import run_processes, run_worker
 
     runtime = context.runtime()
     stopping = stop_requested()
     name = consumer or f"{socket.gethostname()}-worker"
-    click.echo(f"worker {name}: flushing ads:impressions (Ctrl-C to stop)")
-    stats = run_worker(runtime.redis, runtime.sessions, consumer=name,
-                       batch_size=batch_size or runtime.config.worker_batch_size, block_ms=block_ms,
-                       stop=stopping, max_idle_loops=1 if until_idle else None)
+    batch_size = batch_size or runtime.config.worker_batch_size
+    click.echo(f"worker {name}: flushing the impression stream's shards in {processes} process(es) "
+               "(Ctrl-C to stop)")
+    if processes > 1:
+        stats = run_processes(runtime.config.database_url, runtime.config.redis_url, processes=processes,
+                              consumer=name, batch_size=batch_size, block_ms=block_ms, until_idle=until_idle,
+                              stop=stopping)
+    else:
+        stats = run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch_size,
+                           block_ms=block_ms, stop=stopping, max_idle_loops=1 if until_idle else None)
     click.echo(f"worker {name}: {stats.impressions} impressions in {stats.batches} batches, "
                f"{stats.invalid} invalid recorded, {stats.dead_letters} dead letters")
 

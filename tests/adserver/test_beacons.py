@@ -3,12 +3,13 @@ import threading
 import pytest
 
 from adserver import keys, services
+from adserver import stream as ad_stream
 from adserver.errors import ExpiredDecision, InvalidDecision
 from tests.adserver.conftest import BOT_UA, context, visitor
 
 
-def _spent(redis, campaign_id):
-    return int(redis.get(keys.campaign_spent(campaign_id)) or 0)
+def _spent(redis, campaign):
+    return int(redis.get(keys.campaign_spent(campaign.id, advertiser=campaign.advertiser_id)) or 0)
 
 
 def test_an_impression_is_charged_and_streamed_once(make_advertiser, make_campaign, decide, beacon, ad_redis):
@@ -17,9 +18,9 @@ def test_an_impression_is_charged_and_streamed_once(make_advertiser, make_campai
     placement = decide()
     assert beacon(placement.token).status == "counted"
     assert beacon(placement.token).status == "duplicate"
-    assert _spent(ad_redis, campaign.id) == placement.decision.price_micros
+    assert _spent(ad_redis, campaign) == placement.decision.price_micros
     assert int(ad_redis.get(keys.advertiser_avail(adv.id))) == 1_000_000 - placement.decision.price_micros
-    entries = ad_redis.xrange(keys.IMPRESSIONS_STREAM)
+    entries = ad_stream.entries(ad_redis)
     assert len(entries) == 1
     fields = {k.decode(): v.decode() for k, v in entries[0][1].items()}
     assert fields["decision_id"] == placement.id and fields["price_micros"] == str(placement.decision.price_micros)
@@ -46,8 +47,8 @@ def test_fifty_concurrent_copies_of_a_beacon_charge_once(make_advertiser, make_c
     for t in threads:
         t.join()
     assert sorted(set(results)) == ["counted", "duplicate"] and results.count("counted") == 1
-    assert _spent(runtime.redis, campaign.id) == placement.decision.price_micros
-    assert runtime.redis.xlen(keys.IMPRESSIONS_STREAM) == 1
+    assert _spent(runtime.redis, campaign) == placement.decision.price_micros
+    assert ad_stream.length(runtime.redis) == 1
 
 
 def test_a_bot_is_recorded_and_never_charged(make_advertiser, make_campaign, decide, beacon, ad_redis, clock):
@@ -55,9 +56,9 @@ def test_a_bot_is_recorded_and_never_charged(make_advertiser, make_campaign, dec
     placement = decide()
     result = beacon(placement.token, visitor(ua=BOT_UA))
     assert result.status == "invalid" and result.reason == "bot"
-    assert _spent(ad_redis, campaign.id) == 0
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
-    flagged = ad_redis.xrange(keys.INVALID_STREAM)
+    assert _spent(ad_redis, campaign) == 0
+    assert ad_stream.length(ad_redis) == 0
+    flagged = ad_stream.entries(ad_redis, invalid=True)
     assert flagged[0][1][b"reason"] == b"bot"
     assert ad_redis.hget(keys.stats("c", campaign.id, keys.hour(clock.now())), "invalid") == b"1"
 
@@ -86,8 +87,8 @@ def test_too_many_beacons_from_one_listener_are_invalid(make_advertiser, make_ca
     statuses = [beacon(decide().token, limits=services.Limits(per_ip_per_minute=100, per_listener_per_minute=3)).status
                 for _ in range(5)]
     assert statuses == ["counted"] * 3 + ["invalid"] * 2
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 3 and ad_redis.xlen(keys.INVALID_STREAM) == 2
-    assert _spent(ad_redis, campaign.id) == 3 * 500
+    assert ad_stream.length(ad_redis) == 3 and len(ad_stream.entries(ad_redis, invalid=True)) == 2
+    assert _spent(ad_redis, campaign) == 3 * 500
 
 
 def test_budget_never_overspent_however_beacons_race(make_advertiser, make_campaign, decide, ad_app, clock):
@@ -111,7 +112,7 @@ def test_budget_never_overspent_however_beacons_race(make_advertiser, make_campa
         t.join()
     assert results.count("counted") == 3
     assert results.count("budget_exhausted") == len(tokens) - 3
-    assert _spent(runtime.redis, campaign.id) == 1500
+    assert _spent(runtime.redis, campaign) == 1500
 
 
 def test_forged_and_expired_beacons_are_refused_and_recorded(make_advertiser, make_campaign, decide, beacon, ad_redis,
@@ -124,9 +125,9 @@ def test_forged_and_expired_beacons_are_refused_and_recorded(make_advertiser, ma
     clock.advance(hours=1)
     with pytest.raises(ExpiredDecision):
         beacon(placement.token)
-    reasons = [f[b"reason"] for _, f in ad_redis.xrange(keys.INVALID_STREAM)]
+    reasons = [f[b"reason"] for _, f in ad_stream.entries(ad_redis, invalid=True)]
     assert reasons == [b"forged_decision", b"expired"]
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    assert ad_stream.length(ad_redis) == 0
 
 
 def test_click_goes_only_to_the_creatives_url_and_counts_once(make_advertiser, make_campaign, decide, beacon,

@@ -57,7 +57,7 @@ def test_budget_left_and_prepaid_balance_bound_eligibility(make_advertiser, make
     assert decide() is None
     rich = make_advertiser()
     spent = make_campaign(rich, total=3_000, daily=3_000)
-    ad_redis.set(keys.campaign_spent(spent.id), 1_000)
+    ad_redis.set(keys.campaign_spent(spent.id, advertiser=rich.id), 1_000)
     assert decide() is None
     assert campaign.id != spent.id
 
@@ -73,10 +73,10 @@ def test_frequency_cap_per_listener_per_day(make_advertiser, make_campaign, deci
 def test_even_pacing_throttles_a_campaign_ahead_of_the_day(make_advertiser, make_campaign, decide, ad_redis, clock):
     campaign = make_campaign(make_advertiser(), pacing="even", daily=5_000_000)
     assert decide() is not None  # at noon half the daily budget may be spent
-    ad_redis.set(keys.campaign_day(campaign.id, keys.day(clock.now())), 2_600_000)
+    ad_redis.set(keys.campaign_day(campaign.id, keys.day(clock.now()), advertiser=campaign.advertiser_id), 2_600_000)
     assert decide() is None
     clock.advance(hours=2)
-    ad_redis.set(keys.campaign_day(campaign.id, keys.day(clock.now())), 2_600_000)
+    ad_redis.set(keys.campaign_day(campaign.id, keys.day(clock.now()), advertiser=campaign.advertiser_id), 2_600_000)
     assert decide() is not None
 
 

@@ -43,7 +43,7 @@ def test_a_counted_impression_pays_the_split_sheet(ad_app, ad_session, make_adve
 
 
 def ad_redis_stream_len(app):
-    return app.extensions["ninety"].redis.xlen(keys.IMPRESSIONS_STREAM)
+    return stream.length(app.extensions["ninety"].redis)
 
 
 def test_the_same_impressions_flushed_twice_are_stored_and_paid_once(ad_app, ad_session, make_advertiser,
@@ -55,7 +55,7 @@ def test_the_same_impressions_flushed_twice_are_stored_and_paid_once(ad_app, ad_
         assert beacon(decide(ctx=context(listener=f"l{i}", track_id=track.id)).token,
                       visitor(f"l{i}")).counted
     redis = ad_app.extensions["ninety"].redis
-    messages = redis.xrange(keys.IMPRESSIONS_STREAM)
+    messages = stream.entries(redis)
     impressions = [stream.decode(fields) for _, fields in messages]
     first = flush_impressions(ad_session, impressions)
     ad_session.commit()
@@ -81,14 +81,14 @@ def test_key_mode_impressions_fund_the_listener_pool(ad_app, ad_session, make_ad
 
 def test_unparseable_entries_become_dead_letters(ad_app, ad_session):
     redis = ad_app.extensions["ninety"].redis
-    redis.xadd(keys.IMPRESSIONS_STREAM, {"decision_id": "nonsense", "price_micros": "12"})
-    redis.xadd(keys.IMPRESSIONS_STREAM, {"garbage": "\x00"})
+    redis.xadd(keys.impression_stream(0), {"decision_id": "nonsense", "price_micros": "12"})
+    redis.xadd(keys.impression_stream(0), {"garbage": "\x00"})
     stats = flush(ad_app)
     assert stats.dead_letters == 2
     letters = ad_session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
     assert [d.fields.get("decision_id") for d in letters] == ["nonsense", None]
     assert all("unparseable" in d.reason for d in letters)
-    assert redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    assert stream.length(redis) == 0
 
 
 def test_invalid_traffic_is_stored_for_review(ad_app, ad_session, make_advertiser, make_campaign, decide, beacon):
@@ -108,12 +108,13 @@ def test_a_batch_left_pending_by_a_crash_is_finished_on_restart(ad_app, ad_sessi
         beacon(decide(ctx=context(listener=f"p{i}")).token, visitor(f"p{i}"))
     redis = ad_app.extensions["ninety"].redis
     worker.ensure_groups(redis)
-    read = redis.xreadgroup(keys.CONSUMER_GROUP, "test", {keys.IMPRESSIONS_STREAM: ">"}, count=10)
+    shard = stream.stream_for(adv.id)
+    read = redis.xreadgroup(keys.CONSUMER_GROUP, "test", {shard: ">"}, count=10)
     assert len(read[0][1]) == 3  # read, then the worker "died" before acknowledging
-    assert redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 3
+    assert redis.xpending(shard, keys.CONSUMER_GROUP)["pending"] == 3
     flush(ad_app)
     assert ad_session.scalar(select(func.count()).select_from(Impression)) == 3
-    assert redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 0
+    assert redis.xpending(shard, keys.CONSUMER_GROUP)["pending"] == 0
 
 
 def test_entries_fall_in_the_month_the_impressions_happened(ad_app, ad_session, make_advertiser, make_campaign,
@@ -138,7 +139,7 @@ def test_two_consumers_share_the_stream_without_double_counting(ad_app, ad_sessi
     redis = ad_app.extensions["ninety"].redis
     listeners = [f"l{i}" for i in range(400)]
     for i, listener in enumerate(listeners):
-        redis.xadd(keys.IMPRESSIONS_STREAM, {
+        redis.xadd(stream.stream_for(adv.id), {
             "decision_id": uuid.uuid4().hex, "campaign_id": 1, "advertiser_id": adv.id, "creative_id": 1,
             "slot": "browse" if i % 3 == 0 else "gate", "track_id": "", "listener_id": listener,
             "mode": "key" if i % 3 == 0 else "gate", "price_micros": 1_000, "currency": "USD",
@@ -174,6 +175,6 @@ def test_the_stream_record_has_one_owner_that_encodes_and_decodes_it(clock):
     assert (imp.decision_id, imp.campaign_id, imp.advertiser_id, imp.track_id, imp.listener_id, imp.price_micros,
             imp.at) == ("ab" * 16, 3, 4, None, "l-9", 1_237, clock.now())
     assert stream.decode(stream.encode_impression(imp)) == imp
-    # The charge script reads the listener id by position for its unique-listener counters.
-    assert record[stream.LISTENER_VALUE_INDEX] == "l-9"
-    assert f"ARGV[9 + {stream.LISTENER_VALUE_INDEX}]" in beacons.CHARGE_LUA
+    # The charge script appends the record as encoded, to the advertiser's shard.
+    assert "unpack(ARGV, 10)" in beacons.CHARGE_LUA
+    assert stream.stream_for(decision.advertiser_id) == "ads:{ad4}:impressions"

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from adserver import keys
+from adserver import stream as ad_stream
 from catalog.models import Download, DownloadGrant
 from core.money import allocate, share_ceil
 from entitlements import keys as ent_keys
@@ -63,7 +64,7 @@ def test_end_to_end_free_download_pays_a_70_30_split(ad_app, ad_session, make_us
     file = client.get(granted.headers["Location"], follow_redirects=True)
     assert file.status_code == 200 and file.headers["Content-Disposition"].startswith("attachment")
     assert client.get(download, headers=HTML).status_code == 410  # one ad, one download
-    assert ad_app.extensions["ninety"].redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # two beacons, counted once
+    assert ad_stream.length(ad_app.extensions["ninety"].redis) == 1  # two beacons, counted once
 
     price = 500  # a lone bidder pays the floor (0.50 CPM)
     stats = runner.invoke(["worker", "--until-idle", "--block-ms", "10"])
@@ -100,8 +101,8 @@ def test_a_bot_on_the_gate_is_never_charged_and_gets_no_grant(ad_app, make_adver
     _, beacon, download = _gate(client, track.id)
     refused = client.get(beacon, headers={"User-Agent": BOT_UA})
     assert refused.status_code == 200 and refused.mimetype == "image/gif"  # the bot is not told
-    assert int(ad_redis.get(keys.campaign_spent(campaign.id))) == 0
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0 and ad_redis.xlen(keys.INVALID_STREAM) == 1
+    assert int(ad_redis.get(keys.campaign_spent(campaign.id, advertiser=campaign.advertiser_id))) == 0
+    assert ad_stream.length(ad_redis) == 0 and len(ad_stream.entries(ad_redis, invalid=True)) == 1
     assert client.get(download, headers={"User-Agent": BOT_UA}).status_code == 409
 
 
@@ -235,9 +236,9 @@ def test_a_beacon_never_tells_the_client_its_outcome(ad_app, ad_redis, make_adve
     posts = [client.post(beacon, headers={"User-Agent": BROWSER_UA}), client.post("/ads/i/forged.token")]
     assert [(p.status_code, p.data) for p in posts] == [(204, b""), (204, b"")]
     # what happened is on the server's side only
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
-    assert ad_redis.xlen(keys.INVALID_STREAM) == 5  # the bot, two forgeries, two beacons past expiry
-    assert int(ad_redis.get(keys.campaign_spent(campaign.id))) == 500
+    assert ad_stream.length(ad_redis) == 1
+    assert len(ad_stream.entries(ad_redis, invalid=True)) == 5  # the bot, two forgeries, two beacons past expiry
+    assert int(ad_redis.get(keys.campaign_spent(campaign.id, advertiser=campaign.advertiser_id))) == 500
 
 
 def test_an_ad_for_another_track_unlocks_nothing_and_stays_usable(ad_app, ad_session, make_advertiser,
@@ -287,8 +288,8 @@ def test_key_mode_listeners_see_browse_ads_on_the_home_page(ad_app, make_adverti
     home = client.get("/", headers=HTML).get_data(as_text=True)
     beacon = re.search(r'src="(/ads/i/[^"]+)"', home).group(1)
     assert client.get(beacon, headers={"User-Agent": BROWSER_UA}).status_code == 200
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
-    fields = ad_redis.xrange(keys.IMPRESSIONS_STREAM)[0][1]
+    assert ad_stream.length(ad_redis) == 1
+    fields = ad_stream.entries(ad_redis)[0][1]
     assert fields[b"mode"] == b"key" and fields[b"track_id"] == b"" and fields[b"slot"] == b"browse"
 
 

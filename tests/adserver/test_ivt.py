@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from adserver import keys, services
+from adserver import stream as ad_stream
 from adserver.ivt import listener_age_s, listener_created_at, network_of, new_listener_id
 from tests.adserver.conftest import BROWSER_UA, context, visitor
 
 SCRIPT_IP = "203.0.113.9"
 
 
-def _spent(redis, campaign_id):
-    return int(redis.get(keys.campaign_spent(campaign_id)) or 0)
+def _spent(redis, campaign):
+    return int(redis.get(keys.campaign_spent(campaign.id, advertiser=campaign.advertiser_id)) or 0)
 
 
 def _fresh_decisions(decide, clock, n, ip=SCRIPT_IP):
@@ -34,10 +35,10 @@ def test_560_fresh_cookie_beacons_from_one_ip_are_invalid_and_none_charged(make_
     assert statuses.count("counted") == 0
     assert statuses.count("invalid") >= 530
     assert set(statuses) == {"held", "invalid"}
-    assert _spent(ad_redis, campaign.id) == 0
+    assert _spent(ad_redis, campaign) == 0
     assert int(ad_redis.get(keys.advertiser_avail(adv.id))) == avail
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
-    reasons = {f[b"reason"] for _, f in ad_redis.xrange(keys.INVALID_STREAM)}
+    assert ad_stream.length(ad_redis) == 0
+    reasons = {f[b"reason"] for _, f in ad_stream.entries(ad_redis, invalid=True)}
     assert reasons == {b"listener_flood"}
 
 
@@ -50,7 +51,7 @@ def test_a_patient_script_gets_at_most_the_per_ip_allowance(make_advertiser, mak
     allowance = services.Limits().new_ids_per_ip_per_hour
     assert statuses.count("counted") == allowance
     assert statuses.count("invalid") == 560 - allowance
-    assert _spent(ad_redis, campaign.id) == allowance * 500
+    assert _spent(ad_redis, campaign) == allowance * 500
 
 
 def test_two_real_listeners_behind_one_nat_are_counted(make_advertiser, make_campaign, decide, beacon, ad_redis,
@@ -62,7 +63,7 @@ def test_two_real_listeners_behind_one_nat_are_counted(make_advertiser, make_cam
     clock.advance(seconds=6)
     assert [beacon(t, visitor(lid, ip=nat)).status for t, lid in zip(tokens, (first, second), strict=True)] \
         == ["counted", "counted"]
-    assert _spent(ad_redis, campaign.id) == 2 * 500
+    assert _spent(ad_redis, campaign) == 2 * 500
 
 
 def test_established_listeners_still_count_from_a_flooded_address(make_advertiser, make_campaign, decide, beacon,
@@ -94,7 +95,7 @@ def test_an_id_younger_than_the_minimum_view_is_held_not_counted(make_advertiser
     shown_at = clock.advance(seconds=1)
     result = beacon(placement.token, visitor(lid))
     assert (result.status, result.reason, result.counted) == ("held", "listener_too_new", False)
-    assert _spent(ad_redis, campaign.id) == 0 and ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    assert _spent(ad_redis, campaign) == 0 and ad_stream.length(ad_redis) == 0
     assert services.impression_seen_at(ad_redis, placement.id) is None
     clock.advance(seconds=2)
     assert beacon(placement.token, visitor(lid)).status == "held"  # still too new: still held
@@ -103,8 +104,8 @@ def test_an_id_younger_than_the_minimum_view_is_held_not_counted(make_advertiser
                                               clock=clock)
     assert settled.status == "counted"
     assert services.impression_seen_at(ad_redis, placement.id) == shown_at
-    assert _spent(ad_redis, campaign.id) == placement.decision.price_micros
-    [(_, fields)] = ad_redis.xrange(keys.IMPRESSIONS_STREAM)
+    assert _spent(ad_redis, campaign) == placement.decision.price_micros
+    [(_, fields)] = ad_stream.entries(ad_redis)
     assert fields[b"at"].decode() == shown_at.isoformat()
     assert beacon(placement.token, visitor(lid)).status == "duplicate"
 
@@ -117,7 +118,7 @@ def test_asking_for_the_download_does_not_count_a_beacon_that_never_fired(make_a
     clock.advance(seconds=10)
     assert services.settle_held_impression(ad_session, ad_redis, placement.token, visitor(lid), secret="s3cret",
                                            clock=clock) is None
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    assert ad_stream.length(ad_redis) == 0
 
 
 def test_listener_ids_carry_their_creation_time(clock):
@@ -168,10 +169,10 @@ def test_a_script_with_a_fresh_cookie_per_decision_over_http_is_never_charged(ad
         body = script.post("/api/v1/ads/decisions", json={"slot": "gate"}, headers=headers).get_json()
         assert body["fill"]
         assert script.get(body["impression_url"], headers=headers).status_code == 200
-    assert _spent(ad_redis, campaign.id) == 0
+    assert _spent(ad_redis, campaign) == 0
     assert int(ad_redis.get(keys.advertiser_avail(adv.id))) == avail
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
-    flooded = [f for _, f in ad_redis.xrange(keys.INVALID_STREAM) if f[b"reason"] == b"listener_flood"]
+    assert ad_stream.length(ad_redis) == 0
+    flooded = [f for _, f in ad_stream.entries(ad_redis, invalid=True) if f[b"reason"] == b"listener_flood"]
     assert len(flooded) >= 530 and {f[b"ip"] for f in flooded} == {SCRIPT_IP.encode()}
 
 
@@ -189,8 +190,8 @@ def test_a_cookieless_players_impression_counts_once_the_spot_has_played(ad_app,
     complete = next(t for t in doc.iterfind(".//v:Tracking", ns) if t.get("event") == "complete")
     complete = complete.text.strip().split("localhost", 1)[-1]
     assert ad_app.test_client().get(impression, headers=player).status_code == 200
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0  # held: the id is seconds old
+    assert ad_stream.length(ad_redis) == 0  # held: the id is seconds old
     clock.advance(seconds=2)  # the two-second spot played through
     assert ad_app.test_client().get(complete, headers=player).status_code == 200
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1
-    assert _spent(ad_redis, campaign.id) == 500
+    assert ad_stream.length(ad_redis) == 1
+    assert _spent(ad_redis, campaign) == 500

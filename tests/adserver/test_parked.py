@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from adserver import keys, services
+from adserver import stream as ad_stream
 from adserver.models import Impression
 from adserver.stream import StreamImpression, encode_impression
 from ledger.accounts import BAD_DEBT, INCOME_ADS, advertiser_prepaid, payee_payable
@@ -34,7 +35,7 @@ def push(redis, clock, advertiser_id: int, *, track_id=None, price=500, mode="ga
     """A counted impression straight onto the stream, as the charge script appends it (Redis's budget and the
     ledger disagreeing is exactly the case under test)."""
     decision = uuid.uuid4().hex
-    redis.xadd(keys.IMPRESSIONS_STREAM, encode_impression(StreamImpression(
+    redis.xadd(ad_stream.stream_for(advertiser_id), encode_impression(StreamImpression(
         decision_id=decision, campaign_id=campaign_id, advertiser_id=advertiser_id, creative_id=1,
         slot="browse" if mode == "key" else "gate", track_id=track_id, listener_id=listener, mode=mode,
         price_micros=price, currency="USD", at=at or clock.now())))
@@ -93,8 +94,8 @@ def test_a_refused_entry_is_parked_and_every_other_advertiser_flushes_on(ad_app,
     assert set(rows) == set(refused_batch["mine"]) | set(refused_batch["theirs"])
     assert all(rows[d].entry_id is None for d in refused_batch["mine"])
     assert all(rows[d].entry_id is not None for d in refused_batch["theirs"])
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 0
-    assert ad_redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 0
+    assert ad_stream.length(ad_redis) == 0
+    assert sum(ad_redis.xpending(s, keys.CONSUMER_GROUP)["pending"] for s in keys.impression_streams()) == 0
     ledger_check(ad_app)
 
 

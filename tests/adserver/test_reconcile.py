@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from adserver import keys
-from adserver.stream import StreamImpression
+from adserver.stream import StreamImpression, stream_for
 from ledger.accounts import advertiser_prepaid
 from ledger.services import balance
 from royalties.flush import flush_impressions
@@ -96,8 +96,8 @@ def test_charged_but_unflushed_must_match_the_stream(served, ad_redis, runner):
 
 def test_a_lost_stream_entry_is_flagged(served, ad_redis, runner):
     adv, campaign = served
-    first = ad_redis.xrange(keys.IMPRESSIONS_STREAM, count=1)[0][0]
-    ad_redis.xdel(keys.IMPRESSIONS_STREAM, first)  # charged, and now nothing will ever flush it
+    first = ad_redis.xrange(stream_for(adv.id), count=1)[0][0]
+    ad_redis.xdel(stream_for(adv.id), first)  # charged, and now nothing will ever flush it
     code, output = _reconcile(runner)
     assert code == 1
     assert "charged but unflushed 1500 != 1000" in output

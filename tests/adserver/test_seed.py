@@ -1,6 +1,7 @@
 """The demo's ads: a funded advertiser whose campaigns fill every slot."""
 
 from adserver import services
+from adserver import stream as ad_stream
 from adserver.models import Creative
 from app.seed import ads as seed_ads
 from ledger.accounts import advertiser_prepaid
@@ -45,7 +46,7 @@ def test_the_demo_history_goes_through_the_ad_path_and_reconciles(app):
     assert ledger_micros == 500_000_000 - flushed < 500_000_000
     assert int(redis.get(keys.advertiser_avail(advertiser_id))) == ledger_micros  # no more spendable than paid
     assert int(redis.get(keys.advertiser_charged(advertiser_id))) == flushed
-    assert redis.xlen(keys.IMPRESSIONS_STREAM) == 0
+    assert ad_stream.length(redis) == 0
     result = CliRunner(app).invoke(["ads", "reconcile"])
     assert result.exit_code == 0, result.output
     assert "0 with impossible states" in result.output

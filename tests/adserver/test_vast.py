@@ -2,7 +2,7 @@
 
 from lxml import etree
 
-from adserver import keys
+from adserver import stream as ad_stream
 from tests.adserver.conftest import BROWSER_UA
 
 NS = {"v": "http://www.iab.com/VAST"}
@@ -34,7 +34,7 @@ def test_vast_audio_ad_validates_and_tracks(ad_app, make_advertiser, make_campai
     impression = doc.findtext(".//v:Impression", namespaces=NS).strip().split("localhost", 1)[-1]
     clock.advance(seconds=3)  # the spot has played through (a brand-new listener's beacon is held until then)
     assert client.get(impression, headers={"User-Agent": "VLC/3.0.20 LibVLC/3.0.20"}).status_code == 200
-    assert ad_redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # counted (the player is not told)
+    assert ad_stream.length(ad_redis) == 1  # counted (the player is not told)
     start = next(t for t in doc.iterfind(".//v:Tracking", NS) if t.get("event") == "start").text.strip()
     assert client.get(start.split("localhost", 1)[-1]).status_code == 200
     assert campaign.id

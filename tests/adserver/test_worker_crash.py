@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from adserver import keys, services
 from adserver.models import Impression
+from adserver.stream import stream_for
 from ledger.accounts import INCOME_ADS, INCOME_UNATTRIBUTED, advertiser_prepaid
 from ledger.services import balance
 from tests.adserver.conftest import context, visitor
@@ -61,7 +62,7 @@ def test_kill_dash_nine_mid_batch_then_restart(config, ad_session, ad_redis, mak
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        pending = ad_redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"]
+        pending = ad_redis.xpending(stream_for(adv.id), keys.CONSUMER_GROUP)["pending"]
         killed_mid_batch += pending > 0
         if _count(ad_session) == accepted:
             break
@@ -77,4 +78,4 @@ def test_kill_dash_nine_mid_batch_then_restart(config, ad_session, ad_redis, mak
     assert balance(ad_session, advertiser_prepaid(adv.id), "USD") == FUNDED - accepted_micros
     assert (balance(ad_session, INCOME_ADS, "USD") + balance(ad_session, INCOME_UNATTRIBUTED, "USD")
             == accepted_micros)
-    assert ad_redis.xpending(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP)["pending"] == 0
+    assert ad_redis.xpending(stream_for(adv.id), keys.CONSUMER_GROUP)["pending"] == 0

@@ -10,6 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from adserver import stream as ad_stream
+
 pytestmark = pytest.mark.browser
 
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
@@ -61,7 +63,6 @@ def free_track(app, make_user):
 
 
 def test_the_gate_shows_the_ad_then_starts_the_download(app, live_server, page, free_track):
-    from adserver import keys
     from catalog.models import Download
 
     # Headless Chromium announces itself as "HeadlessChrome", which the bot list rightly flags.
@@ -84,7 +85,7 @@ def test_the_gate_shows_the_ad_then_starts_the_download(app, live_server, page, 
     assert waited >= MIN_VIEW_S  # the browser could not start it earlier: the server refuses until then
 
     runtime = app.extensions["ninety"]
-    assert runtime.redis.xlen(keys.IMPRESSIONS_STREAM) == 1  # the beacon fired on render, and counted once
+    assert ad_stream.length(runtime.redis) == 1  # the beacon fired on render, and counted once
     with runtime.sessions() as session:
         row = session.scalar(select(Download))
         assert row.via == "ad" and row.track_id == free_track and row.decision_id

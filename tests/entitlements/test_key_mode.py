@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from adserver import keys as ad_keys
+from adserver import stream as ad_stream
 from catalog.models import DownloadGrant
 from core import ratelimit
 from core.errors import RateLimited
@@ -147,7 +147,7 @@ def test_duplicate_and_invalid_beacons_give_no_credit(ad_session, ad_redis, cloc
                                  clock=clock)
     assert beacon(gate.token).status == "counted"
     assert _held(ad_redis, who) == 1
-    assert ad_redis.xlen(ad_keys.IMPRESSIONS_STREAM) == 2
+    assert ad_stream.length(ad_redis) == 2
 
 
 def test_an_impression_the_budget_cannot_pay_gives_no_credit(ad_session, ad_redis, clock, settings,

@@ -29,19 +29,19 @@ def test_close_refuses_before_the_month_is_over(world):
 def test_close_refuses_while_impressions_before_the_cutoff_wait_in_the_stream(world):
     world.clock.set(datetime(2026, 11, 1, 0, 5, tzinfo=UTC))
     cutoff_ms = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
-    world.redis.xadd(keys.IMPRESSIONS_STREAM, {"at": "2026-10-31T23:59:59+00:00", "price_micros": "2500"},
+    world.redis.xadd(keys.impression_stream(3), {"at": "2026-10-31T23:59:59+00:00", "price_micros": "2500"},
                      id=f"{cutoff_ms - 1000}-0")
-    world.redis.xgroup_create(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP, id="0")
+    world.redis.xgroup_create(keys.impression_stream(3), keys.CONSUMER_GROUP, id="0")
     with world.session() as s, pytest.raises(ImpressionsNotFlushed) as exc:
         close_period(s, world.redis, "2026-10", clock=world.clock)
     assert exc.value.code == "impressions_not_flushed" and exc.value.status == 409
     # Read but not acknowledged: still not flushed.
-    entries = world.redis.xreadgroup(keys.CONSUMER_GROUP, "w1", {keys.IMPRESSIONS_STREAM: ">"}, count=10)
+    entries = world.redis.xreadgroup(keys.CONSUMER_GROUP, "w1", {keys.impression_stream(3): ">"}, count=10)
     with world.session() as s, pytest.raises(ImpressionsNotFlushed):
         close_period(s, world.redis, "2026-10", clock=world.clock)
-    world.redis.xack(keys.IMPRESSIONS_STREAM, keys.CONSUMER_GROUP, entries[0][1][0][0])
+    world.redis.xack(keys.impression_stream(3), keys.CONSUMER_GROUP, entries[0][1][0][0])
     # An impression after the cut-off does not hold the month up.
-    world.redis.xadd(keys.IMPRESSIONS_STREAM, {"at": "2026-11-01T00:01:00+00:00"}, id=f"{cutoff_ms + 60_000}-0")
+    world.redis.xadd(keys.impression_stream(3), {"at": "2026-11-01T00:01:00+00:00"}, id=f"{cutoff_ms + 60_000}-0")
     with world.session() as s:
         assert close_period(s, world.redis, "2026-10", clock=world.clock).period == "2026-10"
 
