@@ -85,8 +85,9 @@ def get_advertiser(session: Session, advertiser_id: int, *, user_id: int | None 
 
 
 def fund(session: Session, redis, *, advertiser_id: int, amount_micros: int, currency: str, clock,
-         idempotency_key: str, note: str = "") -> int:
-    """Credit an advertiser's prepaid balance (money received by bank transfer) with a ledger entry.
+         idempotency_key: str, note: str = "", paid_by: list | None = None) -> int:
+    """Credit an advertiser's prepaid balance with a ledger entry: money received by bank transfer (Dr
+    assets:bank), or by card when `paid_by` gives the debits (sales' top-up: Dr assets:stripe net, Dr fees).
 
     The spendable balance in Redis rises only after the caller commits (a rolled-back funding credits
     nothing); its seed, should Redis have none, is read now, inside the transaction that holds the entry."""
@@ -104,7 +105,7 @@ def fund(session: Session, redis, *, advertiser_id: int, amount_micros: int, cur
     entry_id = post(session, Entry(
         idempotency_key=idempotency_key, effective_at=clock.now(),
         description=f"Prepaid funds for advertiser {advertiser.name}" + (f": {note}" if note else ""),
-        postings=[Posting(BANK, "debit", amount_micros, currency),
+        postings=[*(paid_by or [Posting(BANK, "debit", amount_micros, currency)]),
                   Posting(advertiser_prepaid(advertiser_id), "credit", amount_micros, currency,
                           ref=f"advertiser:{advertiser_id}")],
         metadata={"event": "advertiser_funding", "advertiser_id": advertiser_id}))
