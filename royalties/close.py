@@ -24,7 +24,8 @@ from adserver.stream import arrived_before
 from core.clock import Clock
 from core.money import Money
 from ledger import services as ledger
-from royalties import suspense
+from rights.escrow import routes_for
+from royalties import subscriber_pool, suspense
 from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, ParkedEntriesUnsettled, PeriodNotOver
 from royalties.models import RoyaltyPeriod
 from royalties.periods import ONE_MICROSECOND, bounds
@@ -140,6 +141,10 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     if earlier:
         raise EarlierPeriodOpen(f"{earlier} still has key-mode pool money to distribute; close {earlier} first.",
                                 period=earlier)
+    earlier = subscriber_pool.earliest_open_pool(session, period)
+    if earlier:
+        raise EarlierPeriodOpen(f"{earlier} still has subscriber pool money to distribute; close {earlier} first.",
+                                period=earlier)
     # One closer at a time; a second caller waits here and then finds the month closed.
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext('royalties.close'))"))
     existing = session.get(RoyaltyPeriod, period, populate_existing=True)
@@ -149,6 +154,12 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     lap("checks")
     summary, credits, held = _distribute(session, period, start, cutoff, lap)
     entries = _entries(period, cutoff - ONE_MICROSECOND, credits, held)
+    # Premium: each subscriber's pool over what that subscriber played (royalties.subscriber_pool).
+    subscribers, subscriber_entries = subscriber_pool.distribute(session, period, lap=lap)
+    entries += subscriber_entries
+    for currency, figures in subscribers.items():
+        summary.setdefault(currency, {"pool_micros": 0, "listeners": 0, "attributed_micros": 0,
+                                      "unattributed_micros": 0, "unattributed_listeners": 0})["subscribers"] = figures
     lap("build_entries")
     if entries:
         ledger.post_many(session, entries)
@@ -297,15 +308,18 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
         summary[currency] = {"pool_micros": int(pool), "listeners": int(listeners),
                              "attributed_micros": attributed, "unattributed_micros": unattributed,
                              "unattributed_listeners": int(unattributed_listeners)}
-    held = set(session.scalars(text("SELECT id FROM tracks WHERE status = 'taken_down' "
-                                    "AND id IN (SELECT track_id FROM tmp_sheets)")))
+    # Tracks under a takedown case: their credits go where the case says (rights.escrow: held, or the claimant).
+    held = routes_for(session, session.scalars(text(
+        "SELECT DISTINCT track_id FROM rights_cases WHERE state IN ('disabled', 'countered', 'upheld') "
+        "AND track_id IN (SELECT track_id FROM tmp_sheets)")))
     return summary, credits, held
 
 
-def _entries(period: str, effective_at: datetime, credits: list, held_tracks: set[int]) -> list:
+def _entries(period: str, effective_at: datetime, credits: list, held_tracks: set[int] | dict) -> list:
     """Balanced journal entries moving the pool out: Dr pool, Cr each payee by track, Cr income:unattributed.
 
-    As the flush does, a taken-down track's earnings are held (a takedown notice is open), not payable."""
+    As the flush does, the earnings of a track under a takedown case go where the case says (held while it is
+    open, the claimant once upheld), not to the payable."""
     from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_held, payee_payable
     from ledger.services import Entry, Posting
 
@@ -315,7 +329,11 @@ def _entries(period: str, effective_at: datetime, credits: list, held_tracks: se
         if payee_id is None:
             posting = Posting(INCOME_UNATTRIBUTED, "credit", int(amount), currency, ref=f"period:{period}")
         else:
-            account = payee_held(payee_id) if track_id in held_tracks else payee_payable(payee_id)
+            route = held_tracks.get(track_id) if isinstance(held_tracks, dict) else None
+            if route is not None:
+                account = route.account(payee_id)
+            else:
+                account = payee_held(payee_id) if track_id in held_tracks else payee_payable(payee_id)
             posting = Posting(account, "credit", int(amount), currency, ref=f"track:{track_id}")
         by_currency.setdefault(currency, []).append(posting)
     entries = []

@@ -161,7 +161,7 @@ class SubscriberPoolShare(Base):
     kind: Mapped[str] = mapped_column(String(12))
     track_id: Mapped[int | None] = mapped_column(Integer)
     payee_id: Mapped[int | None] = mapped_column(Integer)
-    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    listened_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # counted listening (downloads: whole track)
     empty_months: Mapped[int] = mapped_column(SmallInteger, default=0)
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     amount_micros: Mapped[int] = mapped_column(BigInteger)

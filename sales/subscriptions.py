@@ -541,11 +541,8 @@ def apply_invoice_paid(session: Session, stripe, payload: dict, *, clock: Clock)
         if pool:
             postings.append(ledger.Posting(subscriber_pool(invoice.pool_period), "credit", pool, currency,
                                            ref=subscriber_ref(sub.user_id)))
-        if net - pool:
-            postings.append(ledger.Posting(INCOME_SUBSCRIPTIONS, "credit", net - pool, currency))
-        if fee and not net:  # the processor kept the whole payment: the platform's fee, nothing for the pool
-            postings = [ledger.Posting(PROCESSING_FEES, "debit", fee, currency),
-                        ledger.Posting(INCOME_SUBSCRIPTIONS, "credit", fee, currency)]
+        if gross - pool:  # the platform's 10% of net, plus the fee it pays out of it (Dr processing-fees)
+            postings.append(ledger.Posting(INCOME_SUBSCRIPTIONS, "credit", gross - pool, currency))
         invoice.entry_id = ledger.post(session, ledger.Entry(
             idempotency_key=f"subscription-invoice:{invoice.stripe_invoice_id}", effective_at=now,
             description=f"Premium invoice {invoice.stripe_invoice_id} ({Money(gross, currency)})",

@@ -118,7 +118,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(12), nullable=False),
         sa.Column("track_id", sa.Integer),
         sa.Column("payee_id", sa.Integer),
-        sa.Column("seconds", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("listened_ms", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("empty_months", sa.SmallInteger, nullable=False, server_default="0"),
         sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("amount_micros", sa.BigInteger, nullable=False),
