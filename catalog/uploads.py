@@ -9,7 +9,7 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog import services
+from catalog import renditions, services
 from catalog.common import clean_isrc
 from catalog.errors import AudioRejected, CatalogConflict
 from catalog.inspection import AudioInfo, describe, inspect_file
@@ -120,6 +120,7 @@ def upload_track(session: Session, store: MediaStore, release: Release, stream: 
                 pass
         session.flush()
         pending.commit()  # the file move (not a database commit), once the rows are in
+        renditions.request_streams(session, asset.id)  # stream copies and waveform, queued after commit
     except BaseException:
         if scope.is_active:
             scope.rollback()

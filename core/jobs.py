@@ -54,6 +54,11 @@ def configure(*, mailer: Mailer | None = None, **extras: Any) -> WorkerContext:
     return _context
 
 
+def worker_context() -> WorkerContext:
+    """What `configure` set in this worker process (job functions read their settings here)."""
+    return _context
+
+
 def make_queue(connection: Redis, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=connection)
 
