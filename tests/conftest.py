@@ -24,6 +24,8 @@ from app import create_app
 from app.config import Config
 from core.db import normalize_url
 
+pytest_plugins = ("tests.cluster",)  # the Redis Cluster harness (redis_cluster)
+
 settings.register_profile("ninety", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                            HealthCheck.too_slow])
 settings.load_profile("ninety")
@@ -355,3 +357,32 @@ def smtp():
     sink._controller.start()
     yield sink
     sink._controller.stop()
+
+
+class LocalStripe:
+    """A localstripe server (the Stripe stand-in from PyPI) on a free loopback port, its store in memory."""
+
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+        self.js_url = f"{self.url}/js.stripe.com/v3/"
+        self.api_key = "sk_test_ninety_local"
+        self.publishable_key = "pk_test_ninety_local"
+
+    def send_webhooks_to(self, url: str, secret: str, name: str = "ninety") -> None:
+        """Have localstripe POST every event it emits to `url`, signed with `secret` as Stripe signs."""
+        from core.embedded import configure_localstripe_webhook
+
+        configure_localstripe_webhook(self.url, url, secret, name=name)
+
+
+@pytest.fixture
+def localstripe():
+    """localstripe for one test: `.url` is STRIPE_API_BASE (make_app(stripe_api_base=localstripe.url)),
+    `.send_webhooks_to(live_server.url + "/webhooks/stripe", secret)` delivers its events for real."""
+    from core.embedded import spawn_localstripe, stop_process
+
+    process, port = spawn_localstripe()
+    try:
+        yield LocalStripe(port)
+    finally:
+        stop_process(process)
