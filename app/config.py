@@ -77,6 +77,17 @@ class Config:
                                     "doc": "full streams of a priced track per listener before only its preview plays"})
     worker_batch_size: int = field(default=5000, metadata={"env": "WORKER_BATCH_SIZE",
                                    "doc": "impressions the flush worker takes from the stream at once"})
+    rights_decision_hours: int = field(default=24, metadata={"env": "RIGHTS_DECISION_HOURS",
+                                       "doc": "every complete takedown notice is decided within this many hours"})
+    rights_counter_window_days: int = field(default=14, metadata={"env": "RIGHTS_COUNTER_WINDOW_DAYS",
+                                            "doc": "days after a takedown in which the artist may counter-notify"})
+    rights_restore_business_days: int = field(default=10, metadata={"env": "RIGHTS_RESTORE_BUSINESS_DAYS",
+                                              "doc": "business days after a counter-notice before the track is "
+                                                     "restored (17 U.S.C. 512(g): 10 to 14)"})
+    rights_holiday_country: str = field(default="US", metadata={"env": "RIGHTS_HOLIDAY_COUNTRY",
+                                        "doc": "country whose public holidays are not business days (holidays)"})
+    max_reference_bytes: int = field(default=50 * 1024 * 1024, metadata={"env": "MAX_REFERENCE_BYTES",
+                                     "doc": "largest reference audio file a takedown notice may attach"})
     smtp_url: str = field(default="smtp://127.0.0.1:8025", metadata={"env": "SMTP_URL",
                           "doc": "SMTP server for email, smtp[s]://[user:pass@]host:port[?starttls=1&from=...]"})
     login_attempts_per_15min: int = field(default=5, metadata={"env": "LOGIN_RATE_LIMIT",

@@ -53,6 +53,8 @@ class Artist(Base):
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     image_mime: Mapped[str | None] = mapped_column(String(40))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
+    # Set while repeated upheld takedown notices suspend uploads and releases (rights.strikes), until reviewed.
+    suspended_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     members: Mapped[list[ArtistMember]] = relationship(back_populates="artist", lazy="selectin",

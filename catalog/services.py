@@ -442,6 +442,7 @@ def publish_release(session: Session, release: Release, *, clock: Clock, at: dat
         raise CatalogConflict("This release was taken down and cannot be published.", code="release_taken_down")
     if release.status == "published":
         return release
+    refuse_if_suspended(release.artist)
     tracks = [t for t in release.tracks if t.status != "taken_down"]
     if not tracks:
         raise CatalogConflict("Add at least one track before publishing.", code="release_has_no_tracks")
@@ -458,6 +459,14 @@ def publish_release(session: Session, release: Release, *, clock: Clock, at: dat
     refresh_search(session, release.id)
     session.flush()
     return release
+
+
+def refuse_if_suspended(artist: Artist) -> None:
+    """Uploads and releases stop while repeated upheld takedown notices suspend the artist (rights.strikes)."""
+    if artist.suspended_at is not None:
+        raise CatalogConflict("Uploads and releases of this artist are suspended after repeated upheld copyright "
+                              "notices, pending a review; see the Rights section of your dashboard.",
+                              code="artist_suspended", status=403)
 
 
 def _make_public(release: Release, now: datetime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -91,18 +92,24 @@ def store_cover(store: MediaStore, data: bytes) -> tuple[str, str]:
 
 def upload_track(session: Session, store: MediaStore, release: Release, stream: BinaryIO, filename: str, *,
                  clock: Clock, max_bytes: int | None, user_id: int | None = None, title: str | None = None,
-                 position: int | None = None) -> UploadResult:
+                 position: int | None = None, screen: Callable[..., None] | None = None) -> UploadResult:
     """Add one uploaded file to a release as a new track, or store nothing of it in the database at all.
 
     Never commits (the caller owns the transaction). Order: the rows are flushed in a savepoint first, then
     the file is moved under its content address, then the caller commits. A refusal rolls back only this
     upload's savepoint; if the caller's commit fails afterwards, the stored file is harmless (content-addressed,
-    reused by the next upload of the same bytes)."""
+    reused by the next upload of the same bytes).
+
+    `screen(session, sha256=, path=)` may refuse the file by raising (the app passes the stay-down check,
+    rights.staydown.screen_upload, which the catalog cannot import)."""
     if release.status == "taken_down":
         raise CatalogConflict("This release was taken down.", code="release_taken_down")
+    services.refuse_if_suspended(release.artist)
     pending, info = receive_and_inspect(store, stream, max_bytes=max_bytes, filename=filename)
     scope = session.begin_nested()
     try:
+        if screen is not None:
+            screen(session, sha256=pending.sha256, path=pending.temp_path)
         asset, dedup = _asset_for(session, pending, info)
         taken = {t.position for t in release.tracks}
         wanted = position or info.tags.get("track_number")

@@ -40,6 +40,7 @@ MODEL_MODULES = (
     "payments.models",
     "sales.models",
     "sales.subscription_models",
+    "rights.models",
 )
 
 

@@ -18,11 +18,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adserver.stream import StreamImpression
-from catalog.models import Track
 from catalog.services import split_sheet_at, split_sheets_at
 from core.money import allocate, share_ceil
 from ledger.accounts import (
@@ -34,6 +32,7 @@ from ledger.accounts import (
     payee_payable,
 )
 from ledger.services import Entry, Posting
+from rights.escrow import routes_for
 
 
 def period_of(at: datetime) -> str:
@@ -58,8 +57,22 @@ def _debits(group: list[StreamImpression], currency: str) -> list[Posting]:
             for a, amount in sorted(by_advertiser.items())]
 
 
+def _account_for(held_tracks, track_id):
+    """The account a payee's share is credited to: the case's route (rights.escrow) while a takedown case holds
+    the track's earnings, or the payable. A plain set of track ids means "held" (the shape tests pass)."""
+    route = held_tracks.get(track_id) if isinstance(held_tracks, dict) else None
+    if route is not None:
+        return route.account
+    return payee_held if track_id in held_tracks else payee_payable
+
+
+def _case_of(held_tracks, track_id):
+    route = held_tracks.get(track_id) if isinstance(held_tracks, dict) else None
+    return route.case_id if route is not None else None
+
+
 def build_entries(groups: dict[tuple, list[StreamImpression]], sheets: dict[tuple, list[tuple[int, int]]],
-                  held_tracks: set[int]) -> list[tuple[Entry, list[StreamImpression]]]:
+                  held_tracks: set[int] | dict) -> list[tuple[Entry, list[StreamImpression]]]:
     """Journal entries for grouped impressions: keys are (currency, period, kind, ident, sheet_key)."""
     entries = []
     for group_key, group in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
@@ -70,7 +83,9 @@ def build_entries(groups: dict[tuple, list[StreamImpression]], sheets: dict[tupl
         metadata = {"event": "ad_flush", "impressions": len(group), "period": period}
         if kind == "track" and sheets.get(group_key):
             sheet = sheets[group_key]
-            account = payee_held if ident in held_tracks else payee_payable
+            account = _account_for(held_tracks, ident)
+            if ident in held_tracks:
+                metadata["held_for_case"] = _case_of(held_tracks, ident)
             for (payee_id, _bp), amount in zip(sheet, allocate(artist_side, [bp for _, bp in sheet]), strict=True):
                 if amount:
                     credits.append(Posting(account(payee_id), "credit", amount, currency, ref=f"track:{ident}"))
@@ -133,11 +148,10 @@ def group_impressions(session: Session, impressions: list[StreamImpression]):
     return groups, sheets, track_ids
 
 
-def held_tracks(session: Session, track_ids: set[int]) -> set[int]:
-    """Tracks whose new earnings are held: taken down (a takedown notice is open)."""
-    if not track_ids:
-        return set()
-    return set(session.scalars(select(Track.id).where(Track.id.in_(track_ids), Track.status == "taken_down")))
+def held_tracks(session: Session, track_ids: set[int]) -> dict:
+    """Tracks whose new earnings do not go to their payees' payable, with the takedown case's route (held for
+    the case while it is open, the claimant's once upheld): rights.escrow owns the rule."""
+    return routes_for(session, track_ids)
 
 
 def entries_for(session: Session, impressions: list[StreamImpression]) -> list[tuple[Entry, list[StreamImpression]]]:

@@ -33,6 +33,7 @@ from catalog.schemas import (
 from catalog.storage import MediaStore
 from catalog.uploads import MAX_COVER_BYTES, clean_filename, store_cover, upload_track
 from core.errors import NinetyError, NotFound
+from rights.staydown import screen_upload
 
 bp = Blueprint("api_catalog", __name__, url_prefix=API_PREFIX)
 
@@ -98,7 +99,8 @@ def upload_files(release, stream_items) -> list:
     for stream, filename in stream_items:
         try:
             result = upload_track(session, store, release, stream, filename, clock=context.clock(),
-                                  max_bytes=config.max_upload_bytes, user_id=current_user().id)
+                                  max_bytes=config.max_upload_bytes, user_id=current_user().id,
+                                  screen=screen_upload)
         except NinetyError as exc:
             name = clean_filename(filename)
             kept = len(results)
