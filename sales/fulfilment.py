@@ -1,0 +1,345 @@
+"""Bringing Ninety's records up to what Stripe says: payments, refunds, disputes, top-ups.
+
+Every webhook is treated as a notification, not as the truth to copy: the handler locks the order, asks
+Stripe for the object's current state and applies what the books do not hold yet, in the natural order
+(a payment before its refunds and disputes). So an event delivered twice, late, or before the one it
+follows changes the books exactly once, and in the right order; each effect also has its own idempotency
+key in the ledger and a unique Stripe id in its row. Only these functions (called from signed webhooks, and
+a finance or artist refund) post sales entries; the browser's return from the payment page never does.
+They flush and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.errors import CatalogNotFound
+from catalog.models import Release, Track
+from catalog.payees import artist_payee
+from catalog.services import is_member, split_sheet_at
+from core.clock import Clock
+from core.jobs import send_mail_later
+from core.mail import Message
+from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_micros
+from core.users import User, get_user
+from ledger import services as ledger
+from ledger.accounts import PROCESSING_FEES, STRIPE
+from ledger.values import Posting
+from payments.stripe_client import StripeClient
+from sales import books
+from sales.errors import InvalidAmount, RefundRefused, SalesForbidden, SalesNotFound, WebhookRefused
+from sales.models import Dispute, Order, OrderRefund, TopUp
+
+log = logging.getLogger("ninety.sales")
+
+LOST_DISPUTE = ("lost",)
+WON_DISPUTE = ("won",)
+
+
+def _micros(minor: int, currency: str) -> int:
+    return minor * minor_unit_micros(currency)
+
+
+def lock_order_by_intent(session: Session, intent_id: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.payment_intent_id == intent_id).with_for_update())
+
+
+def _lock_order(session: Session, order_id: int) -> Order:
+    order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise SalesNotFound("There is no such order.", code="order_not_found")
+    return order
+
+
+# --- the sale -----------------------------------------------------------------------------------------------
+def order_tracks(session: Session, order: Order, at) -> list[books.TrackShare]:
+    """The order's tracks with the split sheet in force at `at` (the sale) and whether their earnings are held."""
+    if order.track_id is not None:
+        tracks = [session.get(Track, order.track_id)]
+    else:
+        tracks = list(session.scalars(select(Track).where(Track.release_id == order.release_id)
+                                      .order_by(Track.position, Track.id)))
+    release = session.get(Release, order.release_id)
+    shares = []
+    for track in tracks:
+        try:
+            sheet = split_sheet_at(session, track.id, at)
+        except CatalogNotFound:  # no sheet yet: the buyer paid the artist
+            sheet = [(artist_payee(session, release.artist_id).id, 10_000)]
+        held = track.status == "taken_down" or release.status == "taken_down"
+        shares.append(books.TrackShare(track.id, sheet, held))
+    return shares
+
+
+def fulfil_order(session: Session, order: Order, intent, *, clock: Clock) -> str:
+    """The PaymentIntent succeeded: post the sale, mark the order paid, email the receipt after commit."""
+    if order.status == "paid":
+        return "already_paid"
+    currency = order.currency
+    if intent.currency != currency or _micros(intent.amount_minor, currency) != order.amount_micros:
+        log.error("payment intent does not match its order", extra={"order": order.id, "intent": intent.id})
+        return "amount_mismatch"
+    if intent.fee_minor is None:
+        raise WebhookRefused("The charge's balance transaction is not available yet; Stripe will retry.")
+    fee = _micros(intent.fee_minor, currency)
+    now = clock.now()
+    tracks = order_tracks(session, order, now)
+    release = session.get(Release, order.release_id)
+    what = f"track {order.track_id}" if order.track_id is not None else f"release {release.title!r}"
+    entry = books.sale_entry(key=f"sale:{order.id}", order_id=order.id, gross_micros=order.amount_micros,
+                             fee_micros=fee, currency=currency, tracks=tracks, at=now,
+                             description=f"Sale of {what} (order {order.id})"[:500],
+                             metadata={"release_id": order.release_id, "track_id": order.track_id,
+                                       "payment_intent": intent.id})
+    order.sale_entry_id = ledger.post(session, entry)
+    order.status, order.fee_micros, order.paid_at, order.failure_reason = "paid", fee, now, None
+    session.flush()
+    _receipt(session, order, release)
+    return "fulfilled"
+
+
+def _receipt(session: Session, order: Order, release: Release) -> None:
+    buyer = get_user(session, order.buyer_user_id)
+    amount = Money(order.amount_micros, order.currency)
+    track = session.get(Track, order.track_id) if order.track_id is not None else None
+    what = f"“{track.title}” from {release.title}" if track is not None else f"{release.title}"
+    body = (f"Hello {buyer.display_name},\n\nThank you for buying {what} by {release.artist.name}.\n\n"
+            f"Order {order.id}: {amount.format()}\n\nIt is in your collection (/collection), where you can "
+            "download it again at any time, in any format.\n\nNinety: 90% of what you paid, after the card "
+            "fee, goes to the artist.\n")
+    send_mail_later(session, Message(to=buyer.email, subject=f"Your receipt: {release.title} (order {order.id})",
+                                     body=body))
+
+
+def record_failure(session: Session, order: Order, intent) -> str:
+    if order.status == "paid":
+        return "already_paid"
+    if intent.status == "canceled":
+        order.status = "canceled"
+    elif intent.status == "requires_payment_method" and intent.error_message:
+        order.status = "failed"
+    else:
+        return "pending"
+    order.failure_reason = (intent.error_message or intent.status)[:300]
+    session.flush()
+    return order.status
+
+
+def sync_payment(session: Session, stripe: StripeClient, order: Order, *, clock: Clock) -> str:
+    """Apply the intent's current state to a locked order."""
+    if order.status == "paid":
+        return "already_paid"
+    intent = stripe.retrieve_payment_intent(order.payment_intent_id)
+    if intent.status == "succeeded":
+        return fulfil_order(session, order, intent, clock=clock)
+    return record_failure(session, order, intent)
+
+
+def _ensure_paid(session: Session, stripe: StripeClient, order: Order, clock: Clock) -> None:
+    """A refund or dispute event before the payment's own: apply the payment first, from Stripe's state."""
+    if order.status != "paid":
+        sync_payment(session, stripe, order, clock=clock)
+    if order.status != "paid":
+        raise WebhookRefused("The payment this event follows has not succeeded at Stripe yet; Stripe will retry.")
+
+
+# --- refunds ------------------------------------------------------------------------------------------------
+def _order_entries(session: Session, order: Order) -> list:
+    ids = [order.sale_entry_id]
+    ids += list(session.scalars(select(OrderRefund.entry_id).where(OrderRefund.order_id == order.id)
+                                .order_by(OrderRefund.id)))
+    for dispute in session.scalars(select(Dispute).where(Dispute.order_id == order.id)):
+        ids.append(dispute.entry_id)
+        if dispute.restore_entry_id:
+            ids.append(dispute.restore_entry_id)
+    return [ledger.get_entry(session, entry_id) for entry_id in ids if entry_id]
+
+
+def _reverse(session: Session, order: Order, *, key: str, event: str, amount_micros: int, fee_micros: int,
+             clock: Clock, description: str, metadata: dict) -> int:
+    entries = _order_entries(session, order)
+    sale = entries[0]
+    payees_total = sum(p.amount_micros for p in sale.postings if books.is_payee_account(p.account))
+    entry = books.reversal_entry(
+        key=key, event=event, order_id=order.id, gross_micros=order.amount_micros, currency=order.currency,
+        payees_total_micros=payees_total, holdings=books.payee_holdings(entries),
+        reversed_before_micros=order.refunded_micros + order.disputed_micros, amount_micros=amount_micros,
+        fee_micros=fee_micros, at=clock.now(), description=description[:500],
+        metadata={"release_id": order.release_id, "track_id": order.track_id, **metadata})
+    return ledger.post(session, entry)
+
+
+def book_refund(session: Session, order: Order, *, refund_id: str, amount_micros: int, clock: Clock,
+                by_user_id: int | None = None, reason: str = "") -> OrderRefund | None:
+    """Record one Stripe refund of a locked, paid order once (None if it is booked already)."""
+    existing = session.scalar(select(OrderRefund).where(OrderRefund.stripe_refund_id == refund_id))
+    if existing is not None:
+        return None
+    if amount_micros > order.refundable_micros:
+        raise RefundRefused(f"Refund {refund_id} is more than is left of order {order.id}.",
+                            code="refund_exceeds_remaining")
+    entry_id = _reverse(session, order, key=f"refund:{refund_id}", event="refund", amount_micros=amount_micros,
+                        fee_micros=0, clock=clock,
+                        description=f"Refund of {Money(amount_micros, order.currency)} on order {order.id}",
+                        metadata={"refund": refund_id})
+    refund = OrderRefund(order_id=order.id, stripe_refund_id=refund_id, amount_micros=amount_micros,
+                         requested_by_user_id=by_user_id, reason=(reason or "")[:300], entry_id=entry_id,
+                         created_at=clock.now())
+    session.add(refund)
+    order.refunded_micros += amount_micros
+    session.flush()
+    return refund
+
+
+def sync_refunds(session: Session, stripe: StripeClient, order: Order, *, clock: Clock) -> str:
+    """Book every refund Stripe holds for the order that the books do not (refunds made at Stripe too)."""
+    _ensure_paid(session, stripe, order, clock)
+    booked = 0
+    for refund in stripe.list_refunds(order.payment_intent_id):
+        if refund.status not in ("succeeded", "pending"):
+            continue
+        if book_refund(session, order, refund_id=refund.id, amount_micros=_micros(refund.amount_minor, order.currency),
+                       clock=clock, reason="refunded at Stripe") is not None:
+            booked += 1
+    return f"refunds_booked:{booked}" if booked else "refunds_current"
+
+
+def refund_order(session: Session, stripe: StripeClient, order_id: int, *, amount=None, by: User,
+                 as_finance: bool, window_days: int, clock: Clock, reason: str = "") -> OrderRefund:
+    """Refund part or all of a paid order: finance at any time, the artist for their own sales within
+    `window_days` of the payment. Refused beyond what is left, while a dispute is open, and for a code."""
+    order = _lock_order(session, order_id)
+    if not as_finance:
+        if not is_member(session, order.artist_id, by.id):
+            raise SalesForbidden("Only finance, or the artist for their own sales, can refund this.",
+                                 code="not_your_sale")
+        if order.paid_at is None or clock.now() - order.paid_at > timedelta(days=window_days):
+            raise RefundRefused(f"Artists can refund a sale within {window_days} days of it; ask finance for "
+                                "an older one.", code="refund_window_closed")
+    if order.kind != "sale" or order.status != "paid":
+        raise RefundRefused("Only a paid sale can be refunded.", code="order_not_refundable")
+    if session.scalar(select(Dispute.id).where(Dispute.order_id == order.id, Dispute.status == "open")):
+        raise RefundRefused("This sale is disputed by the card holder; it cannot be refunded while the dispute "
+                            "is open.", code="order_disputed")
+    left = Money(order.refundable_micros, order.currency)
+    money = _refund_amount(amount, left)
+    if money.micros > left.micros:
+        raise RefundRefused(f"Only {left.format()} is left to refund on this order.", code="refund_exceeds_remaining",
+                            refundable_micros=left.micros)
+    refund = stripe.refund(payment_intent=order.payment_intent_id, amount_minor=chargeable_minor_units(money),
+                           idempotency_key=f"refund:{order.id}:{order.refunded_micros}:{money.micros}",
+                           metadata={"order_id": str(order.id)})
+    booked = book_refund(session, order, refund_id=refund.id, amount_micros=money.micros, clock=clock,
+                         by_user_id=by.id, reason=reason)
+    if booked is None:  # a retried request: Stripe replayed the refund we booked
+        booked = session.scalar(select(OrderRefund).where(OrderRefund.stripe_refund_id == refund.id))
+    return booked
+
+
+def _refund_amount(amount, left: Money) -> Money:
+    if amount is None or amount == "":
+        if not left.micros:
+            raise RefundRefused("Nothing is left to refund on this order.", code="refund_exceeds_remaining")
+        return left
+    try:
+        if isinstance(amount, Money):
+            money = amount
+        elif isinstance(amount, str) and len(amount) <= 40:
+            money = Money.parse(amount, left.currency)
+        elif isinstance(amount, int) and not isinstance(amount, bool):
+            money = Money(amount, left.currency)
+        else:
+            raise InvalidAmount("Give the refund as an amount, like 3.50.", code="invalid_amount", field="amount")
+        if money.currency != left.currency:
+            raise InvalidAmount(f"This order is in {left.currency}.", code="currency_mismatch", field="amount")
+        if money.micros <= 0:
+            raise InvalidAmount("A refund must be more than zero.", code="non_positive_amount", field="amount")
+        chargeable_minor_units(money)
+    except MoneyError as exc:
+        code = "too_precise" if exc.code in ("too_precise", "not_chargeable") else "invalid_amount"
+        raise InvalidAmount(exc.message, code=code, field="amount") from None
+    return money
+
+
+# --- disputes -----------------------------------------------------------------------------------------------
+def sync_dispute(session: Session, stripe: StripeClient, dispute_id: str, *, clock: Clock) -> str:
+    """Open, win or lose a dispute in the books to match Stripe's dispute."""
+    remote = stripe.retrieve_dispute(dispute_id)
+    if not remote.payment_intent:
+        return "dispute_without_intent"
+    order = lock_order_by_intent(session, remote.payment_intent)
+    if order is None:
+        return "unknown_order"
+    _ensure_paid(session, stripe, order, clock)
+    dispute = session.get(Dispute, dispute_id, with_for_update=True)
+    outcomes = []
+    if dispute is None:
+        amount = _micros(remote.amount_minor, order.currency)
+        opened_fee = _micros(remote.fee_minor, order.currency) if remote.status not in WON_DISPUTE else 0
+        entry_id = _reverse(session, order, key=f"dispute:{dispute_id}", event="chargeback",
+                            amount_micros=amount, fee_micros=max(opened_fee, 0), clock=clock,
+                            description=f"Dispute {dispute_id} on order {order.id}", metadata={"dispute": dispute_id})
+        dispute = Dispute(id=dispute_id, order_id=order.id, amount_micros=amount, fee_micros=max(opened_fee, 0),
+                          status="open", entry_id=entry_id, opened_at=clock.now())
+        session.add(dispute)
+        order.disputed_micros += amount
+        session.flush()
+        outcomes.append("dispute_opened")
+    if dispute.status == "open" and remote.status in WON_DISPUTE:
+        original = ledger.get_entry(session, dispute.entry_id)
+        fee_now = _micros(remote.fee_minor, order.currency)
+        entry = books.restoration_entry(
+            key=f"dispute_won:{dispute_id}", original=original,
+            fee_returned_micros=dispute.fee_micros - fee_now, at=clock.now(),
+            description=f"Dispute {dispute_id} won: order {order.id} restored",
+            metadata={"order_id": order.id, "release_id": order.release_id, "track_id": order.track_id,
+                      "dispute": dispute_id})
+        dispute.restore_entry_id = ledger.post(session, entry)
+        dispute.status, dispute.closed_at = "won", clock.now()
+        order.disputed_micros -= dispute.amount_micros
+        session.flush()
+        outcomes.append("dispute_won")
+    elif dispute.status == "open" and remote.status in LOST_DISPUTE:
+        dispute.status, dispute.closed_at = "lost", clock.now()
+        session.flush()
+        outcomes.append("dispute_lost")
+    return ",".join(outcomes) or "dispute_current"
+
+
+# --- advertiser top-ups -------------------------------------------------------------------------------------
+def sync_topup(session: Session, stripe: StripeClient, redis, topup: TopUp, *, clock: Clock) -> str:
+    """Apply a top-up's intent: Dr assets:stripe (net), Dr fees; Cr the advertiser's prepaid (the gross),
+    through adserver.fund, which raises the Redis spendable balance once per entry after the commit."""
+    from adserver.services import fund
+
+    if topup.status == "paid":
+        return "already_paid"
+    intent = stripe.retrieve_payment_intent(topup.payment_intent_id)
+    if intent.status != "succeeded":
+        if intent.status == "requires_payment_method" and intent.error_message:
+            topup.status = "failed"
+            session.flush()
+            return "failed"
+        return "pending"
+    if intent.currency != topup.currency or _micros(intent.amount_minor, topup.currency) != topup.amount_micros:
+        log.error("top-up intent does not match", extra={"topup": topup.id, "intent": intent.id})
+        return "amount_mismatch"
+    if intent.fee_minor is None:
+        raise WebhookRefused("The charge's balance transaction is not available yet; Stripe will retry.")
+    fee = _micros(intent.fee_minor, topup.currency)
+    ref = f"topup:{topup.id}"
+    paid_by = [Posting(STRIPE, "debit", topup.amount_micros - fee, topup.currency, ref)] if topup.amount_micros > fee \
+        else []
+    if fee:
+        paid_by.append(Posting(PROCESSING_FEES, "debit", min(fee, topup.amount_micros), topup.currency, ref))
+    topup.entry_id = fund(session, redis, advertiser_id=topup.advertiser_id, amount_micros=topup.amount_micros,
+                          currency=topup.currency, clock=clock, idempotency_key=f"topup:{topup.id}",
+                          note=f"card top-up {topup.id}", paid_by=paid_by)
+    topup.status, topup.fee_micros, topup.paid_at = "paid", fee, clock.now()
+    session.flush()
+    return "topped_up"
+

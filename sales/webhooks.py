@@ -1,0 +1,134 @@
+"""Stripe webhooks: verify, apply once, dispatch by event type.
+
+`HANDLERS` maps an event type to `handler(session, ctx, event) -> outcome`; other areas add theirs
+(subscriptions register `invoice.*` and `customer.subscription.*`) with `register`. Idempotency is done here,
+once, for every handler: the event id is inserted into `stripe_webhook_events` in the same transaction as the
+handler's effect (INSERT … ON CONFLICT DO NOTHING: a concurrent delivery of the same event waits on the row
+and then finds it), so an event applied is never applied again, and one whose effect rolled back is not
+recorded and is applied when Stripe delivers it again. Handlers should treat the event as a notification and
+read the object's current state from Stripe (see sales.fulfilment), which makes them right for events that
+come late or out of order too. Unknown types are recorded as "ignored".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from payments.errors import PaymentsError
+from payments.stripe_client import StripeClient
+from sales import fulfilment
+from sales.errors import SalesError
+from sales.models import TopUp
+
+log = logging.getLogger("ninety.sales.webhooks")
+
+
+@dataclass
+class WebhookContext:
+    stripe: StripeClient
+    clock: Clock
+    redis: Any = None
+    settings: dict = field(default_factory=dict)
+
+
+Handler = Callable[[Session, WebhookContext, dict], str]
+HANDLERS: dict[str, Handler] = {}
+
+
+def register(event_type: str, handler: Handler) -> None:
+    """Add (or replace) the handler of one event type."""
+    HANDLERS[event_type] = handler
+
+
+def verify(stripe: StripeClient, payload: bytes, signature: str | None, secret: str) -> dict:
+    """The event, if its `Stripe-Signature` verifies with the secret and is recent; else `bad_webhook_signature`."""
+    try:
+        event = stripe.construct_event(payload, signature or "", secret)
+    except PaymentsError as exc:
+        raise SalesError(exc.message, code=exc.code, status=exc.status if exc.status >= 500 else 400) from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise SalesError("The webhook is not a Stripe event.", code="bad_webhook_payload")
+    return event
+
+
+def _object(event: dict) -> dict:
+    obj = (event.get("data") or {}).get("object")
+    return obj if isinstance(obj, dict) else {}
+
+
+def process_event(session: Session, ctx: WebhookContext, event: dict) -> str:
+    """Apply a verified event once; the outcome ("duplicate" when it was applied before)."""
+    obj = _object(event)
+    claimed = session.execute(text(
+        "INSERT INTO stripe_webhook_events (id, type, outcome, object_id) VALUES (:id, :type, 'processing', :obj) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"),
+        {"id": event["id"][:255], "type": event["type"][:100], "obj": str(obj.get("id") or "")[:255] or None}).first()
+    if claimed is None:
+        return "duplicate"
+    handler = HANDLERS.get(event["type"])
+    outcome = handler(session, ctx, event) if handler is not None else "ignored"
+    session.execute(text("UPDATE stripe_webhook_events SET outcome = :outcome WHERE id = :id"),
+                    {"outcome": (outcome or "done")[:40], "id": event["id"][:255]})
+    return outcome
+
+
+def handle(session: Session, ctx: WebhookContext, payload: bytes, signature: str | None, *, secret: str) -> str:
+    """Verify and apply one delivery (the endpoint's whole job)."""
+    return process_event(session, ctx, verify(ctx.stripe, payload, signature, secret))
+
+
+# --- sales' own handlers ------------------------------------------------------------------------------------
+def _intent_id(obj: dict) -> str | None:
+    if obj.get("object") == "payment_intent":
+        return obj.get("id")
+    value = obj.get("payment_intent")
+    if isinstance(value, dict):
+        return value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def on_payment_intent(session: Session, ctx: WebhookContext, event: dict) -> str:
+    intent_id = _intent_id(_object(event))
+    if not intent_id:
+        return "no_intent"
+    order = fulfilment.lock_order_by_intent(session, intent_id)
+    if order is not None:
+        return fulfilment.sync_payment(session, ctx.stripe, order, clock=ctx.clock)
+    topup = session.query(TopUp).filter_by(payment_intent_id=intent_id).with_for_update().one_or_none()
+    if topup is not None:
+        return fulfilment.sync_topup(session, ctx.stripe, ctx.redis, topup, clock=ctx.clock)
+    return "unknown_intent"
+
+
+def on_refund(session: Session, ctx: WebhookContext, event: dict) -> str:
+    intent_id = _intent_id(_object(event))
+    if not intent_id:
+        return "no_intent"
+    order = fulfilment.lock_order_by_intent(session, intent_id)
+    if order is None:
+        return "unknown_intent"
+    return fulfilment.sync_refunds(session, ctx.stripe, order, clock=ctx.clock)
+
+
+def on_dispute(session: Session, ctx: WebhookContext, event: dict) -> str:
+    dispute_id = _object(event).get("id")
+    if not isinstance(dispute_id, str) or not dispute_id.startswith("dp_"):
+        return "no_dispute"
+    return fulfilment.sync_dispute(session, ctx.stripe, dispute_id, clock=ctx.clock)
+
+
+for _type in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
+              "payment_intent.processing", "payment_intent.requires_action"):
+    register(_type, on_payment_intent)
+for _type in ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated"):
+    register(_type, on_refund)
+for _type in ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+              "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"):
+    register(_type, on_dispute)
