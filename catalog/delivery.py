@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from catalog.errors import CatalogNotFound, GrantRefused, TrackUnavailable
+from catalog.errors import CatalogNotFound, GrantRefused, RangeNotSatisfiable, TrackUnavailable
 from catalog.models import GRANT_VIAS, Download, DownloadGrant, Release, Track
 from catalog.storage import MediaStore
 from core.clock import Clock
@@ -273,3 +273,60 @@ def tagged_copy(store: MediaStore, asset, values: dict) -> tuple[Path, str]:
         if os.path.exists(temp):
             os.unlink(temp)
     return target, fingerprint
+
+
+# --- byte ranges (RFC 9110 §14) ------------------------------------------------------------------------------
+MAX_RANGES = 16
+_RANGE_SPEC = re.compile(r"(\d{0,19})-(\d{0,19})")
+
+
+def byte_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
+    """The byte ranges [start, stop) a Range header asks of a `size`-byte representation, or None to send it
+    whole (no header, or a range unit other than bytes, which a server must ignore).
+
+    Raises RangeNotSatisfiable (416) when no range is satisfiable, when a range-spec is invalid (reversed
+    like 500-100, or not a range at all: §14.2 lets a server reject those), or past MAX_RANGES ranges.
+    Overlapping ranges are coalesced (§14.2 allows it), so a part is never sent twice."""
+    if header is None:
+        return None
+    unit, sep, specs = header.partition("=")
+    if unit.strip().lower() != "bytes":
+        return None
+    if not sep:
+        raise RangeNotSatisfiable("The Range header is malformed.", reason="malformed")
+    parts = [part.strip() for part in specs.split(",") if part.strip()]
+    if not parts:
+        raise RangeNotSatisfiable("The Range header names no range.", reason="malformed")
+    if len(parts) > MAX_RANGES:
+        raise RangeNotSatisfiable(f"At most {MAX_RANGES} ranges at once.", reason="too_many_ranges")
+    spans = []
+    for part in parts:
+        match = _RANGE_SPEC.fullmatch(part)
+        if not match or not (match[1] or match[2]):
+            raise RangeNotSatisfiable(f"{part!r} is not a byte range.", reason="malformed")
+        first, last = match[1], match[2]
+        if first:
+            start = int(first)
+            if last and int(last) < start:
+                raise RangeNotSatisfiable(f"The range {part} ends before it starts.", reason="reversed")
+            if start >= size:
+                continue  # unsatisfiable; another range may still be
+            spans.append((start, min(int(last) + 1, size) if last else size))
+        else:
+            length = int(last)
+            if length == 0 or size == 0:
+                continue
+            spans.append((max(0, size - length), size))
+    if not spans:
+        raise RangeNotSatisfiable("The requested range lies beyond the end of the file.", reason="beyond_end")
+    if len(spans) > 1:
+        ordered = sorted(spans)
+        if any(b[0] < a[1] for a, b in zip(ordered, ordered[1:], strict=False)):
+            merged = [ordered[0]]
+            for start, stop in ordered[1:]:
+                if start < merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+                else:
+                    merged.append((start, stop))
+            spans = merged
+    return spans

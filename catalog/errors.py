@@ -71,3 +71,11 @@ class TrackUnavailable(CatalogError):
     code = "track_unavailable"
     status = 410
     title = "This track is not available"
+
+
+class RangeNotSatisfiable(CatalogError):
+    """A Range header the server rejects (RFC 9110 §14.2, §15.5.17): nothing satisfiable, or invalid."""
+
+    code = "range_not_satisfiable"
+    status = 416
+    title = "The requested range cannot be served"
