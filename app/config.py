@@ -67,6 +67,8 @@ class Config:
                                  "doc": "Stripe API base URL override (localstripe, the Connect stand-in)"})
     stripe_webhook_secret: str = field(default="", metadata={"env": "STRIPE_WEBHOOK_SECRET",
                                        "doc": "verifies Stripe webhook signatures"})
+    sales_refund_window_days: int = field(default=14, metadata={"env": "SALES_REFUND_WINDOW_DAYS",
+                                          "doc": "days after a sale in which its artist may refund it"})
     sepa_debtor_name: str = field(default="Ninety Music Ltd", metadata={"env": "SEPA_DEBTOR_NAME",
                                   "doc": "account holder on SEPA payout files"})
     sepa_debtor_iban: str = field(default="DE89370400440532013000", metadata={"env": "SEPA_DEBTOR_IBAN",
