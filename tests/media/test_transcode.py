@@ -162,3 +162,12 @@ def test_shared_corpus_lossless_files_transcode(tmp_path):
         pytest.skip("../shared/corpus is not here (a fresh clone)")
     made = transcode(sample, tmp_path / "o.flac", "flac")
     assert abs(MutagenFile(made.path).info.length - MutagenFile(sample).info.length) <= 0.050
+
+
+def test_mp3_without_the_ffmpeg_binary(masters, tmp_path, monkeypatch):
+    """PyAV's own LAME gives the same encodings where Debian's ffmpeg is not installed."""
+    monkeypatch.setenv("NINETY_FFMPEG", "0")
+    v0 = MutagenFile(transcode(masters / "m24.flac", tmp_path / "v0.mp3", "mp3_v0").path)
+    cbr = MutagenFile(transcode(masters / "m24.flac", tmp_path / "cbr.mp3", "mp3_320").path)
+    assert v0.info.bitrate_mode == BitrateMode.VBR and cbr.info.bitrate_mode == BitrateMode.CBR
+    assert abs(v0.info.length - SECONDS) <= 0.050 and abs(cbr.info.length - SECONDS) <= 0.050
