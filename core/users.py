@@ -161,6 +161,13 @@ def set_roles(session: Session, user: User, roles) -> User:
     return user
 
 
+def set_active(session: Session, user: User, active: bool) -> User:
+    """Deactivate (no sign-in, no token use) or reactivate an account; deactivating ends its sessions."""
+    user.is_active = bool(active)
+    end_sessions(session, user)
+    return user
+
+
 def change_password(session: Session, user: User, *, current_password: str, new_password: str) -> User:
     """Set a new password after checking the current one; every session of the user ends."""
     try:

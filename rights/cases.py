@@ -119,7 +119,7 @@ def action_notice(session: Session, notice_id: int, admin: User, *, reason: str,
         "actioned", now, admin.id, reason)
     session.flush()
     cases = list(session.scalars(select(Case).where(Case.notice_id == notice.id, Case.state == "disabled")
-                                 .order_by(Case.id)))
+                                 .order_by(Case.id).execution_options(populate_existing=True)))
     staydown.block_cases(session, cases, audio_path=audio_path)
     record_event(session, notice_id=notice.id, at=now, actor=admin, role="admin", action="actioned", reason=reason,
                  details={"cases": len(cases)})
@@ -169,6 +169,8 @@ def reject_notice(session: Session, notice_id: int, admin: User, *, reason: str,
     session.execute(text("UPDATE rights_cases SET state = 'rejected', outcome_reason = 'rejected', resolved_at = :now "
                          "WHERE notice_id = :notice AND state = 'pending'"), {"notice": notice.id, "now": now})
     session.flush()
+    for case in notice.cases:
+        session.expire(case)
     record_event(session, notice_id=notice.id, at=now, actor=admin, role="admin", action="rejected", reason=reason)
     strikes.flag_claimant_if_due(session, notice.claimant_user_id, at=now, settings=settings)
     send_mail_later(session, Message(to=notice.claimant_email, subject=f"Your notice {notice.id} was rejected",

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from catalog.models import Track
 from core.db import Base
 
 NOTICE_STATUSES = ("received", "actioned", "rejected", "withdrawn")
@@ -136,6 +137,7 @@ class Case(Base):
 
     notice: Mapped[Notice] = relationship(back_populates="cases", lazy="joined")
     work: Mapped[NoticeWork] = relationship(lazy="joined")
+    track: Mapped[Track] = relationship(lazy="select", viewonly=True)
     counter_notice: Mapped[CounterNotice | None] = relationship(back_populates="case", lazy="selectin",
                                                                 uselist=False)
 
