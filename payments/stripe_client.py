@@ -82,6 +82,10 @@ class StripeClient(Protocol):
         """The intent with its latest charge's balance transaction expanded, so `fee_minor` is the fee."""
         ...
 
+    def confirm_payment_intent(self, intent_id: str, *, payment_method: str) -> PaymentIntent:
+        """Attach a tokenised card and confirm server side (status succeeded, requires_action, or a decline)."""
+        ...
+
     def refund(self, *, payment_intent: str, idempotency_key: str, amount_minor: int | None = None,
                metadata: dict | None = None) -> Refund: ...
 
@@ -153,6 +157,12 @@ class SdkStripeClient:
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         return _intent(self._call(lambda params: self._client.v1.payment_intents.retrieve(intent_id, params),
                                   {"expand": ["latest_charge.balance_transaction"]}))
+
+    def confirm_payment_intent(self, intent_id: str, *, payment_method: str) -> PaymentIntent:
+        # Set, then confirm: localstripe confirms only an intent that already has its payment method.
+        self._call(lambda params: self._client.v1.payment_intents.update(intent_id, params),
+                   {"payment_method": payment_method})
+        return _intent(self._call(lambda params: self._client.v1.payment_intents.confirm(intent_id, params), {}))
 
     def refund(self, *, payment_intent, idempotency_key, amount_minor=None, metadata=None) -> Refund:
         params: dict[str, Any] = {"payment_intent": payment_intent}

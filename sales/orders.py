@@ -172,6 +172,24 @@ def start_checkout(session: Session, stripe: StripeClient, *, buyer: User, relea
     return Checkout(order.id, intent.id, intent.client_secret, intent.status, money)
 
 
+def confirm_checkout(session: Session, stripe: StripeClient, order_id: int, *, user: User,
+                     payment_method: str) -> Checkout:
+    """Confirm the buyer's pending order with a card tokenised in the page (when Stripe.js cannot confirm it
+    itself, as with localstripe). The answer may be `requires_action` (3-D Secure) or a decline; ownership
+    still comes only from the webhook."""
+    order = get_order(session, order_id, user_id=user.id)
+    if order.status == "paid":
+        raise SalesError("This order is paid already.", code="order_paid", status=409)
+    if not order.payment_intent_id:
+        raise SalesError("This order has nothing to pay.", code="order_not_payable", status=409)
+    if not isinstance(payment_method, str) or not payment_method.startswith(("pm_", "tok_", "card_", "src_")):
+        raise InvalidAmount("The card is missing; enter it again.", code="invalid_payment_method",
+                            field="payment_method")
+    intent = stripe.confirm_payment_intent(order.payment_intent_id, payment_method=payment_method)
+    return Checkout(order.id, intent.id, intent.client_secret, intent.status,
+                    Money(order.amount_micros, order.currency))
+
+
 # --- reading ------------------------------------------------------------------------------------------------
 def get_order(session: Session, order_id: int, *, user_id: int | None = None) -> Order:
     """The order; with `user_id`, only the buyer's own (anyone else's is "not found", not "forbidden")."""
@@ -192,6 +210,18 @@ def orders_for_buyer(session: Session, user_id: int, *, include_reversed: bool =
     if not include_reversed:
         query = query.where(_owned_clause())
     return list(session.scalars(query.order_by(Order.paid_at.desc(), Order.id.desc())))
+
+
+def recent_orders(session: Session, *, limit: int = 100) -> list[Order]:
+    """Paid sales, newest first (finance's list)."""
+    return list(session.scalars(select(Order).where(Order.status == "paid", Order.kind == "sale")
+                                .order_by(Order.paid_at.desc(), Order.id.desc()).limit(limit)))
+
+
+def refunds_for_order(session: Session, order_id: int) -> list:
+    from sales.models import OrderRefund
+
+    return list(session.scalars(select(OrderRefund).where(OrderRefund.order_id == order_id).order_by(OrderRefund.id)))
 
 
 def sales_for_artist(session: Session, artist_id: int, *, limit: int = 100) -> list[Order]:

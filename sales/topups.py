@@ -57,3 +57,17 @@ def get_topup(session: Session, topup_id: int, *, user: User) -> TopUp:
         raise SalesNotFound("There is no such top-up.", code="topup_not_found")
     get_advertiser(session, topup.advertiser_id, user_id=user.id, is_admin=user.has_role("admin"))
     return topup
+
+
+def confirm_topup(session: Session, stripe: StripeClient, topup_id: int, *, user: User,
+                  payment_method: str) -> Checkout:
+    """Confirm a pending top-up with a card tokenised in the page; the webhook credits the balance."""
+    topup = get_topup(session, topup_id, user=user)
+    if topup.status == "paid":
+        raise InvalidAmount("This top-up is paid already.", code="topup_paid", status=409)
+    if not isinstance(payment_method, str) or not payment_method.startswith(("pm_", "tok_", "card_", "src_")):
+        raise InvalidAmount("The card is missing; enter it again.", code="invalid_payment_method",
+                            field="payment_method")
+    intent = stripe.confirm_payment_intent(topup.payment_intent_id, payment_method=payment_method)
+    return Checkout(topup.id, intent.id, intent.client_secret, intent.status,
+                    Money(topup.amount_micros, topup.currency), kind="topup")

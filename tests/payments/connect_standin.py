@@ -187,6 +187,15 @@ class ConnectStandIn:
             if intent is None:
                 return _missing("payment_intent", path.rsplit("/", 1)[0])
             return self._confirm(intent, params.get("payment_method") or intent.get("payment_method"))
+        if kind == "payment_intents" and request.method == "POST" and len(parts) == 2:
+            intent = self.payment_intents.get(ident)
+            if intent is None:
+                return _missing("payment_intent", path)
+            if params.get("payment_method") and intent["status"] in ("requires_payment_method", "requires_confirmation"):
+                intent["payment_method"] = params["payment_method"]
+                intent["status"] = "requires_confirmation"
+            intent["metadata"].update(params.get("metadata") or {})
+            return 200, intent
         if kind == "refunds" and request.method == "POST":
             return self._create_refund(params)
         if kind == "refunds" and request.method == "GET" and ident is None:

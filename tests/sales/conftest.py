@@ -1,15 +1,10 @@
 """Sales fixtures: a shop (published, priced releases with audio and split sheets), buyers, the Stripe-wire
-stand-in (non-zero fees, refunds, disputes), localstripe as a real subprocess, and signed webhook delivery."""
+stand-in (non-zero fees, refunds, disputes) and signed webhook delivery (localstripe: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,7 +13,6 @@ import pytest
 from core.clock import FrozenClock
 from core.db import transaction
 from tests.adserver.conftest import tone_wav
-from tests.conftest import free_port
 from tests.payments.connect_standin import ConnectStandIn, RunningStandIn
 
 WEBHOOK_SECRET = "whsec_ninety_test_secret"
@@ -48,31 +42,6 @@ def stripe(standin):
 def sales_app(make_app, clock, standin, smtp):
     return make_app(clock=clock, stripe_api_key=standin.api_key, stripe_api_base=standin.url,
                     stripe_webhook_secret=WEBHOOK_SECRET, smtp_url=smtp.url)
-
-
-@pytest.fixture
-def localstripe():
-    """localstripe (the PyPI stand-in for Stripe) in a subprocess on a free port, waited for until it answers."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "localstripe", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("localstripe did not start", pytrace=False)
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @dataclass
