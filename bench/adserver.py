@@ -191,7 +191,7 @@ def _python_load(port: int, paths, cookie: str) -> float:
 def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
     from itsdangerous import URLSafeSerializer
 
-    from adserver import keys
+    from adserver import stream
     from adserver.signing import Decision, sign
 
     app, runtime = _runtime(db_url, rd_url, workdir / "media")
@@ -228,15 +228,15 @@ def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
                                                           headers={"User-Agent": UA, "Cookie": cookie})).read()
         if use_wrk:
             noop_rps = _wrk(port, "/bench/noop?", None, cookie, workdir)
-            before = rd.xlen(keys.IMPRESSIONS_STREAM)
+            before = stream.length(rd)
             beacon_rps = _wrk(port, "/ads/i/", tokens_file, cookie, workdir)
         else:
             noop_rps = _python_load(port, ["/bench/noop"], cookie)
-            before = rd.xlen(keys.IMPRESSIONS_STREAM)
+            before = stream.length(rd)
             beacon_rps = _python_load(port, [f"/ads/i/{t}" for t in tokens[:-1]], cookie)
-        counted = rd.xlen(keys.IMPRESSIONS_STREAM) - before
+        counted = stream.length(rd) - before
         duplicates = int(beacon_rps * LOAD_SECONDS) - counted
-        invalid = rd.xlen(keys.INVALID_STREAM)
+        invalid = len(stream.entries(rd, invalid=True))
         emit("adserver.noop_rps", noop_rps, None, "higher", "req/s", generator=generator, workers=2)
         emit("adserver.beacon_rps", beacon_rps, None, "higher", "req/s", generator=generator, workers=2,
              counted=counted, invalid=invalid, approx_duplicates=max(0, duplicates))
@@ -251,11 +251,9 @@ def bench_beacon(db_url: str, rd_url: str, workdir: Path) -> None:
 
 # --- 2. flush -----------------------------------------------------------------------------------------------
 def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
-    from adserver import keys
     from catalog import services as catalog
     from catalog.models import Payee
     from core.users import create_user
-    from royalties import worker
 
     app, runtime = _runtime(db_url, rd_url, workdir / "media")
     runtime.redis.flushdb()
@@ -279,52 +277,70 @@ def bench_flush(db_url: str, rd_url: str, workdir: Path) -> None:
         assert session.query(Payee).count() >= 3
     finally:
         session.close()
-    advertisers = [_advertiser(runtime, funded=10**13, name=f"A{i}") for i in range(5)]
-    at = runtime.clock.now().isoformat()
+    advertisers = [_advertiser(runtime, funded=10**13, name=f"A{i}") for i in range(16)]
+    runtime.engine.dispose()
+    runtime.redis.close()
+    processes = int(os.environ.get("ADS_BENCH_FLUSH_WORKERS", "2"))
+    batch = int(os.environ.get("ADS_BENCH_BATCH", "20000"))
+    _flush_run(db_url, rd_url, tracks, advertisers, processes, batch, "adserver.flush_impressions_per_s")
+    if os.environ.get("ADS_BENCH_CLUSTER", "1") != "0" and shutil.which("redis-server"):
+        from tests.cluster import RedisClusterHarness
+
+        cluster = RedisClusterHarness(workdir / "cluster").start()
+        try:
+            _flush_run(db_url, cluster.url, tracks, advertisers, processes, batch,
+                       "adserver.flush_cluster_impressions_per_s", redis_nodes=3)
+        finally:
+            cluster.stop()
+
+
+def _flush_run(db_url: str, rd_url: str, tracks: list[int], advertisers: list[int], processes: int, batch: int,
+               metric: str, redis_nodes: int = 1) -> None:
+    """FLUSH_TOTAL impressions appended to their advertisers' shards, flushed by `processes` worker processes
+    dividing the shards (royalties.worker.run_processes), end to end: stream read to committed entries."""
+    from adserver import stream
+    from adserver.stream import StreamImpression
+    from core.redis import flush_all, make_redis
+    from royalties import worker
+
+    rd = make_redis(rd_url)
+    flush_all(rd)
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        already = conn.execute("SELECT count(*) FROM ad_impressions").fetchone()[0]
+    at = datetime.now(UTC)
     rng = random.Random(5)
-    pipe = runtime.redis.pipeline(transaction=False)
+    pipe = rd.pipeline(transaction=False)
     for i in range(FLUSH_TOTAL):
         key_mode = i % 10 == 0
-        pipe.xadd(keys.IMPRESSIONS_STREAM, {
-            "decision_id": uuid.uuid4().hex, "campaign_id": 1, "advertiser_id": rng.choice(advertisers),
-            "creative_id": 1, "slot": "browse" if key_mode else "gate",
-            "track_id": "" if key_mode else rng.choice(tracks), "listener_id": f"a{rng.randrange(50_000):08x}",
-            "mode": "key" if key_mode else "gate", "price_micros": rng.choice((500, 1237, 2500, 4000)),
-            "currency": "USD", "at": at})
+        imp = StreamImpression(
+            decision_id=uuid.uuid4().hex, campaign_id=1, advertiser_id=rng.choice(advertisers), creative_id=1,
+            slot="browse" if key_mode else "gate", track_id=None if key_mode else rng.choice(tracks),
+            listener_id=f"a{rng.randrange(50_000):08x}", mode="key" if key_mode else "gate",
+            price_micros=rng.choice((500, 1237, 2500, 4000)), currency="USD", at=at)
+        pipe.xadd(stream.stream_for(imp.advertiser_id), stream.encode_impression(imp))
         if i % 10_000 == 9_999:
             pipe.execute()
     pipe.execute()
-    batch = int(os.environ.get("ADS_BENCH_BATCH", "20000"))
-    consumers = int(os.environ.get("ADS_BENCH_FLUSH_WORKERS", "2"))
-    worker.ensure_groups(runtime.redis)
-    results = []
-
-    cpu = []
-
-    def consume(name: str) -> None:
-        began = time.thread_time()
-        results.append(worker.run_worker(runtime.redis, runtime.sessions, consumer=name, batch_size=batch,
-                                         block_ms=50, max_idle_loops=1))
-        cpu.append(time.thread_time() - began)
-
+    worker.ensure_groups(rd)
+    rd.close()
     started = time.perf_counter()
-    threads = [threading.Thread(target=consume, args=(f"bench-{i}",)) for i in range(consumers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    cpu_before = os.times()
+    stats = worker.run_processes(db_url, rd_url, processes=processes, consumer="bench", batch_size=batch,
+                                 block_ms=50, until_idle=True)
     elapsed = time.perf_counter() - started
-    stored = sum(r.stored for r in results)
-    with runtime.engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT count(*) FROM ad_impressions").scalar()
-        entries = conn.exec_driver_sql("SELECT count(*) FROM ledger_entries WHERE metadata->>'event' = 'ad_flush'"
-                                       ).scalar()
-    assert rows == FLUSH_TOTAL == stored, (rows, stored)
-    emit("adserver.flush_impressions_per_s", FLUSH_TOTAL / elapsed, 50_000, "higher", "impressions/s",
-         impressions=FLUSH_TOTAL, batch_size=batch, consumers=consumers, ledger_entries=entries,
-         seconds=round(elapsed, 2), cpus=os.cpu_count(), worker_cpu_s=round(sum(cpu), 2),
-         load_average=round(os.getloadavg()[0], 2))
-    runtime.engine.dispose()
+    cpu_after = os.times()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM ad_impressions").fetchone()[0] - already
+        entries = conn.execute("SELECT count(*) FROM ledger_entries WHERE metadata->>'event' = 'ad_flush'"
+                               ).fetchone()[0]
+    assert rows == FLUSH_TOTAL == stats.stored, (rows, stats.stored)
+    emit(metric, FLUSH_TOTAL / elapsed, 50_000, "higher", "impressions/s", impressions=FLUSH_TOTAL,
+         batch_size=batch, worker_processes=processes, redis_nodes=redis_nodes, ledger_entries=entries,
+         seconds=round(elapsed, 2), cpus=os.cpu_count(),
+         worker_cpu_s=round(cpu_after.children_user + cpu_after.children_system - cpu_before.children_user
+                            - cpu_before.children_system, 2), load_average=round(os.getloadavg()[0], 2))
 
 
 # --- 3. pacing ----------------------------------------------------------------------------------------------
@@ -373,7 +389,7 @@ def bench_pacing(db_url: str, rd_url: str, workdir: Path) -> None:
                     secret=SECRET, clock=clock, campaign_limits=limits_for, limits=limits)
                 if result.counted and placement.decision.campaign_id == paced:
                     hourly[hour] += placement.decision.price_micros
-        spent = int(runtime.redis.get(keys.campaign_day(paced, keys.day(day))) or 0)
+        spent = int(runtime.redis.get(keys.campaign_day(paced, keys.day(day), advertiser=adv)) or 0)
     finally:
         session.close()
     even = daily / 24

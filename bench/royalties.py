@@ -193,7 +193,7 @@ def main() -> None:
             engine = make_engine(url)
             sessions = make_session_factory(engine)
     redis = redis_lib.Redis.from_url(redis_url(15))
-    redis.delete(keys.IMPRESSIONS_STREAM)
+    redis.delete(*keys.impression_streams())
     clock = FrozenClock(datetime(2026, 11, 2, 6, 0, tzinfo=UTC))
 
     with sessions() as session:

@@ -67,11 +67,12 @@ def flush_impressions(session: Session, impressions: list[StreamImpression]) -> 
         savepoint.commit()
         fresh = unique
     except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.table_name != "ad_impressions":
+        # decision ids are unique across the monthly partitions through their key table (migration 0013)
+        if exc.diag.table_name not in ("ad_impression_decisions", "ad_impressions"):
             raise
         savepoint.rollback()
         result.entry_ids, result.parked_ids, result.parked = [], [], 0
-        cursor.execute("SELECT encode(uuid_send(decision_id), 'hex') FROM ad_impressions "
+        cursor.execute("SELECT encode(uuid_send(decision_id), 'hex') FROM ad_impression_decisions "
                        "WHERE decision_id = ANY(%s::uuid[])", ([i.decision_id for i in unique],))
         existing = {row[0] for row in cursor.fetchall()}
         fresh = [i for i in unique if i.decision_id not in existing]

@@ -18,7 +18,7 @@ import multiprocessing
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from adserver import keys
 from adserver.models import DeadLetter, InvalidTraffic
 from adserver.stream import decode
+from core.partitions import PARTITIONED, ensure_months
 from core.redis import is_cluster
 from ledger.errors import LedgerError
 from royalties.flush import COLLISION_CODES, flush_impressions
@@ -116,6 +117,7 @@ def process_impressions(redis, sessions, batch: dict, stats: WorkerStats) -> Non
                 parsed.append(decode(fields))
             except ValueError as exc:
                 broken.append((stream, message_id, fields, str(exc)))
+    ensure_months(sessions, "ad_impressions", {imp.at for imp in parsed})
     for attempt in range(RETRIES):
         session = sessions()
         try:
@@ -181,6 +183,7 @@ def process_invalid(redis, sessions, batch: dict, stats: WorkerStats) -> None:
             except (ValueError, TypeError) as exc:
                 _dead_letter(session, stream, _mid(message_id), fields, f"unparseable: {exc}")
                 stats.dead_letters += 1
+        ensure_months(sessions, "ad_invalid_traffic", {row.at for row in rows})
         session.add_all(rows)
         session.commit()
         stats.invalid += len(rows)
@@ -257,6 +260,9 @@ def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_
     """The flush loop behind `ninety worker`: reclaim, then read batches until told to stop."""
     shards = list(shards)
     ensure_groups(redis, shards)
+    now = datetime.now(UTC)
+    for table in PARTITIONED:  # this month's and next month's partitions, for every writer of these tables
+        ensure_months(sessions, table, {now, (now.replace(day=1) + timedelta(days=32))})
     stats = WorkerStats()
     drain_pending(redis, sessions, consumer, batch_size, stats, shards)
     idle = 0

@@ -128,3 +128,30 @@ def ads_reconcile(fix):
 def register(group: click.Group) -> None:
     group.add_command(worker_cmd)
     group.add_command(ads_group)
+
+
+@ads_group.command("archive-month", help="Detach a closed month's impression, invalid-traffic, play and download "
+                                         "partitions into the archive schema (the books are not touched). "
+                                         "Example: ninety ads archive-month 2026-10")
+@click.argument("period")
+@with_appcontext
+def ads_archive_month(period):
+    from core.errors import NinetyError
+    from core.partitions import archive_month
+    from ledger.services import is_period_closed
+    from royalties.periods import bounds
+
+    runtime = context.runtime()
+    session = runtime.sessions()
+    try:
+        bounds(period)  # a month, or InvalidPeriod saying how to write one
+        if not is_period_closed(session, period):
+            raise click.ClickException(f"{period} is not closed; close it (ninety royalties close {period}) first")
+        moved = archive_month(session, period)
+        session.commit()  # the command owns the transaction
+        click.echo(f"archived {period}: {', '.join(moved)}" if moved else f"{period}: nothing left to archive")
+    except NinetyError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from None
+    finally:
+        session.close()

@@ -13,6 +13,7 @@ import soundfile
 from adserver import services
 from adserver.services import CampaignInput
 from core.clock import FrozenClock
+from tests.cluster import REDIS_MODES, on_each_redis
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e221bc330000000049454e44ae426082")
@@ -28,6 +29,12 @@ def spot(seconds: float = 2.0, rate: int = 22050) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
+
+
+@pytest.fixture(params=REDIS_MODES)
+def config(request, config):
+    """Every ad-server and flush test runs on one Redis server and on a 3-master Redis Cluster."""
+    yield from on_each_redis(request, config)
 
 
 @pytest.fixture

@@ -12,7 +12,14 @@ from ledger.accounts import INCOME_UNATTRIBUTED, listener_pool, payee_payable
 from royalties.errors import ImpressionsNotFlushed, PeriodNotOver
 from royalties.models import PoolShare
 from royalties.services import close_period, listener_receipt
+from tests.cluster import REDIS_MODES, on_each_redis
 from tests.royalties.conftest import OCT
+
+
+@pytest.fixture(params=REDIS_MODES)
+def config(request, config):
+    """Month close holds on one Redis server and on a 3-master Redis Cluster (it waits on every shard)."""
+    yield from on_each_redis(request, config)
 
 
 def at(day: int, hour: int = 12) -> datetime:
@@ -35,6 +42,7 @@ def test_close_refuses_while_impressions_before_the_cutoff_wait_in_the_stream(wo
     with world.session() as s, pytest.raises(ImpressionsNotFlushed) as exc:
         close_period(s, world.redis, "2026-10", clock=world.clock)
     assert exc.value.code == "impressions_not_flushed" and exc.value.status == 409
+    assert exc.value.message.startswith("1 impression(s)")
     # Read but not acknowledged: still not flushed.
     entries = world.redis.xreadgroup(keys.CONSUMER_GROUP, "w1", {keys.impression_stream(3): ">"}, count=10)
     with world.session() as s, pytest.raises(ImpressionsNotFlushed):
@@ -125,3 +133,17 @@ def test_an_earlier_month_with_pool_money_must_be_closed_first(world):
         close_period(s, world.redis, "2026-10", clock=world.clock)
         close_period(s, world.redis, "2026-11", clock=world.clock)
     assert world.balance(payee_payable(a["payee_id"])) == 900_000
+
+
+def test_close_waits_on_every_shard_of_the_stream(world):
+    world.clock.set(datetime(2026, 11, 1, 0, 5, tzinfo=UTC))
+    cutoff_ms = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+    for shard in (0, keys.SHARDS - 1):
+        world.redis.xadd(keys.impression_stream(shard), {"at": "2026-10-31T23:59:59+00:00"}, id=f"{cutoff_ms - 5}-0")
+    with world.session() as s, pytest.raises(ImpressionsNotFlushed) as exc:
+        close_period(s, world.redis, "2026-10", clock=world.clock)
+    assert exc.value.message.startswith("2 impression(s)")
+    for shard in (0, keys.SHARDS - 1):
+        world.redis.delete(keys.impression_stream(shard))
+    with world.session() as s:
+        assert close_period(s, world.redis, "2026-10", clock=world.clock).period == "2026-10"
