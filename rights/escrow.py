@@ -82,17 +82,18 @@ def claimant_payee(session: Session, notice: Notice) -> Payee:
     return payee
 
 
+HELD_PATTERN = "liabilities:payee:%:held"  # bound, not written into the SQL (":held" would read as a parameter)
 HELD_BY_TRACK_SQL = """
     SELECT a.code, p.currency, sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint
       FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
-     WHERE a.code LIKE 'liabilities:payee:%:held' AND p.ref = :ref
+     WHERE a.code LIKE :held_pattern AND p.ref = :ref
      GROUP BY a.code, p.currency ORDER BY a.code, p.currency"""
 
 
 def held_for_track(session: Session, track_id: int) -> dict[tuple[int, str], int]:
     """The track's held balance per (payee id, currency), in micros."""
     result = {}
-    for code, currency, amount in session.execute(text(HELD_BY_TRACK_SQL), {"ref": f"track:{track_id}"}).all():
+    for code, currency, amount in session.execute(text(HELD_BY_TRACK_SQL), {"ref": f"track:{track_id}", "held_pattern": HELD_PATTERN}).all():
         if amount:
             result[(int(code.split(":")[2]), currency.strip())] = int(amount)
     return result
@@ -141,7 +142,7 @@ def settle_case(session: Session, case: Case, *, to_claimant_payee_id: int | Non
     settled_before = session.scalar(text("""
         SELECT coalesce(sum(p.amount_micros), 0)::bigint
           FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
-         WHERE a.code LIKE 'liabilities:payee:%:held' AND p.ref = :ref AND NOT p.credit"""), {"ref": ref}) or 0
+         WHERE a.code LIKE :held_pattern AND p.ref = :ref AND NOT p.credit"""), {"ref": ref, "held_pattern": HELD_PATTERN}) or 0
     postings: list[Posting] = []
     for (payee_id, currency), amount in sorted(held.items()):
         if amount < 0:  # pragma: no cover - a held account only receives credits, then one debit per settlement

@@ -135,8 +135,8 @@ class Case(Base):
     prior_release_status: Mapped[str | None] = mapped_column(String(12))
     claimant_payee_id: Mapped[int | None] = mapped_column(ForeignKey("payees.id"))
 
-    notice: Mapped[Notice] = relationship(back_populates="cases", lazy="joined")
-    work: Mapped[NoticeWork] = relationship(lazy="joined")
+    notice: Mapped[Notice] = relationship(back_populates="cases", lazy="select")
+    work: Mapped[NoticeWork] = relationship(lazy="select")
     track: Mapped[Track] = relationship(lazy="select", viewonly=True)
     counter_notice: Mapped[CounterNotice | None] = relationship(back_populates="case", lazy="selectin",
                                                                 uselist=False)
