@@ -1,4 +1,5 @@
-"""Demo catalog: artists with published releases made of real audio (tones generated at seed time).
+"""Demo catalog: artists with published releases of real music (app.seed.music synthesizes each track,
+2–4 minutes, as a FLAC master; the Polar Drift album is 24-bit). The media seeder makes their copies.
 
 Puts ids in `state` for later seeders: state["artists"], state["payees"], state["releases"], state["tracks"]
 (lists of ids), and state["catalog"] with what each one is (free/fixed/name-your-price, the 70/30 track).
@@ -15,6 +16,7 @@ import numpy as np
 import soundfile
 
 from app.seed.accounts import DEMO_PASSWORD
+from app.seed.music import demo_master
 from catalog import services
 from catalog.storage import MediaStore
 from catalog.uploads import store_cover, upload_track
@@ -26,19 +28,19 @@ ORDER = 20
 ARTISTS = [
     ("aurora-fields", "Aurora Fields", "Tromsø, Norway", "Slow ambient music made under the northern lights.",
      {"title": "Polar Drift", "kind": "album", "genre": "ambient", "tags": ["drone", "field recordings"],
-      "price": ("free_with_ads",), "format": "flac", "colour": (40, 90, 160),
+      "price": ("free_with_ads",), "format": "flac", "bits": 24, "colour": (40, 90, 160),
       "tracks": [("Snowfield", 220.0), ("Midnight Sun", 330.0), ("Ice Choir", 262.0)]}),
     ("the-night-owls", "The Night Owls", "Glasgow, Scotland", "Three friends, one van, too many amplifiers.",
      {"title": "Lamplight EP", "kind": "ep", "genre": "rock", "tags": ["indie", "guitar"],
-      "price": ("fixed", "5.00"), "format": "mp3", "colour": (170, 60, 40),
+      "price": ("fixed", "5.00"), "format": "flac", "colour": (170, 60, 40),
       "tracks": [("Streetlight Serenade", 196.0), ("Last Bus Home", 247.0)]}),
     ("mina-kato", "Mina Kato", "Osaka, Japan", "Bedroom electronica with a cassette deck and a cat.",
      {"title": "Neon Rain", "kind": "single", "genre": "electronic", "tags": ["synthwave", "lofi"],
-      "price": ("name_your_price", "1.00", "3.00"), "format": "ogg", "colour": (150, 40, 150),
+      "price": ("name_your_price", "1.00", "3.00"), "format": "flac", "colour": (150, 40, 150),
       "tracks": [("Neon Rain", 392.0)], "collaborator": ("leo.park@example.com", "Leo Park", 3000)}),
     ("delta-brass", "Delta Brass", "New Orleans, USA", "A brass band that never learned to play quietly.",
      {"title": "Second Line Sunday", "kind": "album", "genre": "jazz", "tags": ["brass", "new orleans"],
-      "price": ("free_with_ads",), "format": "mp3", "colour": (200, 150, 30),
+      "price": ("free_with_ads",), "format": "flac", "colour": (200, 150, 30),
       "tracks": [("Parade Start", 294.0), ("Frenchmen Street", 349.0)],
       "collaborator": ("june@example.com", "June Trombone", 3000)}),
 ]
@@ -96,8 +98,8 @@ def seed(runtime, state: dict) -> None:
                                               description=f"{spec['title']} by {name}, a Ninety demo release.")
             sha, mime = store_cover(store, cover_png(spec["colour"]))
             services.set_cover(session, release, sha, mime)
-            for position, (title, frequency) in enumerate(spec["tracks"], start=1):
-                audio = demo_tone(spec["format"], frequency)
+            for position, (title, _frequency) in enumerate(spec["tracks"], start=1):
+                audio = demo_master(title, spec["genre"], bits=spec.get("bits", 16))
                 result = upload_track(session, store, release, io.BytesIO(audio),
                                       f"{position:02d} {title}.{spec['format']}", clock=clock, max_bytes=None,
                                       user_id=user.id, title=title, position=position)

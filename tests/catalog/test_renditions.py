@@ -251,3 +251,19 @@ def _tags(app, db_session, track_id, clock):
                         clock=clock, ttl_s=600)
     download = redeem_grant(db_session, token, secret=secret, clock=clock)
     return delivery_facts(db_session, download.id).tags
+
+
+def test_demo_media_seeder_makes_everything(app, db_session, store, clock, artist, monkeypatch):
+    from app.seed import media
+
+    result = _upload(db_session, store, clock, artist, seconds=2.0)
+    db_session.commit()
+    runtime = app.extensions["ninety"]
+    monkeypatch.setattr(runtime.config, "media_root", store.root)
+    state = {"tracks": [result.track.id]}
+    media.seed(runtime, state)
+    db_session.expire_all()
+    kinds = {r.kind for r in db_session.query(Rendition).filter_by(asset_id=result.asset.id)}
+    assert kinds == ({*renditions.STREAM_KINDS.values(), *renditions.WAVEFORM_KINDS}
+                     | {f"download.{fmt}" for fmt in renditions.DOWNLOAD_FORMATS})
+    assert renditions.job_status(db_session, result.asset.id).status == "done"

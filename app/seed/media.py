@@ -1,0 +1,57 @@
+"""Demo media: every seeded track gets its stream and preview copies, waveform and every download format
+now, during seeding, so the demo plays and downloads in any format from the first page view.
+
+The catalog seeder's uploads also queued the "streams" jobs (after its commit); when the worker picks them
+up it finds the files made and only marks them done. Tracks are made in parallel, one process per core
+(at most two), each process with its own database connections.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+from catalog import renditions
+from catalog.models import Track
+from catalog.storage import MediaStore
+
+ORDER = 25  # after the catalog (20), before what reads plays or downloads
+
+_worker: dict = {}
+
+
+def _init(sessions, media_path) -> None:
+    engine = sessions.kw.get("bind")
+    if engine is not None:
+        engine.dispose(close=False)  # a forked process never shares its parent's connections
+    _worker["sessions"], _worker["store"] = sessions, MediaStore(media_path)
+
+
+def _make(asset_id: int) -> tuple[int, list[str]]:
+    made = renditions.make_all_now(_worker["sessions"], _worker["store"], asset_id)
+    return asset_id, [f"{job.purpose}:{job.status}:{job.error_code or ''}" for job in made]
+
+
+def seed(runtime, state: dict) -> None:
+    started = time.perf_counter()
+    with runtime.sessions() as session:
+        asset_ids = sorted({t.asset_id for t in session.query(Track).filter(Track.id.in_(state.get("tracks", [])))
+                            if t.asset_id is not None})
+    processes = max(1, min(2, os.cpu_count() or 1, len(asset_ids)))
+    failures = []
+    if processes == 1:
+        _init(runtime.sessions, runtime.config.media_path)
+        results = [_make(asset_id) for asset_id in asset_ids]
+    else:
+        runtime.engine.dispose()  # nothing pooled is inherited by the children
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes, initializer=_init, initargs=(runtime.sessions, runtime.config.media_path)) as pool:
+            results = pool.map(_make, asset_ids)
+    for asset_id, outcomes in results:
+        failures += [f"asset {asset_id} {o}" for o in outcomes if ":done:" not in o]
+    state["media_seconds"] = round(time.perf_counter() - started, 1)
+    if failures:
+        raise RuntimeError("demo media not made: " + "; ".join(failures))
+    print(f"  media for {len(asset_ids)} tracks (streams, previews, waveforms, "
+          f"{len(renditions.DOWNLOAD_FORMATS)} download formats) in {state['media_seconds']} s")
