@@ -27,6 +27,7 @@ from core import ratelimit
 from entitlements import credit, keys
 from entitlements.credit import KeyCredit
 from entitlements.errors import GateConflict, KeyCreditShort, NotEntitled, TooEarly, WrongDecision
+from sales.services import owns_track
 
 GRANTS_PER_LISTENER_PER_HOUR = 60
 GRANTS_PER_IP_PER_HOUR = 300
@@ -35,7 +36,7 @@ MAX_ID = 2**31 - 1
 
 __all__ = [
     "GateSettings", "KeyCredit", "KeyModeStatus", "Offer", "Requester", "browse_ad", "count_impression",
-    "grant_after_ad", "grant_without_ad", "key_mode_status", "open_gate", "place_ad", "set_key_mode",
+    "grant_after_ad", "grant_owned", "grant_without_ad", "key_mode_status", "open_gate", "place_ad", "set_key_mode",
 ]
 
 
@@ -267,6 +268,16 @@ def grant_without_ad(session: Session, redis, who: Requester, track_id: int, via
                            code="ad_available")
     _limit_grants(redis, who)
     return _issue(session, who, track_id, "free", settings=settings, clock=clock)
+
+
+def grant_owned(session: Session, redis, who: Requester, track_id: int, *, user_id: int, settings: GateSettings,
+                clock) -> str:
+    """A single-use download grant with no ad for a track the listener owns (bought, or its release bought or
+    redeemed with a code): a purchased track is never behind an ad, and can be downloaded again at any time."""
+    if not owns_track(session, user_id, track_id):
+        raise NotEntitled("This track is not in your collection; buy it first.", code="not_owned")
+    _limit_grants(redis, who)
+    return _issue(session, who, track_id, "purchase", settings=settings, clock=clock)
 
 
 def _grant_in_key_mode(session: Session, redis, who: Requester, track: dict, *, settings: GateSettings,
