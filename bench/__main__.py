@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["ledger", "catalog", "adserver", "royalties", "server"]
+ALL = ["ledger", "catalog", "adserver", "royalties", "server", "listening"]
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,8 @@ parse, call one service and answer.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -28,6 +30,7 @@ MAX_BEACON_HEARD_MS = 24 * 3600 * 1000
 def init_app(app) -> None:
     app.jinja_env.globals["listening_for"] = listening_for
     app.jinja_env.globals["listening_artist_tracks"] = artist_tracks
+    app.jinja_env.globals["listening_plays_of_payee"] = plays_of_payee
 
 
 def settings() -> listening.ListenSettings:
@@ -75,6 +78,23 @@ def artist_tracks(artist, limit: int = 12) -> list[Track]:
         if len(tracks) >= limit:
             break
     return tracks[:limit]
+
+
+def plays_of_payee(payee, days: int = 30) -> list[dict]:
+    """The dashboard's plays: per track of the payee's artist, counted plays per day over the last `days`."""
+    if payee is None or getattr(payee, "artist_id", None) is None:
+        return []
+    session = context.db()
+    tracks = session.scalars(select(Track).join(Release).where(Release.artist_id == payee.artist_id)
+                             .order_by(Track.id)).all()
+    now = context.clock().now()
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    by_track: dict[int, list] = {}
+    for track_id, day, count in plays.plays_by_track_and_day(session, [t.id for t in tracks], start=start,
+                                                             end=now + timedelta(seconds=1)):
+        by_track.setdefault(track_id, []).append((day, count))
+    return [{"track": t, "total": sum(n for _, n in by_track.get(t.id, [])), "days": by_track.get(t.id, [])}
+            for t in tracks]
 
 
 # --- streams ----------------------------------------------------------------------------------------------

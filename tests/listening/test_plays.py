@@ -141,3 +141,18 @@ def test_bad_beacon_bodies_are_quietly_refused(client, make_track, heard):
     response = client.post("/listen/beacon", data={"token": token, "heard_ms": heard})
     assert response.status_code == 204
     assert client.post("/listen/beacon", json=["not", "an", "object"]).status_code == 204
+
+
+def test_the_artist_sees_the_count_on_the_dashboard(app, client, clock, make_track):
+    track_id = make_track()
+    token = start_play(client, track_id).get_json()["play_token"]
+    clock.advance(seconds=31)
+    beacon(client, token, 31_000)
+    artist = app.test_client()
+    login(artist, make_track.users["Listening Testers:user"])
+    page = artist.get("/dashboard")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    row = html[html.index(f'id="plays-track-{track_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="num">1</td>' in row and clock.now().date().isoformat() + ": 1" in row
