@@ -182,3 +182,29 @@ class Shop:
 @pytest.fixture
 def shop(sales_app, clock, standin, stripe, tmp_path):
     return Shop(sales_app, clock, standin, stripe, str(tmp_path / "media"))
+
+
+@pytest.fixture
+def live_server_factory():
+    """live_server_factory(app) -> a server with `.url`: the app over real HTTP on a free loopback port."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tests.conftest import free_port
+
+    running = []
+
+    def serve(app):
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        server.url = f"http://127.0.0.1:{port}"
+        running.append((server, thread))
+        return server
+
+    yield serve
+    for server, thread in running:
+        server.shutdown()
+        thread.join(timeout=5)
