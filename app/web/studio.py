@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
 from app import context
 from app.api.catalog import media_store, owned_release, owned_track, request_files, upload_files
 from app.auth import access, current_user
-from catalog import services
+from catalog import renditions, services
 from catalog.errors import InvalidCatalogInput, InvalidSplitSheet
 from catalog.payees import invitations_for_artist
 from catalog.uploads import store_cover
@@ -33,8 +33,9 @@ def _render_release(release, *, error: str | None = None, status: int = 200, for
     sheets = {t.id: services.current_split_sheet(session, t.id, context.clock().now()) for t in release.tracks}
     # Only the links of invitations this artist sent itself, never those of payees it merely lists.
     invitations = {p.id: _invitation_link(p) for p in invitations_for_artist(session, release.artist_id)}
+    media_jobs = renditions.stream_jobs(session, [t.asset_id for t in release.tracks if t.asset_id])
     return render_template("catalog/studio_release.html", release=release, payees=payees, sheets=sheets,
-                           invitations=invitations,
+                           invitations=invitations, media_jobs=media_jobs,
                            price=services.release_price(release), error=error, form=form or {},
                            max_upload_mb=context.config().max_upload_bytes // (1024 * 1024)), status
 
@@ -261,6 +262,30 @@ def delete_track(track_id: int):
         return _fail(release, exc)
     flash("Track removed.", "info")
     return redirect(url_for("web_studio.release", release_id=release.id), code=303)
+
+
+@bp.get("/releases/<int:release_id>/media-status")
+@access("artist", "admin")
+def media_status(release_id: int):
+    """The stream-copy jobs of a release's tracks, for the studio page's progress (media-status.js)."""
+    release = owned_release(release_id)
+    jobs = renditions.stream_jobs(context.db(), [t.asset_id for t in release.tracks if t.asset_id])
+    tracks = {str(t.id): {"status": job.status, "progress": job.progress, "step": job.step,
+                          "error": job.error_detail} for t in release.tracks if (job := jobs.get(t.asset_id))}
+    response = jsonify({"tracks": tracks})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/tracks/<int:track_id>/media-retry")
+@access("artist", "admin")
+def retry_media(track_id: int):
+    """Queue the stream copies of a track again after a failed job (after the request's commit)."""
+    track = owned_track(track_id)
+    if track.asset_id is not None:
+        renditions.request_streams(context.db(), track.asset_id)
+        flash("The stream copies will be made again.", "info")
+    return redirect(url_for("web_studio.release", release_id=track.release_id), code=303)
 
 
 @bp.post("/tracks/<int:track_id>/preview")

@@ -267,3 +267,48 @@ def test_demo_media_seeder_makes_everything(app, db_session, store, clock, artis
     assert kinds == ({*renditions.STREAM_KINDS.values(), *renditions.WAVEFORM_KINDS}
                      | {f"download.{fmt}" for fmt in renditions.DOWNLOAD_FORMATS})
     assert renditions.job_status(db_session, result.asset.id).status == "done"
+
+
+def test_studio_shows_progress_failure_and_retries(app, db_session, clock, artist_user, artist, queue,
+                                                   worker_context):
+    from catalog.storage import MediaStore
+    from tests.conftest import csrf_headers, login
+
+    runtime = app.extensions["ninety"]
+    app_store = MediaStore(runtime.config.media_path)
+    worker_context.extras["media_path"] = app_store.root
+    result = _upload(db_session, app_store, clock, artist, seconds=2.0)
+    db_session.commit()
+    client = app.test_client()
+    login(client, artist_user)
+    page = client.get(f"/studio/releases/{result.track.release_id}")
+    assert page.status_code == 200
+    assert b"Waiting to make stream copies" in page.data and b'max="100" value="0"' in page.data
+    status = client.get(f"/studio/releases/{result.track.release_id}/media-status").get_json()
+    assert status["tracks"][str(result.track.id)]["status"] == "queued"
+    # the job fails for good: the page says why and offers to try again
+    job = renditions.job_status(db_session, result.asset.id)
+    job.status, job.error_code, job.error_detail = "failed", "undecodable", "The audio cannot be decoded: bad frame"
+    db_session.commit()
+    page = client.get(f"/studio/releases/{result.track.release_id}")
+    assert b"Stream copies failed:" in page.data and b"bad frame" in page.data and b"Try again" in page.data
+    queue.empty()
+    again = client.post(f"/studio/tracks/{result.track.id}/media-retry", headers=csrf_headers())
+    assert again.status_code == 303
+    assert [j.func_name for j in queue.jobs] == ["catalog.renditions.run_streams_job"]
+    _work(queue)
+    page = client.get(f"/studio/releases/{result.track.release_id}")
+    assert b"Ready to stream" in page.data
+    # another artist cannot read or retry this release's jobs
+    stranger = app.test_client()
+    from core.users import create_user
+
+    with runtime.sessions() as session:
+        other = create_user(session, email="other@artists.example.com", password="correct horse battery",
+                            display_name="Other", roles=["artist"])
+        session.commit()
+        session.refresh(other)
+    login(stranger, other)
+    assert stranger.get(f"/studio/releases/{result.track.release_id}/media-status").status_code in (403, 404)
+    assert stranger.post(f"/studio/tracks/{result.track.id}/media-retry",
+                         headers=csrf_headers()).status_code in (403, 404)
