@@ -27,6 +27,7 @@ from catalog.delivery import (
 )
 from catalog.errors import CatalogError, TrackUnavailable
 from catalog.models import Artist, Release
+from rights.services import track_notice
 
 bp = Blueprint("web_catalog", __name__)
 
@@ -127,9 +128,12 @@ def release_page(artist_slug: str, release_slug: str):
     is_member = user is not None and (services.is_member(session, release.artist_id, user.id)
                                       or user.has_role("admin"))
     public = services.is_public(release, context.clock().now())
+    notices = _takedown_notices(session, release)
     if not public and not is_member:
+        if release.status == "taken_down" and notices:  # says why, with HTTP's own status for it
+            return render_template("rights/unavailable.html", release=release, notices=notices), 451
         abort(404)
-    tracks = [t for t in release.tracks if t.status != "taken_down" or is_member]
+    tracks = [t for t in release.tracks if t.status != "taken_down" or is_member or t.id in notices]
     total_ms = sum(t.asset.duration_ms for t in tracks if t.asset)
     from flask import current_app
 
@@ -137,7 +141,14 @@ def release_page(artist_slug: str, release_slug: str):
     buy_url = url_for(buy_endpoint, release_id=release.id) if buy_endpoint and public else None
     return render_template("catalog/release.html", release=release, tracks=tracks, is_member=is_member, public=public,
                            price=services.release_price(release), total_ms=total_ms,
-                           effective_price=services.effective_price, release_buy_url=buy_url)
+                           effective_price=services.effective_price, release_buy_url=buy_url,
+                           takedown_notices=notices)
+
+
+def _takedown_notices(session, release) -> dict:
+    """The takedown case that makes each unavailable track of the release unavailable, by track id."""
+    found = {t.id: track_notice(session, t.id) for t in release.tracks if t.status == "taken_down"}
+    return {track_id: case for track_id, case in found.items() if case is not None}
 
 
 @bp.get("/media/covers/<sha256>")
