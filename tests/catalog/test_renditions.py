@@ -312,3 +312,22 @@ def test_studio_shows_progress_failure_and_retries(app, db_session, clock, artis
     assert stranger.get(f"/studio/releases/{result.track.release_id}/media-status").status_code in (403, 404)
     assert stranger.post(f"/studio/tracks/{result.track.id}/media-retry",
                          headers=csrf_headers()).status_code in (403, 404)
+
+
+def test_media_cli_premake_make_and_status(app, db_session, clock, artist, queue, runner):
+    from catalog.storage import MediaStore
+
+    app_store = MediaStore(app.extensions["ninety"].config.media_path)
+    result = _upload(db_session, app_store, clock, artist, seconds=1.0)
+    db_session.commit()
+    _tags(app, db_session, result.track.id, clock)
+    db_session.commit()
+    queue.empty()
+    out = runner.invoke(["media", "premake", "--top", "5", "--days", "3650", "--format", "flac", "--format", "mp3_v0"])
+    assert out.exit_code == 0 and "1 popular tracks; 2 download jobs queued" in out.output
+    assert sorted(j.args[1] for j in queue.jobs) == ["flac", "mp3_v0"]
+    assert runner.invoke(["media", "premake", "--format", "flac24"]).exit_code != 0
+    made = runner.invoke(["media", "make", str(result.track.id)])
+    assert made.exit_code == 0 and "streams: done" in made.output and "download.wav: done" in made.output
+    assert "done 9 · failed 0" in runner.invoke(["media", "status"]).output  # streams + 8 formats
+    assert runner.invoke(["media", "make", "999999"]).exit_code != 0
