@@ -34,7 +34,7 @@ PRICE_MODELS = ("free_with_ads", "fixed", "name_your_price")
 RELEASE_KINDS = ("single", "ep", "album")
 RELEASE_STATUSES = ("draft", "scheduled", "published", "taken_down")
 TRACK_STATUSES = ("draft", "published", "taken_down")
-GRANT_VIAS = ("ad", "key", "purchase", "preview", "free")
+GRANT_VIAS = ("ad", "key", "purchase", "preview", "free", "subscriber")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -16,7 +16,18 @@ TZ = sa.DateTime(timezone=True)
 LIVE = "status IN ('incomplete','active','past_due')"
 
 
+VIAS = "'ad', 'key', 'purchase', 'preview', 'free'"
+
+
+def _vias(allowed: str) -> None:
+    for table in ("download_grants", "downloads"):
+        op.execute(f"ALTER TABLE {table} DROP CONSTRAINT ck_{table}_via")
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT ck_{table}_via CHECK (via IN ({allowed}))")
+
+
 def upgrade() -> None:
+    # A subscriber's free-with-ads download needs no ad: its grant says so ('subscriber').
+    _vias(VIAS + ", 'subscriber'")
     op.create_table(
         "subscription_plans",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -132,6 +143,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM downloads WHERE via = 'subscriber'")
+    op.execute("DELETE FROM download_grants WHERE via = 'subscriber'")
+    _vias(VIAS)
     op.drop_table("subscriber_pool_shares")
     op.drop_table("subscription_refunds")
     op.drop_table("subscription_invoices")
