@@ -77,6 +77,10 @@ class Config:
                                  "doc": "BIC of that account"})
     preview_full_plays: int = field(default=3, metadata={"env": "PREVIEW_FULL_PLAYS",
                                     "doc": "full streams of a priced track per listener before only its preview plays"})
+    subscription_prices: str = field(default="USD=4.99,EUR=4.99,GBP=3.99", metadata={
+        "env": "SUBSCRIPTION_PRICES", "doc": "premium's monthly price per currency (one plan each)"})
+    subscription_grace_days: int = field(default=7, metadata={"env": "SUBSCRIPTION_GRACE_DAYS",
+                                         "doc": "days premium lasts after a failed renewal before ads return"})
     worker_batch_size: int = field(default=5000, metadata={"env": "WORKER_BATCH_SIZE",
                                    "doc": "impressions the flush worker takes from the stream at once"})
     rights_decision_hours: int = field(default=24, metadata={"env": "RIGHTS_DECISION_HOURS",
