@@ -122,7 +122,7 @@ async def _listener(port: int, path: str, seconds: int, ttfb: list, stalls: list
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         started = time.monotonic()
         writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {UA}\r\nRange: bytes=0-\r\n"
-                     "Accept: audio/*\r\nConnection: close\r\n\r\n".encode())
+                     "Accept: audio/*\r\n\r\n".encode())  # keep-alive, as a browser's media request
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 206"):
