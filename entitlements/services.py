@@ -27,6 +27,7 @@ from core import ratelimit
 from entitlements import credit, keys
 from entitlements.credit import KeyCredit
 from entitlements.errors import GateConflict, KeyCreditShort, NotEntitled, TooEarly, WrongDecision
+from sales.subscriptions import is_subscriber
 from sales.services import owns_track
 
 GRANTS_PER_LISTENER_PER_HOUR = 60
@@ -181,6 +182,12 @@ def open_gate(session: Session, redis, who: Requester, track_id: int, *, setting
     """What the gate offers this listener for the track. With `grant_now` (a client that downloads at once,
     like the JSON API), a key-mode or no-fill offer comes with its grant already issued."""
     track = free_track(session, track_id, now=clock.now())
+    if _is_subscriber(session, who, clock):  # premium: no ad before a free download
+        if not grant_now:
+            return Offer("subscriber", track)
+        _limit_grants(redis, who)
+        return Offer("subscriber", track, grant=_issue(session, who, track["track_id"], "subscriber",
+                                                       settings=settings, clock=clock))
     balance = None
     if ads.is_key_mode(redis, who.listener_id):
         balance = credit.balance(redis, who.listener_id, needed=settings.key_impressions_per_download,
@@ -255,14 +262,20 @@ def _settle_held(session: Session, redis, who: Requester, token: str, decision, 
 
 def grant_without_ad(session: Session, redis, who: Requester, track_id: int, via: str, *,
                      settings: GateSettings, clock) -> str:
-    """A key-mode grant (spends credit; KeyCreditShort without enough) or the single no-fill grant."""
+    """A key-mode grant (spends credit; KeyCreditShort without enough), a subscriber's (premium: no ad), or the
+    single no-fill grant."""
     track = free_track(session, track_id, now=clock.now())
     if via == "key":
         if not ads.is_key_mode(redis, who.listener_id):
             raise NotEntitled("Switch on key mode first, or download through the ad.", code="key_mode_off")
         return _grant_in_key_mode(session, redis, who, track, settings=settings, clock=clock)[0]
+    if via == "subscriber":
+        if not _is_subscriber(session, who, clock):
+            raise NotEntitled("Premium lets you download without an ad; subscribe first.", code="not_a_subscriber")
+        _limit_grants(redis, who)
+        return _issue(session, who, track_id, "subscriber", settings=settings, clock=clock)
     if via != "free":
-        raise ValueError("via is 'key' or 'free'")
+        raise ValueError("via is 'key', 'subscriber' or 'free'")
     if not redis.delete(keys.no_fill(who.listener_id, track_id)):
         raise GateConflict("There is an ad for this download now; open the track's download page.",
                            code="ad_available")
@@ -296,6 +309,14 @@ def _grant_in_key_mode(session: Session, redis, who: Requester, track: dict, *, 
         credit.refund(redis, spent)
         raise
     return grant, KeyCredit(have=spent.remaining, needed=needed)
+
+
+def _is_subscriber(session: Session, who: Requester, clock) -> bool:
+    """A signed-in listener (`u{user id}`) with premium now (sales.subscriptions.is_subscriber)."""
+    lid = who.listener_id or ""
+    if not (lid.startswith("u") and lid[1:].isdigit()):
+        return False
+    return is_subscriber(session, int(lid[1:]), clock.now())
 
 
 def _limit_grants(redis, who: Requester) -> None:

@@ -174,10 +174,11 @@ def gate_download(track_id: int):
 @bp.post("/tracks/<int:track_id>/free/without-ad")
 @access(public=True)
 def gate_without_ad(track_id: int):
-    """Key mode (spends the listener's credit) or no ad to show: the grant says which (via "key" or "free").
+    """Key mode (spends the listener's credit), premium, or no ad to show: the grant says which (via "key",
+    "subscriber" or "free").
 
     Without enough key-mode credit a browser goes back to the gate, which shows the ad and says why."""
-    via = "key" if request.form.get("via") == "key" else "free"
+    via = request.form.get("via") if request.form.get("via") in ("key", "subscriber") else "free"
     try:
         grant = entitlements.grant_without_ad(context.db(), context.redis(), requester(), track_id, via,
                                               settings=gate_settings(), clock=context.clock())
