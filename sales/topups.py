@@ -32,6 +32,8 @@ def start_topup(session: Session, stripe: StripeClient, *, advertiser_id: int, u
     except MoneyError as exc:
         code = "too_precise" if exc.code in ("too_precise", "not_chargeable") else "invalid_amount"
         raise InvalidAmount(exc.message, code=code, field="amount") from None
+    if money.micros <= 0:
+        raise InvalidAmount("A top-up must be more than zero.", code="non_positive_amount", field="amount")
     unit = minor_unit_micros(currency)
     low = MIN_TOPUP_MINOR * unit if unit <= 10_000 else unit * 500  # JPY and friends: 500 units
     if money.micros < low:
