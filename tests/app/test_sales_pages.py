@@ -17,6 +17,19 @@ from tests.conftest import PASSWORD, csrf_headers, login
 SECRET = "whsec_pages_test_secret"
 
 
+@pytest.fixture(scope="module")
+def localstripe():
+    """One localstripe for this module's tests (each test's intents are its own; the webhook is re-pointed)."""
+    from core.embedded import spawn_localstripe, stop_process
+    from tests.conftest import LocalStripe
+
+    process, port = spawn_localstripe()
+    try:
+        yield LocalStripe(port)
+    finally:
+        stop_process(process)
+
+
 @pytest.fixture
 def app(make_app, localstripe, smtp):
     return make_app(stripe_api_base=localstripe.url, stripe_webhook_secret=SECRET, smtp_url=smtp.url)
