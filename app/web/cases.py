@@ -95,6 +95,7 @@ def counter(case_id: int):
 @bp.post("/notices/<int:case_id>/accept")
 @access("artist", "admin")
 def accept(case_id: int):
+    services.get_case(context.db(), case_id, current_user())  # someone else's case is a 404, not a flash
     with attempt() as tried:
         services.accept_notice(context.db(), case_id, current_user(), clock=context.clock(), settings=settings(),
                                reason=request.form.get("reason", "").strip()[:2000])

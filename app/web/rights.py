@@ -142,6 +142,7 @@ def notice(notice_id: int):
 @bp.post("/notices/<int:notice_id>/withdraw")
 @access("rights_holder", "admin")
 def withdraw(notice_id: int):
+    services.get_notice(context.db(), notice_id, current_user())  # someone else's notice is a 404, not a flash
     with attempt() as tried:
         services.withdraw_notice(context.db(), notice_id, current_user(), clock=context.clock(),
                                  settings=settings(), reason=request.form.get("reason", "").strip()[:2000])
