@@ -16,6 +16,7 @@ from app.auth import access, current_user
 from app.forms import attempt
 from app.noticerequest import settings
 from catalog.models import Artist
+from catalog.storage import MediaStore
 from core.errors import ValidationError
 from core.users import User
 from rights import services
@@ -91,10 +92,15 @@ def notice(notice_id: int):
 @bp.post("/notices/<int:notice_id>/<any('action', 'reject'):decision>")
 @access("admin")
 def decide(notice_id: int, decision: str):
-    decide_with = services.action_notice if decision == "action" else services.reject_notice
     with attempt() as tried:
-        found = decide_with(context.db(), notice_id, current_user(), reason=_reason(), clock=context.clock(),
-                            settings=settings())
+        if decision == "action":
+            store = MediaStore(context.config().media_path)  # to fingerprint audio not fingerprinted yet (stay-down)
+            found = services.action_notice(context.db(), notice_id, current_user(), reason=_reason(),
+                                           clock=context.clock(), settings=settings(),
+                                           audio_path=lambda sha256: store.path_for("audio", sha256))
+        else:
+            found = services.reject_notice(context.db(), notice_id, current_user(), reason=_reason(),
+                                           clock=context.clock(), settings=settings())
     if tried.failed:
         return redirect(url_for("web_admin.notice", notice_id=notice_id), code=303)
     if decision == "action":

@@ -1,7 +1,9 @@
-"""Admin: accounts and roles (until now `ninety users …` only): find a user, set their roles.
+"""Admin: accounts and roles (until now `ninety users …` only): find a user, set their roles, deactivate or
+reactivate the account.
 
 Setting roles goes through `core.users.set_roles`, which ends every session of that user, so no page
-keeps acting with the old roles. An admin cannot take the admin role from themselves here: the last
+keeps acting with the old roles; deactivating ends them too (and stops the account's API tokens). An admin
+cannot take the admin role from themselves, nor deactivate themselves, here: the last
 person able to hand it back would be locked out (the CLI, which needs shell access, still can).
 """
 
@@ -14,7 +16,7 @@ from app import context
 from app.auth import access, current_user, renew_session
 from app.forms import attempt
 from core.errors import ValidationError
-from core.users import ROLES, User, get_user, set_roles
+from core.users import ROLES, User, get_user, set_active, set_roles
 
 bp = Blueprint("web_admin_users", __name__, url_prefix="/admin/users")
 
@@ -80,4 +82,19 @@ def roles(user_id: int):
     if not tried.failed:
         flash(f"{found.email} now has the roles: {', '.join(found.roles) or 'none'}. "
               "Their sessions were signed out.", "success")
+    return redirect(url_for("web_admin_users.user", user_id=user_id), code=303)
+
+
+@bp.post("/<int:user_id>/<any('deactivate', 'reactivate'):change>")
+@access("admin")
+def activation(user_id: int, change: str):
+    session = context.db()
+    with attempt() as tried:
+        found = get_user(session, user_id)
+        if found.id == current_user().id:
+            raise ValidationError("You cannot deactivate your own account; ask another admin.", code="own_account")
+        set_active(session, found, change == "reactivate")
+    if not tried.failed:
+        flash(f"{found.email} is {'active again' if found.is_active else 'deactivated and signed out everywhere'}.",
+              "success")
     return redirect(url_for("web_admin_users.user", user_id=user_id), code=303)

@@ -70,3 +70,22 @@ def test_only_admins_manage_accounts(app, make_user):
     assert client.get("/admin/users").status_code == 403
     assert client.post(f"/admin/users/{target.id}/roles", data={**FORM, "roles": ["admin"]}).status_code == 403
     assert _roles(app, target.id) == ["listener"]
+
+
+def test_an_admin_deactivates_and_reactivates_an_account(app, make_user, token_for):
+    admin = make_user(roles=("admin",))
+    ada = make_user(roles=("artist",))
+    raw = token_for(ada)
+    ada_client = app.test_client()
+    login(ada_client, ada)
+    client = app.test_client()
+    login(client, admin)
+    assert client.post(f"/admin/users/{ada.id}/deactivate", data=FORM).status_code == 303
+    assert "deactivated and signed out everywhere" in client.get(f"/admin/users/{ada.id}").text
+    assert ada_client.get("/account", headers={"Accept": "application/json"}).status_code == 401
+    assert app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 401
+    client.post(f"/admin/users/{ada.id}/reactivate", data=FORM)
+    assert app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {raw}"}).status_code == 200
+    client.post(f"/admin/users/{admin.id}/deactivate", data=FORM)
+    assert "cannot deactivate your own account" in client.get(f"/admin/users/{admin.id}").text
+    assert client.get("/admin/users").status_code == 200

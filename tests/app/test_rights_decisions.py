@@ -166,3 +166,30 @@ def test_transparency_counts_per_month(app, world, clock, token_for):
     row = page.text.split('id="month-2026-10"')[1].split("</tr>")[0]
     cells = [c.split(">", 1)[1].split("<")[0] for c in row.split("<td")[1:]]
     assert cells == ["2026-10", "3", "1", "1", "4 h 00 min", "6 h 00 min"]
+
+
+def test_actioning_from_the_queue_keeps_a_reencoded_copy_down(app, world, token_for):
+    """The admin page hands the stored audio to the action, so a track uploaded before fingerprints were kept
+    is fingerprinted then, and its re-encoded re-upload is refused naming the notice."""
+    import io
+
+    from catalog import services as catalog
+    from catalog.storage import MediaStore
+    from catalog.uploads import upload_track
+    from core.db import transaction
+    from tests.app.rights_world import melody
+
+    nova = world.artist("Nova")
+    with transaction(world.runtime.sessions) as s:  # an upload from before stay-down: no fingerprint kept
+        release = catalog.create_release(s, nova["artist_id"], title="Old Single", kind="single")
+        track_id = upload_track(s, MediaStore(world.runtime.config.media_path), release, io.BytesIO(melody(42)),
+                                "01 Old.wav", clock=world.clock, max_bytes=None, title="Old").track.id
+        catalog.publish_release(s, release, clock=world.clock)
+    notice_id = _file(app, token_for, world.user("rights_holder"), track_id)
+    _as(app, world.user("admin")).post(f"/admin/notices/{notice_id}/action", data={**FORM, "reason": "Identified."})
+    again = app.test_client().post(f"/api/v1/releases/{nova['release_id']}/tracks",
+                                   data={"files": (io.BytesIO(melody(42, fmt="flac")), "01 Old again.flac")},
+                                   content_type="multipart/form-data",
+                                   headers={"Authorization": f"Bearer {token_for(nova['user'])}"})
+    assert again.status_code == 409, again.get_json()
+    assert again.get_json()["code"] == "stay_down" and again.get_json()["notice_id"] == notice_id
