@@ -21,6 +21,7 @@ from catalog.models import Release, Track
 from catalog.storage import MediaStore
 from entitlements import listening
 from entitlements.errors import StreamRefused
+from rights.services import track_notice
 
 bp = Blueprint("web_listening", __name__)
 
@@ -213,6 +214,10 @@ def track_page(track_id: int):
     session = context.db()
     track = session.get(Track, track_id)
     now = context.clock().now()
+    if track is not None and track.status == "taken_down" and (case := track_notice(session, track.id)):
+        # a takedown notice made it unavailable: say so, with HTTP's own status for it (issue 11)
+        return render_template("rights/unavailable.html", release=track.release, track=track,
+                               notices={track.id: case}), 451
     if track is None or not catalog.is_track_public(track, now):
         abort(404)
     release = track.release

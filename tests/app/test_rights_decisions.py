@@ -193,3 +193,15 @@ def test_actioning_from_the_queue_keeps_a_reencoded_copy_down(app, world, token_
                                    headers={"Authorization": f"Bearer {token_for(nova['user'])}"})
     assert again.status_code == 409, again.get_json()
     assert again.get_json()["code"] == "stay_down" and again.get_json()["notice_id"] == notice_id
+
+
+def test_the_track_page_and_a_whole_release_say_why_with_451(app, world, token_for):
+    nova = world.artist("Nova", tracks=2)
+    notice_id = _file(app, token_for, world.user("rights_holder"), f"release:{nova['release_id']}")
+    _as(app, world.user("admin")).post(f"/admin/notices/{notice_id}/action", data={**FORM, "reason": "Identified."})
+    listener = app.test_client()
+    for path in (nova["release_url"], f"/tracks/{nova['tracks'][1]}"):
+        page = listener.get(path, headers={"Accept": "text/html"})
+        assert page.status_code == 451, path
+        assert f"unavailable because of copyright notice {notice_id}" in page.text
+    assert listener.get("/tracks/999999", headers={"Accept": "text/html"}).status_code == 404
