@@ -160,6 +160,14 @@ def verify_delivery_token(token: str, *, secret: str, clock: Clock) -> int:
     return int(match[1])
 
 
+def is_deliverable(session: Session, track_id: int) -> bool:
+    """Whether the track (and its release) may be served now: one primary-key read, asked by every file
+    request, so a takedown stops open file links at once whatever a cache of the download's facts says."""
+    return session.execute(text(
+        "SELECT 1 FROM tracks t JOIN releases r ON r.id = t.release_id WHERE t.id = :id "
+        "AND t.status <> 'taken_down' AND r.status <> 'taken_down'"), {"id": track_id}).first() is not None
+
+
 def delivery_expiry(session: Session, download: Download) -> datetime:
     grant = session.get(DownloadGrant, download.grant_id) if download.grant_id else None
     return grant.expires_at if grant is not None else download.completed_at + timedelta(minutes=10)

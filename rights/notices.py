@@ -550,16 +550,19 @@ class MonthStats:
 
 
 def transparency(session: Session, *, now: datetime, months: int = 12) -> list[MonthStats]:
-    """Per month of receipt: notices received, actioned, rejected, median and maximum time to decision."""
+    """Per month of receipt: notices received, actioned, rejected, median and maximum time to decision (a
+    decision is a person's: a notice its claimant withdrew before anyone decided it counts as received only)."""
     start = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=31 * (months - 1))
              ).replace(day=1)
     rows = session.execute(text("""
         SELECT to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*) AS received,
-               count(*) FILTER (WHERE status IN ('actioned', 'withdrawn') AND decided_at IS NOT NULL) AS actioned,
+               count(*) FILTER (WHERE status IN ('actioned', 'withdrawn') AND decided_by_user_id IS NOT NULL)
+                   AS actioned,
                count(*) FILTER (WHERE status = 'rejected') AS rejected,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM decided_at - received_at))
-                   FILTER (WHERE decided_at IS NOT NULL) AS median_s,
-               max(extract(epoch FROM decided_at - received_at)) AS max_s
+                   FILTER (WHERE decided_by_user_id IS NOT NULL) AS median_s,
+               max(extract(epoch FROM decided_at - received_at)) FILTER (WHERE decided_by_user_id IS NOT NULL)
+                   AS max_s
           FROM rights_notices WHERE received_at >= :start
          GROUP BY 1 ORDER BY 1 DESC"""), {"start": start}).all()
     return [MonthStats(r.month, r.received, r.actioned, r.rejected,

@@ -13,6 +13,7 @@ import click
 from flask.cli import with_appcontext
 
 from app import context
+from app.cli import notices
 from app.cli.core import stop_requested
 
 
@@ -41,8 +42,9 @@ def publish_due_cmd():
     click.echo(f"{promoted} scheduled release{'s' if promoted != 1 else ''} published")
 
 
-@catalog_group.command("publisher", help="Run `publish-due` every --interval seconds until stopped (SIGTERM or "
-                                         "Ctrl-C); `ninety run` supervises it.")
+@catalog_group.command("publisher", help="Run `publish-due` and the takedown timers (`notices tick`) every "
+                                         "--interval seconds until stopped (SIGTERM or Ctrl-C); `ninety run` "
+                                         "supervises it.")
 @click.option("--interval", type=float, default=30.0, show_default=True, help="Seconds between runs.")
 @with_appcontext
 def publisher_cmd(interval):
@@ -53,6 +55,10 @@ def publisher_cmd(interval):
         promoted = publish_due(runtime)
         if promoted:
             click.echo(f"publisher: {promoted} scheduled release{'s' if promoted != 1 else ''} published")
+        moved = notices.tick_once(runtime)  # the takedown timers: restores after counter-notices, upholds
+        if moved["restored"] or moved["upheld"]:
+            click.echo(f"publisher: {len(moved['restored'])} takedown case(s) restored, "
+                       f"{len(moved['upheld'])} upheld")
         deadline = time.monotonic() + interval
         while not stopping() and time.monotonic() < deadline:
             time.sleep(min(0.5, interval))

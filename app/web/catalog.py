@@ -21,6 +21,7 @@ from catalog.delivery import (
     delivery_expiry,
     delivery_facts,
     delivery_token,
+    is_deliverable,
     safe_filename,
     tagged_copy,
     verify_delivery_token,
@@ -206,7 +207,8 @@ def download(token: str):
 
 
 # What serving a download needs is kept in Redis for a minute, so the file requests (a browser's, or a
-# download manager's ranges) touch no database; a takedown reaches them within that minute.
+# download manager's ranges) do not rebuild it; whether the track may still be served is asked every time
+# (catalog.delivery.is_deliverable, one primary-key read), so a takedown stops open links at once.
 FACTS_TTL_S = 60
 
 
@@ -236,7 +238,7 @@ def deliver(file_token: str, filename: str):
     if facts is None:
         facts = delivery_facts(context.db(), download_id, config.public_url)
         _remember(facts)
-    if facts.unavailable:
+    if facts.unavailable or not is_deliverable(context.db(), facts.track_id):
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
     store = media_store()
     path, fingerprint = tagged_copy(store, facts, facts.tags)
