@@ -136,3 +136,29 @@ def test_a_rights_holder_reads_only_their_own_notices(app, world, token_for):
     assert _api(app, token_for(admin))("GET", f"/api/v1/notices/{theirs['id']}").status_code == 200
     withdrawn = api("POST", f"/api/v1/notices/{mine['id']}/withdraw", json={"reason": "licensed after all"})
     assert withdrawn.status_code == 200 and withdrawn.get_json()["status"] == "withdrawn"
+
+
+def test_reference_files_over_the_api_too_large_or_unreadable(make_app, clock, token_for):
+    import json
+
+    from tests.app.rights_world import melody
+
+    app = make_app(clock=clock, max_reference_bytes=400_000)
+    world = RightsWorld(app, clock)
+    nova = world.artist("Nova")
+    api = _api(app, token_for(world.user("rights_holder")))
+    envelope = notice_payload()
+    envelope["works"][0].update(tracks=[], reference="master")
+    big = api("POST", "/api/v1/notices", data={"notice": json.dumps(envelope), "master": (io.BytesIO(melody(1)), "m.wav")},
+              content_type="multipart/form-data")
+    assert big.status_code == 413 and big.get_json()["code"] == "reference_too_large"
+    noise = api("POST", "/api/v1/notices", data={"notice": json.dumps(envelope), "master": (io.BytesIO(b"x" * 5000), "m.wav")},
+                content_type="multipart/form-data")
+    assert noise.status_code == 422
+    assert [p["code"] for p in noise.get_json()["problems"]] == ["reference_unreadable"]
+    found = api("POST", "/api/v1/notices", data={"notice": json.dumps(envelope),
+                                                 "master": (io.BytesIO(melody(world.melodies[0], fmt="ogg")), "m.ogg")},
+                content_type="multipart/form-data")
+    assert found.status_code == 201, found.get_json()
+    assert [c["track_id"] for c in found.get_json()["cases"]] == nova["tracks"]  # matched by its fingerprint
+    assert _count(app, Notice) == 1
