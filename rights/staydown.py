@@ -69,13 +69,23 @@ def _refuse(notice_id: int, case_id: int, match: str) -> None:
                    "while that notice stands.", notice_id=notice_id, case_id=case_id, match=match)
 
 
+# One GIN probe per code of the upload (`sample @> ARRAY[code]`): PostgreSQL estimates each well and uses the
+# index, where a single `sample && codes` is guessed at thousands of rows and scanned (65 ms at 5,000 entries,
+# against 1 ms this way).
+def _candidates_sql(table: str, columns: str, extra: str = "") -> str:
+    # No LIMIT here: with one, the planner walks the primary key instead of probing the index per code.
+    return f"""
+        SELECT DISTINCT {columns} FROM unnest(CAST(:codes AS integer[])) c(code)
+          JOIN {table} s ON s.sample @> ARRAY[c.code] {extra}
+    """  # noqa: S608 - fixed fragments only; values are bound
+
+
 def _fingerprint_match(session: Session, codes: list[int]) -> tuple[int, int] | None:
     if not codes:
         return None
-    candidates = session.execute(text("""
-        SELECT s.notice_id, s.case_id, s.codes FROM rights_staydown s
-         WHERE s.active AND s.sample && CAST(:codes AS integer[]) AND s.codes IS NOT NULL
-         LIMIT :limit"""), {"codes": sorted(set(codes)), "limit": MAX_CANDIDATES}).all()
+    candidates = session.execute(text(_candidates_sql("rights_staydown", "s.notice_id, s.case_id, s.codes",
+                                                      "AND s.active AND s.codes IS NOT NULL")),
+                                 {"codes": sorted(set(codes))}).all()[:MAX_CANDIDATES]
     for notice_id, case_id, stored in candidates:
         if same_recording(stored, codes):
             return notice_id, case_id
@@ -92,9 +102,8 @@ def match_reference(session: Session, path: Path) -> tuple[str, list[int]]:
             digest.update(block)
     fp = fingerprint_file(path)
     codes = list(fp.codes)
-    rows = session.execute(text("""
-        SELECT f.sha256, f.codes FROM rights_audio_fingerprints f
-         WHERE f.sample && CAST(:codes AS integer[]) LIMIT 200"""), {"codes": sorted(set(codes))}).all()
+    rows = session.execute(text(_candidates_sql("rights_audio_fingerprints", "s.sha256, s.codes")),
+                           {"codes": sorted(set(codes))}).all()[:200]
     shas = [sha for sha, stored in rows if same_recording(stored, codes)]
     if not shas:
         return digest.hexdigest(), []
