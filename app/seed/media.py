@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import time
 
 from catalog import renditions
@@ -33,8 +34,13 @@ def _make(asset_id: int) -> tuple[int, list[str]]:
     return asset_id, [f"{job.purpose}:{job.status}:{job.error_code or ''}" for job in made]
 
 
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def seed(runtime, state: dict) -> None:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     with runtime.sessions() as session:
         asset_ids = sorted({t.asset_id for t in session.query(Track).filter(Track.id.in_(state.get("tracks", [])))
                             if t.asset_id is not None})
@@ -51,7 +57,9 @@ def seed(runtime, state: dict) -> None:
     for asset_id, outcomes in results:
         failures += [f"asset {asset_id} {o}" for o in outcomes if ":done:" not in o]
     state["media_seconds"] = round(time.perf_counter() - started, 1)
+    state["media_cpu_seconds"] = round(_cpu_seconds() - cpu_started, 1)
     if failures:
         raise RuntimeError("demo media not made: " + "; ".join(failures))
     print(f"  media for {len(asset_ids)} tracks (streams, previews, waveforms, "
-          f"{len(renditions.DOWNLOAD_FORMATS)} download formats) in {state['media_seconds']} s")
+          f"{len(renditions.DOWNLOAD_FORMATS)} download formats) in {state['media_seconds']} s "
+          f"({state['media_cpu_seconds']} s of CPU on {processes} processes)")
