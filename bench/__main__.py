@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["ledger", "catalog", "adserver", "royalties", "server", "listening", "takedowns"]
+ALL = ["ledger", "catalog", "adserver", "royalties", "server", "sales", "listening", "takedowns"]
 
 
 def main(argv: list[str]) -> int:

@@ -110,8 +110,9 @@ def test_a_listener_buys_lamplight_downloads_it_and_finance_refunds_half(app, li
 
     sign_in(page, live_server.url, lamplight["artist_user"].email)
     page.get_by_role("link", name="Dashboard").click()
-    tracks = page.locator("#tracks-h + table").inner_text()
-    assert "Streetlight Serenade" in tracks and "$2.50" in tracks  # each track's gross share of the sale
+    row = page.locator("#tracks-h + table tr", has_text="Streetlight Serenade")
+    assert row.locator("[data-sales]").inner_text() == "1"
+    assert row.locator("[data-sales_micros]").inner_text() == "$2.25"  # 90% of the sale, half on each track
     page.goto(f"{live_server.url}/studio/sales")
     assert "$5.00" in page.locator(f"#order-{order_id}").inner_text()
     sign_out(page)
@@ -136,7 +137,8 @@ def test_a_listener_buys_lamplight_downloads_it_and_finance_refunds_half(app, li
     page.goto(f"{live_server.url}/studio/sales")
     assert "$2.50" in page.locator(f"#order-{order_id} td:nth-child(6)").inner_text()
     page.get_by_role("link", name="Dashboard").click()
-    assert "$1.25" in page.locator("#tracks-h + table").inner_text()  # each track's refund
+    row = page.locator("#tracks-h + table tr", has_text="Streetlight Serenade")
+    assert row.locator("[data-refunds_micros]").inner_text() == "$1.125"  # half of each track's share, back
     assert not [e for e in errors if "Content Security Policy" in e], errors
 
 
