@@ -3,9 +3,10 @@
 3-posting entries over 100,000 accounts chosen with Zipf-skewed access (s = 1.0; the hottest account is in
 about 8% of picks), against the local PostgreSQL:
 - post_many: batches of BATCH entries, one transaction each, sustained over TOTAL entries, from
-  MANY_WRITERS concurrent flushers (2: one per core, so Python's preparation of one batch overlaps
-  PostgreSQL's work on another), and from a single writer for comparison;
-- post: one entry per transaction, WRITERS concurrent threads;
+  MANY_WRITERS concurrent flusher processes (2: one per core, so Python's preparation of one batch overlaps
+  PostgreSQL's work on another, as the flush's worker processes do), and from a single writer for comparison;
+- post: one entry per transaction, WRITERS concurrent writer processes (as 8 request workers would be);
+  writers are processes, not threads, so that Python's own work is not serialized by one GIL;
 - a raw COPY of the same postings into a bare table (no indexes, triggers or constraints), same run, as
   the floor the ledger is compared with; and bytes per entry on disk (heap + indexes + TOAST).
 Balances are checked exact afterwards (stored balances = sums of postings, every entry balanced).
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import multiprocessing
 import os
 import random
 import statistics
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -90,63 +91,72 @@ def create_accounts(sessions) -> None:
     session.close()
 
 
-def bench_post_many(sessions, zipf: Zipf, writers: int, total: int, prefix: str) -> float:
-    """`writers` flushers, each posting its own stream of batches (as consumers of one stream group would)."""
+def _writer_process(url: str, work: list, single: bool, ready, go, results) -> None:
+    """One writer: its own engine; `work` is batches (post_many) or entries (post, one transaction each)."""
+    engine = make_engine(url, pool_size=2)
+    sessions = make_session_factory(engine)
+    latencies = []
+    ready.set()
+    go.wait()
+    for item in work:
+        t0 = time.perf_counter()
+        if single:
+            retrying(sessions, lambda session, item=item: post(session, item))  # one commit per entry
+        else:
+            # the flusher owns its transaction: one commit per batch, rerun on a deadlock
+            retrying(sessions, lambda session, item=item: post_many(session, item))
+        latencies.append(time.perf_counter() - t0)
+    results.put(latencies)
+    engine.dispose()
+
+
+def _run_writers(url: str, works: list[list], single: bool) -> tuple[float, list[float]]:
+    """Start one process per work list (forked: the entries are built before), release them together, and
+    return the wall time from release to the last commit, and every latency."""
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    go = ctx.Event()
+    readies = [ctx.Event() for _ in works]
+    procs = [ctx.Process(target=_writer_process, args=(url, work, single, ready, go, results))
+             for work, ready in zip(works, readies, strict=True)]
+    for proc in procs:
+        proc.start()
+    for ready in readies:
+        ready.wait()
+    started = time.perf_counter()
+    go.set()
+    latencies: list[float] = []
+    for _ in procs:
+        latencies += results.get()
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"a ledger writer process failed (exit {proc.exitcode})")
+    return elapsed, latencies
+
+
+def bench_post_many(url: str, zipf: Zipf, writers: int, total: int, prefix: str) -> float:
+    """`writers` flusher processes, each posting its own stream of batches (as the flush's workers do)."""
     entries = make_entries(prefix, total, zipf)
     batches = [[entries[o:o + BATCH] for o in range(w * BATCH, total, writers * BATCH)] for w in range(writers)]
-    latencies: list[float] = []
-    barrier = threading.Barrier(writers + 1)
-
-    def writer(index: int) -> None:
-        barrier.wait()
-        for batch in batches[index]:
-            t0 = time.perf_counter()
-            # the flusher owns its transaction: one commit per batch, rerun on a deadlock
-            retrying(sessions, lambda session, batch=batch: post_many(session, batch))
-            latencies.append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed, latencies = _run_writers(url, batches, single=False)
     rate = total / elapsed
     name = "ledger.post_many" if writers > 1 else "ledger.post_many_1writer"
     emit(f"{name}.entries_per_s", rate, 40_000, "higher", "entries/s", batch=BATCH, entries=total,
-         accounts=ACCOUNTS, postings_per_entry=3, zipf_s=ZIPF_S, writers=writers)
+         accounts=ACCOUNTS, postings_per_entry=3, zipf_s=ZIPF_S, writers=writers, writer="process")
     emit(f"{name}.postings_per_s", rate * 3, 120_000, "higher", "postings/s", writers=writers)
     emit(f"{name}.batch_p50_ms", percentile(latencies, 0.5) * 1000, None, "lower", "ms", batch=BATCH)
     emit(f"{name}.batch_p99_ms", percentile(latencies, 0.99) * 1000, None, "lower", "ms", batch=BATCH)
     return rate
 
 
-def bench_post(sessions, zipf_seed: int) -> None:
+def bench_post(url: str, zipf_seed: int) -> None:
     per_writer = SINGLE_TOTAL // WRITERS
     work = [make_entries(f"one{w}", per_writer, Zipf(ACCOUNTS, ZIPF_S, zipf_seed + w)) for w in range(WRITERS)]
-    latencies: list[list[float]] = [[] for _ in range(WRITERS)]
-    barrier = threading.Barrier(WRITERS + 1)
-
-    def writer(index: int) -> None:
-        barrier.wait()
-        for entry in work[index]:
-            t0 = time.perf_counter()
-            retrying(sessions, lambda session, entry=entry: post(session, entry))  # one commit per entry
-            latencies[index].append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    flat = [x for lat in latencies for x in lat]
+    elapsed, flat = _run_writers(url, work, single=True)
     emit("ledger.post.entries_per_s", len(flat) / elapsed, 1_500, "higher", "entries/s", writers=WRITERS,
-         entries=len(flat))
+         entries=len(flat), writer="process")
     emit("ledger.post.p50_ms", statistics.median(flat) * 1000, None, "lower", "ms", writers=WRITERS)
     emit("ledger.post.p99_ms", percentile(flat, 0.99) * 1000, None, "lower", "ms", writers=WRITERS)
 
@@ -200,14 +210,15 @@ def disk_and_check(url: str) -> None:
 
 def main() -> None:
     url = fresh_database("ninety_bench_ledger")
-    engine = make_engine(url, pool_size=WRITERS + 2)
+    engine = make_engine(url, pool_size=2)
     sessions = make_session_factory(engine)
     log(f"ledger bench: {ACCOUNTS} accounts, post_many {TOTAL} entries in batches of {BATCH}, "
         f"post {SINGLE_TOTAL} entries over {WRITERS} writers")
     create_accounts(sessions)
-    bench_post_many(sessions, Zipf(ACCOUNTS, ZIPF_S, 3), 1, TOTAL // 4, "one-writer")
-    rate = bench_post_many(sessions, Zipf(ACCOUNTS, ZIPF_S, 7), MANY_WRITERS, TOTAL, "many")
-    bench_post(sessions, 100)
+    engine.dispose()  # the writers are processes with engines of their own
+    bench_post_many(url, Zipf(ACCOUNTS, ZIPF_S, 3), 1, TOTAL // 4, "one-writer")
+    rate = bench_post_many(url, Zipf(ACCOUNTS, ZIPF_S, 7), MANY_WRITERS, TOTAL, "many")
+    bench_post(url, 100)
     bench_raw_copy(url, Zipf(ACCOUNTS, ZIPF_S, 7), rate)
     disk_and_check(url)
     engine.dispose()
