@@ -31,12 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
-from core.errors import NinetyError
 from core.money import Money, allocate, chargeable_minor_units, share_ceil
 from core.users import User
 from ledger import services as ledger
 from ledger.accounts import INCOME_UNATTRIBUTED, PROCESSING_FEES, STRIPE, payee_payable
 from payments.errors import RailDeclined
+from sales import webhooks
+from sales.errors import SalesError
 from sales.subscription_models import (
     LIVE_STATUSES,
     Customer,
@@ -66,7 +67,7 @@ def period_of(at: datetime) -> str:
 
 
 # --- errors -------------------------------------------------------------------------------------------
-class SubscriptionError(NinetyError):
+class SubscriptionError(SalesError):
     code = "subscription_error"
     status = 400
     title = "The subscription request failed"
@@ -636,3 +637,7 @@ WEBHOOK_HANDLERS = {
     "customer.subscription.deleted": _handler(apply_subscription_deleted),
     "customer.subscription.updated": _handler(apply_subscription_updated),
 }
+
+
+for _type, _handle in WEBHOOK_HANDLERS.items():
+    webhooks.register(_type, _handle)

@@ -63,6 +63,31 @@ class PremiumWorld(World):
     def stripe(self):
         return make_stripe_client(API_KEY, self.base)
 
+    def audio_track(self, name: str = "Audio Artist", *, price_model: str = "free_with_ads",
+                    seconds: float = 1.0) -> int:
+        """A published track with real audio (a generated WAV), free with ads or at a fixed price."""
+        import io
+
+        from catalog import services as catalog
+        from catalog.storage import MediaStore
+        from catalog.uploads import upload_track
+        from core.users import create_user
+        from tests.adserver.conftest import spot
+
+        runtime = self.app.extensions["ninety"]
+        with self.session() as s:
+            user = create_user(s, email=f"{uuid.uuid4().hex[:8]}@artists.test", password="correct horse battery",
+                               display_name=name, roles=["artist"])
+            artist = catalog.create_artist(s, user=user, name=name)
+            release = catalog.create_release(s, artist.id, title=f"{name} single", kind="single", genre="ambient")
+            track = upload_track(s, MediaStore(runtime.config.media_path), release, io.BytesIO(spot(seconds)),
+                                 "01 Song.wav", clock=self.clock, max_bytes=None, title="Song").track
+            if price_model != "free_with_ads":
+                track.price_model, track.price_micros = price_model, 1_000_000
+            catalog.publish_release(s, release, clock=self.clock)
+            s.commit()
+            return track.id
+
     def listener(self, name: str = "listener"):
         from core.users import create_user
 
