@@ -18,7 +18,9 @@ from core.money import allocate
 from royalties.models import PayeeHold, PoolShare, RoyaltyPeriod
 from royalties.periods import bounds
 
-EARNING_EVENTS = ("ad_flush", "pool_distribution", "sale")
+# Sales count net of their refunds and disputes (a refund is a negative earning of the track it came from).
+SALE_EVENTS = ("sale", "refund", "chargeback", "chargeback_won")
+EARNING_EVENTS = ("ad_flush", "pool_distribution", *SALE_EVENTS)
 
 
 def payees_for_user(session: Session, user_id: int) -> list:
@@ -95,8 +97,47 @@ def track_table(session: Session, payee_id: int, currency: str) -> list[dict]:
          ORDER BY coalesce(rev.micros, 0) DESC, t.id
     """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
            "events": list(EARNING_EVENTS), "artist": artist_id or -1}).all()
+    sales = sales_by_track(session, payee_id, currency)
+    empty = {"sales": 0, "sales_micros": 0, "refunds_micros": 0, "disputes_micros": 0, "fees_micros": 0}
     return [{"track_id": r[0], "title": r[1], "release_title": r[2], "release_id": r[3], "downloads": int(r[4]),
-             "impressions": int(r[5]), "revenue_micros": int(r[6])} for r in rows]
+             "impressions": int(r[5]), "revenue_micros": int(r[6]), **sales.get(r[0], empty)} for r in rows]
+
+
+def sales_by_track(session: Session, payee_id: int, currency: str) -> dict[int, dict]:
+    """Per track, the payee's side of its sales, straight from the books: how many sales credited the payee,
+    what they credited (`sales_micros`), what refunds and disputes took back (positive amounts; a won dispute
+    gives back what its opening took), and the card fees of those sales charged to the track (the fee comes
+    off the gross before the 90% is split, so it is the track's, shared by its payees)."""
+    from ledger.accounts import PROCESSING_FEES, payee_held, payee_payable
+
+    rows = session.execute(text("""
+        WITH mine AS (
+            SELECT p.entry_id, substr(p.ref, 7)::int AS track_id, e.metadata->>'event' AS event,
+                   sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS signed
+              FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+              JOIN ledger_entries e ON e.id = p.entry_id
+             WHERE a.code IN (:payable, :held) AND a.currency = :currency AND p.ref ~ '^track:[0-9]{1,9}$'
+               AND e.metadata->>'event' = ANY(:events)
+             GROUP BY 1, 2, 3
+        ), fees AS (
+            SELECT m.track_id, sum(fp.amount_micros)::bigint AS micros
+              FROM mine m JOIN ledger_postings fp ON fp.entry_id = m.entry_id AND fp.ref = 'track:' || m.track_id
+              JOIN ledger_accounts fa ON fa.id = fp.account_id AND fa.code = :fees AND fa.currency = :currency
+             WHERE m.event = 'sale'
+             GROUP BY 1
+        )
+        SELECT m.track_id, count(*) FILTER (WHERE m.event = 'sale'),
+               coalesce(sum(m.signed) FILTER (WHERE m.event = 'sale'), 0),
+               coalesce(-sum(m.signed) FILTER (WHERE m.event = 'refund'), 0),
+               coalesce(-sum(m.signed) FILTER (WHERE m.event IN ('chargeback', 'chargeback_won')), 0),
+               coalesce(min(f.micros), 0)
+          FROM mine m LEFT JOIN fees f ON f.track_id = m.track_id
+         GROUP BY m.track_id
+    """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
+           "events": list(SALE_EVENTS), "fees": PROCESSING_FEES}).all()
+    return {track_id: {"sales": int(count), "sales_micros": int(sold), "refunds_micros": int(refunded),
+                       "disputes_micros": int(disputed), "fees_micros": int(fees)}
+            for track_id, count, sold, refunded, disputed, fees in rows}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Statements: per payee per month, every figure straight from the ledger.
 
-Opening balance; earnings by track and by source (ads at the download gate, the key-mode pool, sales);
+Opening balance; earnings by track and by source (ads at the download gate, the key-mode pool, sales, and
+the sales' refunds and disputes, signed);
 adjustments and reversals; payouts; closing balance; and the payout drafted for the month with its carried
 rest. `closing = opening + earnings + adjustments - payouts` holds by construction, and a test reconciles
 each figure with `ledger.services.balance`.
@@ -20,6 +21,8 @@ from royalties.models import PayoutBatch, PayoutExclusion, PayoutItem, RoyaltyPe
 from royalties.periods import bounds
 
 SOURCES = {"ad_flush": "Ads at the download gate", "pool_distribution": "Key-mode pool", "sale": "Sales"}
+# A sale's refunds and disputes are lines of the track they came from, signed (a refund is negative).
+SALE_SOURCES = {"refund": "Sales refunded", "chargeback": "Sales disputed", "chargeback_won": "Disputes won"}
 ADJUSTMENTS = {"refund": "Refund", "chargeback": "Chargeback", "payout_reversed": "Payout returned",
                "hold_released": "Released from hold"}
 
@@ -103,10 +106,10 @@ def statement(session: Session, payee_id: int, period: str, currency: str) -> St
     titles = _track_titles(session, track_ids)
     for event, ref, credit, amount, description, _ in rows:
         signed = int(amount) if credit else -int(amount)
-        if event in SOURCES and credit:
+        if (event in SOURCES and credit) or event in SALE_SOURCES:
             track_id = int(ref[6:]) if ref and ref.startswith("track:") and ref[6:].isdigit() else None
             title, release = titles.get(track_id, ("(no track)", ""))
-            stmt.earnings.append(TrackLine(track_id, title, release, SOURCES[event], signed))
+            stmt.earnings.append(TrackLine(track_id, title, release, {**SOURCES, **SALE_SOURCES}[event], signed))
         elif event == "payout" and not credit:
             stmt.payouts.append({"description": description, "amount_micros": int(amount), "ref": ref})
         else:

@@ -67,6 +67,27 @@ def balance():
     return {"payee_id": payee_id, "balances": rows}
 
 
+@bp.get("/royalties/tracks")
+@access()
+def tracks():
+    """Per track, what one of the caller's payees earned (`?payee=`, `?currency=`): downloads, impressions,
+    revenue, and the sales side (sales, what they credited, refunded, disputed, the card fees), in micros.
+    ---
+    get:
+      parameters:
+        - {name: payee, in: query, schema: {type: integer}}
+        - {name: currency, in: query, schema: {type: string, example: USD}}
+      responses:
+        200:
+          description: one row per track
+    """
+    from royalties.services import track_table
+
+    payee_id = _payee_id()
+    currency = check_currency(request.args.get("currency") or context.config().currency)
+    return {"payee_id": payee_id, "currency": currency, "tracks": track_table(context.db(), payee_id, currency)}
+
+
 @bp.get("/royalties/statements/<int:payee_id>/<period>")
 @access()
 def statement(payee_id: int, period: str):
