@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from catalog.models import Track
 from catalog.play_models import COUNT_AFTER_MS, PLAY_KINDS, ListeningSession
 
 SESSION_IDLE = timedelta(minutes=30)
@@ -29,8 +30,8 @@ CLOCK_SLACK_MS = 2_000
 MAX_HEARD_MS = 6 * 3600 * 1000
 
 __all__ = [
-    "COUNT_AFTER_MS", "PlayReport", "SessionStart", "claim_full_stream", "full_streams",
-    "listening_seconds_by_track", "open_session", "plays_by_track", "plays_by_track_and_day", "record_heard",
+    "COUNT_AFTER_MS", "PlayReport", "SessionStart", "bounded_heard", "claim_full_stream", "full_streams",
+    "listening_seconds_by_track", "open_session", "set_previews_only", "plays_by_track", "plays_by_track_and_day", "record_heard",
 ]
 
 
@@ -54,6 +55,13 @@ def open_session(session: Session, *, listener_id: str, user_id: int | None, ses
     session.add(new)
     session.flush()
     return SessionStart(new.id, True)
+
+
+def set_previews_only(session: Session, track: Track, previews_only: bool) -> Track:
+    """The artist's choice: the track is only ever heard as its 30-second preview (priced tracks)."""
+    track.previews_only = bool(previews_only)
+    session.flush()
+    return track
 
 
 def note_ad(session: Session, session_id: str, decision_id: str) -> None:
@@ -103,6 +111,12 @@ class PlayReport:
     started_at: datetime
 
 
+def bounded_heard(report: PlayReport, heard_ms: int, now: datetime) -> int:
+    """A report's claim, bounded by the wall-clock time since the play started (plus a little slack)."""
+    elapsed_ms = int((now - report.started_at).total_seconds() * 1000)
+    return max(0, min(int(heard_ms), elapsed_ms + CLOCK_SLACK_MS, MAX_HEARD_MS))
+
+
 def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previous_ms: int, now: datetime) -> str:
     """Record that `heard_ms` of the play have been heard (cumulative); `previous_ms` is the most the play
     had reported before (kept by the caller in Redis). Returns "counted" (this report made it count),
@@ -112,37 +126,42 @@ def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previou
     (plus a little slack), so a script cannot count a play by reporting 30 s after one."""
     if report.kind not in PLAY_KINDS:
         raise ValueError("kind is full or preview")
-    elapsed_ms = int((now - report.started_at).total_seconds() * 1000)
-    heard = max(0, min(int(heard_ms), elapsed_ms + CLOCK_SLACK_MS, MAX_HEARD_MS))
+    heard = bounded_heard(report, heard_ms, now)
     delta = heard - max(previous_ms, 0)
     if delta <= 0:
         return "stale"
-    session.execute(text("""UPDATE listening_sessions SET heard_ms = heard_ms + :d,
-                                   last_heard_at = greatest(last_heard_at, :now)
-                             WHERE id = :s AND listener_id = :l"""),
-                    {"d": delta, "now": now, "s": report.session_id, "l": report.listener_id})
+    values = {"d": delta, "now": now, "s": report.session_id, "l": report.listener_id, "p": report.play_id,
+              "t": report.track_id, "u": report.user_id, "k": report.kind, "started": report.started_at, "h": heard}
     if heard < COUNT_AFTER_MS or report.kind != "full":
+        session.execute(_SESSION_HEARD, values)
         return "listening"
-    counted = session.execute(text("INSERT INTO play_ids (play_id, counted_at) VALUES (:p, :now) "
-                                   "ON CONFLICT DO NOTHING RETURNING play_id"),
-                              {"p": report.play_id, "now": now}).first()
-    if counted is None:
-        session.execute(text("UPDATE plays SET heard_ms = greatest(heard_ms, :h) "
-                             "WHERE play_id = :p AND counted_at >= :started"),
-                        {"h": heard, "p": report.play_id, "started": report.started_at})
-        return "updated"
-    session.execute(text("""
+    # One round trip: the session's time, the de-duplication id, and either the new play with the listener's
+    # count or (a play that counted already) its growing time. Data-modifying CTEs all run, once each.
+    counted = session.execute(_COUNT, values).scalar_one()
+    return "counted" if counted else "updated"
+
+
+_SESSION_HEARD = text("""UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
+                          WHERE id = :s AND listener_id = :l""")
+_COUNT = text("""
+    WITH heard AS (
+        UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
+         WHERE id = :s AND listener_id = :l RETURNING 1),
+    fresh AS (INSERT INTO play_ids (play_id, counted_at) VALUES (:p, :now) ON CONFLICT DO NOTHING RETURNING play_id),
+    play AS (
         INSERT INTO plays (play_id, track_id, listener_id, user_id, session_id, kind, started_at, counted_at, heard_ms)
-        VALUES (:p, :t, :l, :u, :s, :k, :started, :now, :h)"""),
-                    {"p": report.play_id, "t": report.track_id, "l": report.listener_id, "u": report.user_id,
-                     "s": report.session_id, "k": report.kind, "started": report.started_at, "now": now, "h": heard})
-    session.execute(text("""
-        INSERT INTO listener_track_plays AS p (listener_id, track_id, full_streams, counted_plays, last_played_at)
-        VALUES (:l, :t, 0, 1, :now)
+        SELECT CAST(:p AS uuid), CAST(:t AS integer), CAST(:l AS varchar), CAST(:u AS integer), CAST(:s AS varchar),
+               CAST(:k AS varchar), CAST(:started AS timestamptz), CAST(:now AS timestamptz), CAST(:h AS integer)
+          FROM fresh RETURNING 1),
+    tally AS (
+        INSERT INTO listener_track_plays AS c (listener_id, track_id, full_streams, counted_plays, last_played_at)
+        SELECT CAST(:l AS varchar), CAST(:t AS integer), 0, 1, CAST(:now AS timestamptz) FROM fresh
         ON CONFLICT (listener_id, track_id) DO UPDATE
-           SET counted_plays = p.counted_plays + 1, last_played_at = greatest(p.last_played_at, :now)"""),
-                    {"l": report.listener_id, "t": report.track_id, "now": now})
-    return "counted"
+           SET counted_plays = c.counted_plays + 1, last_played_at = greatest(c.last_played_at, :now) RETURNING 1),
+    grown AS (
+        UPDATE plays SET heard_ms = greatest(heard_ms, :h)
+         WHERE play_id = :p AND counted_at >= :started AND NOT EXISTS (SELECT 1 FROM fresh) RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM fresh)""")
 
 
 # --- figures ------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from adserver.ivt import DEFAULT_PLAYER_ALLOW_LIST, MAX_UA_CHARS, is_bot
@@ -384,4 +384,8 @@ def count_play(session: Session, redis, token: str, heard_ms: int, who: Listener
     now = clock.now()
     heard = plays.bounded_heard(report, heard_ms, now)
     previous = int(_heard_script(redis)(keys=[heard_key], args=[heard, PLAY_REPORT_TTL_S]))
+    if heard > previous:
+        # Play beacons are committed without waiting for the disk, like the impression stream in Redis: a
+        # database crash may lose the last moment's reports, never count one twice (play_ids holds that).
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     return plays.record_heard(session, report, heard, previous_ms=previous, now=now)
