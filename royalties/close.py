@@ -12,7 +12,6 @@ largest remainder first, then position), so a month of millions of impressions c
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import datetime
 
@@ -29,6 +28,7 @@ from royalties import subscriber_pool, suspense
 from royalties.errors import EarlierPeriodOpen, ImpressionsNotFlushed, ParkedEntriesUnsettled, PeriodNotOver
 from royalties.models import RoyaltyPeriod
 from royalties.periods import ONE_MICROSECOND, bounds
+from royalties.staging import stage_split_sheets
 
 IMPRESSION_STREAM = None  # every shard of the impression stream (adserver.keys.impression_streams)
 POSTINGS_PER_ENTRY = 5000
@@ -176,7 +176,6 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
 
 def _distribute(session: Session, period: str, start: datetime, cutoff: datetime, lap=lambda name: None) -> tuple:
     """Fill royalty_pool_shares for the month; return (per-currency totals, credits, taken-down track ids)."""
-    from catalog.services import split_sheets_at
     from ledger.accounts import listener_pool
 
     pool_code = listener_pool(period)
@@ -207,18 +206,7 @@ def _distribute(session: Session, period: str, start: datetime, cutoff: datetime
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_downloads"))
     lap("pools_and_downloads")
-    track_ids = [row[0] for row in session.execute(text("SELECT DISTINCT track_id FROM tmp_downloads"))]
-    sheets = split_sheets_at(session, track_ids, cutoff - ONE_MICROSECOND) if track_ids else {}
-    session.execute(text("CREATE TEMP TABLE tmp_sheets (track_id int, payee_id int, share_bp bigint, "
-                         "position int) ON COMMIT DROP"))
-    if sheets:
-        buffer = io.StringIO()
-        for track_id, shares in sheets.items():
-            for position, (payee_id, share_bp) in enumerate(shares):
-                buffer.write(f"{track_id}\t{payee_id}\t{share_bp}\t{position}\n")
-        raw = session.connection().connection.driver_connection
-        with raw.cursor().copy("COPY tmp_sheets (track_id, payee_id, share_bp, position) FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
+    stage_split_sheets(session, "tmp_sheets", "tmp_downloads", cutoff)
     lap("split_sheets")
     # A track without a split sheet cannot be credited: its downloads do not count.
     session.execute(text("ANALYZE tmp_sheets"))

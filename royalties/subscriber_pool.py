@@ -17,7 +17,6 @@ Transaction: called by `royalties.close.close_month`, inside its transaction (wh
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
@@ -28,6 +27,7 @@ from core.money import allocate
 from ledger.accounts import INCOME_UNATTRIBUTED, payee_held, payee_payable
 from ledger.services import Entry, Posting
 from royalties.periods import ONE_MICROSECOND, bounds
+from royalties.staging import stage_split_sheets
 from sales.subscription_models import SubscriberPoolShare
 from sales.subscriptions import subscriber_pool, subscriber_ref
 
@@ -60,7 +60,6 @@ def earliest_open_pool(session: Session, period: str) -> str | None:
 
 def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple[dict, list[Entry]]:
     """Fill subscriber_pool_shares for `period`; return (per-currency summary, the balanced entries)."""
-    from catalog.services import split_sheets_at
 
     start, cutoff = bounds(period)
     pool_code = subscriber_pool(period)
@@ -97,18 +96,7 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_slisten"))
     lap("subscribers_pools_and_listening")
-    track_ids = [row[0] for row in session.execute(text("SELECT DISTINCT track_id FROM tmp_slisten"))]
-    sheets = split_sheets_at(session, track_ids, cutoff - ONE_MICROSECOND) if track_ids else {}
-    session.execute(text("CREATE TEMP TABLE tmp_ssheets (track_id int, payee_id int, share_bp bigint, "
-                         "position int) ON COMMIT DROP"))
-    if sheets:
-        buffer = io.StringIO()
-        for track_id, shares in sheets.items():
-            for position, (payee_id, share_bp) in enumerate(shares):
-                buffer.write(f"{track_id}\t{payee_id}\t{share_bp}\t{position}\n")
-        raw = session.connection().connection.driver_connection
-        with raw.cursor().copy("COPY tmp_ssheets (track_id, payee_id, share_bp, position) FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
+    stage_split_sheets(session, "tmp_ssheets", "tmp_slisten", cutoff)
     session.execute(text("ANALYZE tmp_ssheets"))
     # A track no split sheet can credit does not count: its listening is left out of the weights.
     session.execute(text("DELETE FROM tmp_slisten l WHERE NOT EXISTS "
