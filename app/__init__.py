@@ -83,7 +83,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
         extras={},
     )
     # Jobs deferred by services (emails) are enqueued on RQ only once the transaction that made them commits.
-    install_outbox(app.extensions["ninety"].sessions, lambda: connect_jobs(config.redis_url))
+    install_outbox(app.extensions["ninety"].sessions, lambda: connect_jobs(config.queue_redis_url))
 
     from app.templating import init_templating
 

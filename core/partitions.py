@@ -1,7 +1,7 @@
 """Monthly partitions (migration 0013): impression, invalid-traffic, play and download rows live in one
 partition per UTC month, with a DEFAULT partition catching any month not created yet.
 
-`ensure_months` creates the partitions a writer is about to need, each in a short transaction of its own
+`ensure_months` creates the partitions a writer is about to need; each commits on its own, in a short transaction
 (creating a partition locks its table for a moment; doing it inside a flush batch would hold that lock while
 the batch waits on ledger rows), waiting at most LOCK_TIMEOUT_MS for the lock: while a long transaction reads
 the table, the month is left for a later batch and its rows go to the DEFAULT partition meanwhile (correct,

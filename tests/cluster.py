@@ -135,5 +135,6 @@ def on_each_redis(request, config):
         return
     cluster = request.getfixturevalue("redis_cluster")
     cluster.flush()
-    yield _replace(config, redis_url=cluster.url)
+    # RQ's queue stays on the one server (JOBS_REDIS_URL), as a deployment on a cluster must set it
+    yield _replace(config, redis_url=cluster.url, jobs_redis_url=config.redis_url)
     cluster.flush()

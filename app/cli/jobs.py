@@ -26,7 +26,7 @@ def jobs_work(burst, name):
     # media jobs (catalog.renditions) open their own sessions and find files under the media root
     jobs.configure(mailer=SmtpMailer.from_url(cfg.smtp_url), sessions=context.runtime().sessions,
                    media_path=cfg.media_path)
-    connection = jobs.connect(cfg.redis_url)
+    connection = jobs.connect(cfg.queue_redis_url)
     try:
         jobs.work(connection, burst=burst, name=name)
         if burst:
@@ -41,7 +41,7 @@ def jobs_work(burst, name):
 def jobs_status():
     from core import jobs
 
-    connection = jobs.connect(context.config().redis_url)
+    connection = jobs.connect(context.config().queue_redis_url)
     queue = jobs.make_queue(connection)
     click.echo(f"queued {queue.count} · failed {queue.failed_job_registry.count} · "
                f"retrying {queue.scheduled_job_registry.count}")

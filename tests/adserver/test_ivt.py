@@ -96,14 +96,14 @@ def test_an_id_younger_than_the_minimum_view_is_held_not_counted(make_advertiser
     result = beacon(placement.token, visitor(lid))
     assert (result.status, result.reason, result.counted) == ("held", "listener_too_new", False)
     assert _spent(ad_redis, campaign) == 0 and ad_stream.length(ad_redis) == 0
-    assert services.impression_seen_at(ad_redis, placement.id) is None
+    assert services.impression_seen_at(ad_redis, placement.decision) is None
     clock.advance(seconds=2)
     assert beacon(placement.token, visitor(lid)).status == "held"  # still too new: still held
     clock.advance(seconds=3)  # the download after the ad: the id is old enough, the impression counts as shown
     settled = services.settle_held_impression(ad_session, ad_redis, placement.token, visitor(lid), secret="s3cret",
                                               clock=clock)
     assert settled.status == "counted"
-    assert services.impression_seen_at(ad_redis, placement.id) == shown_at
+    assert services.impression_seen_at(ad_redis, placement.decision) == shown_at
     assert _spent(ad_redis, campaign) == placement.decision.price_micros
     [(_, fields)] = ad_stream.entries(ad_redis)
     assert fields[b"at"].decode() == shown_at.isoformat()

@@ -24,7 +24,7 @@ FUNDED = 100_000_000
 
 def _worker(config, *extra):
     env = dict(os.environ, DATABASE_URL=config.database_url, REDIS_URL=config.redis_url, SECRET_KEY=TEST_SECRET,
-               NINETY_ENV="test", LOG_LEVEL="WARNING")
+               JOBS_REDIS_URL=config.queue_redis_url, NINETY_ENV="test", LOG_LEVEL="WARNING")
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--consumer", "crashy", "--batch-size", "25",
                              "--block-ms", "50", *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -60,6 +60,7 @@ def test_kill_dash_nine_mid_batch_then_restart(config, ad_session, ad_redis, mak
         deadline = time.monotonic() + 60
         while _count(ad_session) == before and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()[0].decode()  # died by itself, not by the kill below
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         pending = ad_redis.xpending(stream_for(adv.id), keys.CONSUMER_GROUP)["pending"]
