@@ -167,7 +167,7 @@ class Config:
             if not self.database_url or not self.redis_url:
                 raise ConfigError("production needs DATABASE_URL and REDIS_URL")
         if self.redis_url or self.jobs_redis_url:
-            self.queue_redis_url  # a cluster REDIS_URL without JOBS_REDIS_URL is refused at start, not at first job
+            _ = self.queue_redis_url  # a cluster REDIS_URL without JOBS_REDIS_URL is refused at start, not at first job
 
     def threshold_micros(self, currency: str) -> int:
         from core.money import Money

@@ -27,8 +27,8 @@ from core import ratelimit
 from entitlements import credit, keys
 from entitlements.credit import KeyCredit
 from entitlements.errors import GateConflict, KeyCreditShort, NotEntitled, TooEarly, WrongDecision
-from sales.subscriptions import is_subscriber
 from sales.services import owns_track
+from sales.subscriptions import is_subscriber
 
 GRANTS_PER_LISTENER_PER_HOUR = 60
 GRANTS_PER_IP_PER_HOUR = 300
