@@ -20,7 +20,9 @@ from royalties.periods import bounds
 
 # Sales count net of their refunds and disputes (a refund is a negative earning of the track it came from).
 SALE_EVENTS = ("sale", "refund", "chargeback", "chargeback_won")
-EARNING_EVENTS = ("ad_flush", "pool_distribution", *SALE_EVENTS)
+# Premium: subscriber pools shared at the close, less what a refund after the close recouped.
+PREMIUM_EVENTS = ("subscriber_pool_distribution", "subscription_refund")
+EARNING_EVENTS = ("ad_flush", "pool_distribution", *SALE_EVENTS, *PREMIUM_EVENTS)
 
 
 def payees_for_user(session: Session, user_id: int) -> list:
@@ -101,6 +103,32 @@ def track_table(session: Session, payee_id: int, currency: str) -> list[dict]:
     empty = {"sales": 0, "sales_micros": 0, "refunds_micros": 0, "disputes_micros": 0, "fees_micros": 0}
     return [{"track_id": r[0], "title": r[1], "release_title": r[2], "release_id": r[3], "downloads": int(r[4]),
              "impressions": int(r[5]), "revenue_micros": int(r[6]), **sales.get(r[0], empty)} for r in rows]
+
+
+def premium_earnings(session: Session, payee_id: int, currency: str) -> dict:
+    """What premium subscribers' pools brought the payee: in all (from the books, net of refunds recouped after
+    a close), how many subscribers' money reached them, and per closed month the amount and subscribers."""
+    from ledger.accounts import payee_held, payee_payable
+
+    total = session.execute(text("""
+        SELECT coalesce(sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END), 0)::bigint
+          FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
+          JOIN ledger_entries e ON e.id = p.entry_id
+         WHERE a.code IN (:payable, :held) AND a.currency = :currency AND e.metadata->>'event' = ANY(:events)
+    """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
+           "events": list(PREMIUM_EVENTS)}).scalar()
+    months = session.execute(text("""
+        SELECT period, sum(amount_micros)::bigint, count(DISTINCT subscriber_id)
+          FROM subscriber_pool_shares
+         WHERE payee_id = :payee AND currency = :currency AND kind = 'track'
+         GROUP BY period ORDER BY period DESC
+    """), {"payee": payee_id, "currency": currency}).all()
+    subscribers = session.execute(text(
+        "SELECT count(DISTINCT subscriber_id) FROM subscriber_pool_shares "
+        "WHERE payee_id = :payee AND currency = :currency AND kind = 'track'"),
+        {"payee": payee_id, "currency": currency}).scalar()
+    return {"earned_micros": int(total or 0), "subscribers": int(subscribers or 0),
+            "months": [{"period": m[0], "amount_micros": int(m[1]), "subscribers": int(m[2])} for m in months]}
 
 
 def sales_by_track(session: Session, payee_id: int, currency: str) -> dict[int, dict]:

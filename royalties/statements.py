@@ -19,10 +19,13 @@ from sqlalchemy.orm import Session
 from core.money import Money
 from royalties.models import PayoutBatch, PayoutExclusion, PayoutItem, RoyaltyPeriod
 from royalties.periods import bounds
+from royalties.subscriber_pool import subscribers_reached
 
-SOURCES = {"ad_flush": "Ads at the download gate", "pool_distribution": "Key-mode pool", "sale": "Sales"}
+SOURCES = {"ad_flush": "Ads at the download gate", "pool_distribution": "Key-mode pool", "sale": "Sales",
+           "subscriber_pool_distribution": "Premium subscribers"}
 # A sale's refunds and disputes are lines of the track they came from, signed (a refund is negative).
-SALE_SOURCES = {"refund": "Sales refunded", "chargeback": "Sales disputed", "chargeback_won": "Disputes won"}
+SALE_SOURCES = {"refund": "Sales refunded", "chargeback": "Sales disputed", "chargeback_won": "Disputes won",
+                "subscription_refund": "Premium refunded"}  # a premium refund after the close, recouped
 ADJUSTMENTS = {"refund": "Refund", "chargeback": "Chargeback", "payout_reversed": "Payout returned",
                "hold_released": "Released from hold"}
 
@@ -51,6 +54,7 @@ class Statement:
     batch_payout: dict | None = None
     exclusion: str | None = None
     is_closed: bool = False
+    subscribers_reached: int = 0  # premium subscribers whose pool reached the payee this month
 
     @property
     def earnings_micros(self) -> int:
@@ -91,7 +95,8 @@ def statement(session: Session, payee_id: int, period: str, currency: str) -> St
     closing = _balance_before(session, code, currency, cutoff)
     stmt = Statement(payee_id, name, period, currency, opening, closing,
                      held_micros=_balance_before(session, payee_held(payee_id), currency, cutoff),
-                     is_closed=session.get(RoyaltyPeriod, period) is not None)
+                     is_closed=session.get(RoyaltyPeriod, period) is not None,
+                     subscribers_reached=subscribers_reached(session, payee_id, period))
     rows = session.execute(text("""
         SELECT e.metadata->>'event' AS event, p.ref, p.credit, sum(p.amount_micros)::bigint,
                min(e.description), min(e.id)

@@ -59,6 +59,7 @@ def _as_image(svg: str, *, alt: str) -> Markup:
 def index():
     from payments.services import current_method
     from royalties import services
+    from royalties.earnings import premium_earnings
     from royalties.models import PayoutBatch, PayoutItem
 
     session = context.db()
@@ -85,4 +86,5 @@ def index():
         "dashboard/index.html", payee=payee, payees=payees, balances=balances, currency=currency, days=days,
         chart=earnings_chart(days, currency), tracks=services.track_table(session, payee.id, currency),
         history=history, statements=services.statement_periods(session, payee.id),
+        premium=premium_earnings(session, payee.id, currency),
         method=current_method(session, payee.id))
