@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -31,7 +31,8 @@ MAX_HEARD_MS = 6 * 3600 * 1000
 
 __all__ = [
     "COUNT_AFTER_MS", "PlayReport", "SessionStart", "bounded_heard", "claim_full_stream", "full_streams",
-    "listening_seconds_by_track", "open_session", "set_previews_only", "plays_by_track", "plays_by_track_and_day", "record_heard",
+    "listening_seconds_by_track", "open_session", "payee_daily_plays", "plays_by_track", "plays_by_track_and_day",
+    "record_heard", "set_previews_only", "tracks_of_payee",
 ]
 
 
@@ -186,6 +187,36 @@ def plays_by_track_and_day(session: Session, track_ids: list[int], *, start: dat
          WHERE track_id = ANY(:t) AND counted_at >= :start AND counted_at < :end
          GROUP BY 1, 2 ORDER BY 1, 2"""), {"t": list(track_ids), "start": start, "end": end})
     return [(track_id, day, n) for track_id, day, n in rows]
+
+
+def tracks_of_payee(session: Session, payee_id: int) -> list[dict]:
+    """The tracks whose plays a payee may see: its artist's tracks and every track whose split sheet (any
+    version) names it, by release and position."""
+    rows = session.execute(text("""
+        SELECT t.id, t.title, r.id, r.title FROM tracks t JOIN releases r ON r.id = t.release_id
+         WHERE r.artist_id = (SELECT artist_id FROM payees WHERE id = :p)
+            OR EXISTS (SELECT 1 FROM split_sheets s JOIN split_shares x ON x.sheet_id = s.id
+                        WHERE s.track_id = t.id AND x.payee_id = :p)
+         ORDER BY r.id, t.position, t.id"""), {"p": payee_id})
+    return [{"track_id": t, "title": title, "release_id": r, "release_title": release} for t, title, r, release in rows]
+
+
+def payee_daily_plays(session: Session, payee_id: int, *, first_day: date, last_day: date) -> list[dict]:
+    """Per track the payee may see (`tracks_of_payee`): counted plays from `first_day` to `last_day` (UTC
+    days, both included), their total, and one (day, plays) pair for every day of the span, zeros too, so a
+    chart has no gaps."""
+    tracks = tracks_of_payee(session, payee_id)
+    start = datetime.combine(first_day, time.min, UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, UTC)
+    counted: dict[tuple[int, date], int] = {}
+    for track_id, day, n in plays_by_track_and_day(session, [t["track_id"] for t in tracks], start=start, end=end):
+        counted[(track_id, day)] = n
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    result = []
+    for track in tracks:
+        series = [(day, counted.get((track["track_id"], day), 0)) for day in days]
+        result.append({**track, "total": sum(n for _, n in series), "days": series})
+    return result
 
 
 def listening_seconds_by_track(session: Session, listener_id: str, *, start: datetime,

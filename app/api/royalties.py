@@ -3,13 +3,16 @@ batch progress (the finance console polls it)."""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 from flask import Blueprint, request
 from marshmallow import Schema, fields, validate
 
 from app import context
 from app.api import API_PREFIX, load
 from app.auth import access, current_listener_id, current_user
-from core.errors import NotFound
+from catalog import plays
+from core.errors import NotFound, ValidationError
 from core.money import Money, check_currency
 from royalties.periods import bounds, period_of
 
@@ -85,7 +88,50 @@ def tracks():
 
     payee_id = _payee_id()
     currency = check_currency(request.args.get("currency") or context.config().currency)
-    return {"payee_id": payee_id, "currency": currency, "tracks": track_table(context.db(), payee_id, currency)}
+    rows = track_table(context.db(), payee_id, currency)
+    counted = plays.plays_by_track(context.db(), [row["track_id"] for row in rows])
+    for row in rows:
+        row["plays"] = counted.get(row["track_id"], 0)
+    return {"payee_id": payee_id, "currency": currency, "tracks": rows}
+
+
+PLAYS_DAYS = 30
+MAX_PLAYS_DAYS = 366
+
+
+class PlaysQuery(Schema):
+    payee = fields.Integer(load_default=None)
+    first_day = fields.Date(data_key="from", load_default=None)
+    last_day = fields.Date(data_key="to", load_default=None)
+
+
+@bp.get("/royalties/plays")
+@access()
+def plays_by_day():
+    """Counted plays (30 s heard) per track and UTC day of the tracks one of the caller's payees earns from
+    (`?payee=`), from `from` to `to` (YYYY-MM-DD, both included; default the last 30 days, at most 366).
+    ---
+    get:
+      parameters:
+        - {name: payee, in: query, schema: {type: integer}}
+        - {name: from, in: query, schema: {type: string, format: date}}
+        - {name: to, in: query, schema: {type: string, format: date}}
+      responses:
+        200:
+          description: per track, its total and one entry per day (zeros included)
+    """
+    query = load(PlaysQuery(), request.args.to_dict())
+    payee_id = _payee_id()
+    last_day = query["last_day"] or context.clock().now().astimezone(UTC).date()
+    first_day = query["first_day"] or last_day - timedelta(days=PLAYS_DAYS - 1)
+    if first_day > last_day or (last_day - first_day).days >= MAX_PLAYS_DAYS:
+        raise ValidationError(f"Ask for 1 to {MAX_PLAYS_DAYS} days, `from` not after `to`.", code="invalid_days",
+                              field="from")
+    rows = plays.payee_daily_plays(context.db(), payee_id, first_day=first_day, last_day=last_day)
+    return {"payee_id": payee_id, "from": first_day.isoformat(), "to": last_day.isoformat(),
+            "plays": sum(row["total"] for row in rows),
+            "tracks": [{**{k: row[k] for k in ("track_id", "title", "release_id", "release_title", "total")},
+                        "days": [{"date": day.isoformat(), "plays": n} for day, n in row["days"]]} for row in rows]}
 
 
 @bp.get("/royalties/statements/<int:payee_id>/<period>")

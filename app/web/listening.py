@@ -7,7 +7,7 @@ parse, call one service and answer.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -81,21 +81,18 @@ def artist_tracks(artist, limit: int = 12) -> list[Track]:
     return tracks[:limit]
 
 
-def plays_of_payee(payee, days: int = 30) -> list[dict]:
-    """The dashboard's plays: per track of the payee's artist, counted plays per day over the last `days`."""
-    if payee is None or getattr(payee, "artist_id", None) is None:
-        return []
-    session = context.db()
-    tracks = session.scalars(select(Track).join(Release).where(Release.artist_id == payee.artist_id)
-                             .order_by(Track.id)).all()
-    now = context.clock().now()
-    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    by_track: dict[int, list] = {}
-    for track_id, day, count in plays.plays_by_track_and_day(session, [t.id for t in tracks], start=start,
-                                                             end=now + timedelta(seconds=1)):
-        by_track.setdefault(track_id, []).append((day, count))
-    return [{"track": t, "total": sum(n for _, n in by_track.get(t.id, [])), "days": by_track.get(t.id, [])}
-            for t in tracks]
+def plays_of_payee(payee, days: int = 30) -> dict | None:
+    """The dashboard's plays: per track the payee may see, counted plays per UTC day over the last `days`
+    (today included), and the days' totals for the chart."""
+    if payee is None:
+        return None
+    last_day = context.clock().now().astimezone(UTC).date()
+    rows = plays.payee_daily_plays(context.db(), payee.id, first_day=last_day - timedelta(days=days - 1),
+                                   last_day=last_day)
+    if not rows:
+        return None
+    totals = [(day, sum(row["days"][i][1] for row in rows)) for i, (day, _) in enumerate(rows[0]["days"])]
+    return {"tracks": rows, "totals": totals, "peak": max(n for _, n in totals), "sum": sum(n for _, n in totals)}
 
 
 # --- streams ----------------------------------------------------------------------------------------------
