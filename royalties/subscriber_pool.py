@@ -9,7 +9,8 @@ track id / sheet order), done in SQL so that 200,000 subscribers and 20,000,000 
 
 A subscriber who played nothing (or only tracks no split sheet can credit) carries the pool to month P+1
 (Dr pool:P, Cr pool:P+1 referencing the subscriber); after the third empty month in a row it goes to
-`income:unattributed`. A taken-down track's share is held (`liabilities:payee:{id}:held`), as the flush does.
+`income:unattributed`. A track under a takedown case goes where the case routes it (`rights.escrow.routes_for`:
+held for the case, or the claimant once upheld), as the flush does.
 Every move is a `subscriber_pool_shares` row (what the receipt reads) and a posting of a balanced entry.
 
 Transaction: called by `royalties.close.close_month`, inside its transaction (which commits once).
@@ -26,6 +27,7 @@ from core.clock import Clock
 from core.money import allocate
 from ledger.accounts import INCOME_UNATTRIBUTED, payee_held, payee_payable
 from ledger.services import Entry, Posting
+from rights.escrow import routes_for
 from royalties.periods import ONE_MICROSECOND, bounds
 from royalties.staging import stage_split_sheets
 from sales.subscription_models import SubscriberPoolShare
@@ -197,23 +199,29 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
         summary[currency] = {"pool_micros": int(pool), "subscribers": int(subscribers),
                              "attributed_micros": by_kind["track"], "carried_micros": by_kind["carried"],
                              "unattributed_micros": by_kind["unattributed"], "empty_subscribers": int(empty)}
-    entries = _entries(period, cutoff - ONE_MICROSECOND, pool_code, credits)
+    entries = _entries(period, cutoff - ONE_MICROSECOND, pool_code, credits, held)
     lap("subscribers_build_entries")
     return summary, entries
 
 
-def _held_tracks(session: Session) -> set[int]:
-    """Tracks whose new earnings are held (taken down: a takedown notice is open), as the flush decides."""
-    return set(session.scalars(text("SELECT id FROM tracks WHERE status = 'taken_down' "
-                                    "AND id IN (SELECT track_id FROM tmp_ssheets)")))
+def _held_tracks(session: Session) -> dict:
+    """Tracks under a takedown case, with the case's route (rights.escrow: held for the case while it is open,
+    the claimant's once upheld), as the flush decides."""
+    return routes_for(session, session.scalars(text(
+        "SELECT DISTINCT track_id FROM rights_cases WHERE state IN ('disabled', 'countered', 'upheld') "
+        "AND track_id IN (SELECT track_id FROM tmp_ssheets)")))
 
 
-def _entries(period: str, effective_at: datetime, pool_code: str, credits: list) -> list[Entry]:
+def _entries(period: str, effective_at: datetime, pool_code: str, credits: list, routes: dict) -> list[Entry]:
     following = subscriber_pool(next_period(period))
     by_currency: dict[str, list[Posting]] = {}
     for currency, kind, payee_id, track_id, held, subscriber_id, amount in credits:
         if kind == "track":
-            account = payee_held(payee_id) if held else payee_payable(payee_id)
+            route = routes.get(track_id)
+            if route is not None:
+                account = route.account(payee_id)
+            else:
+                account = payee_held(payee_id) if held else payee_payable(payee_id)
             posting = Posting(account, "credit", int(amount), currency, ref=f"track:{track_id}")
         elif kind == "carried":
             posting = Posting(following, "credit", int(amount), currency, ref=subscriber_ref(subscriber_id))

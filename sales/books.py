@@ -3,7 +3,8 @@
 A sale is one entry: Dr `assets:stripe` the net (gross less the processing fee), Dr
 `expenses:processing-fees` the fee; Cr each payee 90% of the net, rounded up (`share_ceil`), split over the
 order's tracks in equal parts and then by each track's split sheet in force at the sale (`allocate`, largest
-remainder), to `…:held` for a taken-down track; Cr `income:sales` the rest of the gross (so the
+remainder), to where the track's takedown case routes it (`rights.escrow.routes_for`: held for the case,
+or the claimant once upheld); Cr `income:sales` the rest of the gross (so the
 platform's 10% of the net is income:sales less the fee expense). Payee and fee postings carry
 `ref=track:{id}`, so per-track figures come straight from the books.
 
@@ -33,6 +34,7 @@ class TrackShare:
     track_id: int
     sheet: list[tuple[int, int]]  # [(payee_id, share_bp)]
     held: bool = False
+    route: object | None = None  # rights.escrow.Route: the takedown case's account for each payee's share
 
 
 def _signed(account: str, debit_micros: int, currency: str, ref: str | None = None) -> list[Posting]:
@@ -60,7 +62,7 @@ def sale_entry(*, key: str, order_id: int, gross_micros: int, fee_micros: int, c
     for track, fee_part in zip(tracks, allocate(fee_micros, [1] * len(tracks)), strict=True):
         postings += _signed(PROCESSING_FEES, fee_part, currency, f"track:{track.track_id}")
     for track, part in zip(tracks, allocate(artists, [1] * len(tracks)), strict=True):
-        account = payee_held if track.held else payee_payable
+        account = track.route.account if track.route is not None else payee_held if track.held else payee_payable
         weights = [bp for _, bp in track.sheet]
         for (payee_id, _), amount in zip(track.sheet, allocate(part, weights), strict=True):
             if amount:

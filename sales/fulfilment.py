@@ -30,6 +30,7 @@ from ledger import services as ledger
 from ledger.accounts import PROCESSING_FEES, STRIPE
 from ledger.values import Posting
 from payments.stripe_client import StripeClient
+from rights.escrow import routes_for
 from sales import books
 from sales.errors import InvalidAmount, RefundRefused, SalesForbidden, SalesNotFound, WebhookRefused
 from sales.models import Dispute, Order, OrderRefund, TopUp
@@ -64,14 +65,15 @@ def order_tracks(session: Session, order: Order, at) -> list[books.TrackShare]:
         tracks = list(session.scalars(select(Track).where(Track.release_id == order.release_id)
                                       .order_by(Track.position, Track.id)))
     release = session.get(Release, order.release_id)
+    routes = routes_for(session, [track.id for track in tracks])  # rights.escrow: the case's held account
     shares = []
     for track in tracks:
         try:
             sheet = split_sheet_at(session, track.id, at)
         except CatalogNotFound:  # no sheet yet: the buyer paid the artist
             sheet = [(artist_payee(session, release.artist_id).id, 10_000)]
-        held = track.status == "taken_down" or release.status == "taken_down"
-        shares.append(books.TrackShare(track.id, sheet, held))
+        route = routes.get(track.id)
+        shares.append(books.TrackShare(track.id, sheet, route is not None, route))
     return shares
 
 

@@ -178,6 +178,12 @@ class RightsWorld:
                                    settings=self.settings,
                                    audio_path=lambda sha: self.store.path_for("audio", sha))
 
+    def take_down(self, track_ids) -> int:
+        """A fresh rights holder's notice against these tracks, actioned by a fresh admin: the notice's id."""
+        notice_id = self.file(self.user("rights_holder", name="holder"), list(track_ids))
+        self.action(self.user("admin", name="admin"), notice_id)
+        return notice_id
+
     def case_ids(self, notice_id: int) -> list[int]:
         from sqlalchemy import select
 
