@@ -131,6 +131,84 @@ def case_money(session: Session, case_id: int) -> CaseMoney:
     return CaseMoney(dict(held), dict(released), dict(claimant))
 
 
+@dataclass(frozen=True)
+class HeldLine:
+    """One takedown case holding a payee's money: how much of it, from which sources, and where the case is."""
+
+    case_id: int
+    notice_id: int
+    track_id: int
+    track_title: str
+    release_title: str
+    currency: str
+    held_micros: int  # this payee's part
+    by_source: dict[str, int]  # the crediting entries' event (ad_flush, pool_distribution, sale, ...) -> micros
+    state: str  # the case's state now
+    deadline_label: str
+    deadline_at: datetime | None
+    money: CaseMoney  # the whole case, every payee of the track: held now, released, to the claimant
+
+
+DEADLINES = {"disabled": "counter-notice by", "countered": "restored on (unless court action is reported)"}
+
+
+def held_lines(session: Session, payee_id: int, *, currency: str | None = None,
+               at: datetime | None = None) -> list[HeldLine]:
+    """The takedown cases holding `payee_id`'s money at `at` (now when None), one line per case and currency.
+
+    A settlement moves a track's whole held balance, so what a track holds is what was credited after its
+    last settlement debit; the sources are those credits' events. The case is the one that was open at `at`
+    (a track has at most one), shown with its state now (so a month's statement says where the money went)."""
+    conditions, params = ["a.code = :code"], {"code": payee_held(payee_id)}
+    if currency is not None:
+        conditions.append("a.currency = :currency")
+        params["currency"] = currency
+    if at is not None:
+        conditions.append("e.effective_at < :at")
+        params["at"] = at
+    rows = session.execute(text(f"""
+        WITH held AS (
+            SELECT p.ref, a.currency::text AS currency, p.credit, p.amount_micros, e.id AS entry_id,
+                   coalesce(e.metadata->>'event', '') AS event
+              FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
+              JOIN ledger_entries e ON e.id = p.entry_id
+             WHERE {' AND '.join(conditions)} AND p.ref ~ '^track:[0-9]{{1,9}}$'
+        ), settled AS (SELECT ref, currency, max(entry_id) AS entry_id FROM held WHERE NOT credit GROUP BY 1, 2)
+        SELECT h.ref, h.currency, h.event, sum(h.amount_micros)::bigint
+          FROM held h LEFT JOIN settled s ON s.ref = h.ref AND s.currency = h.currency
+         WHERE h.credit AND h.entry_id > coalesce(s.entry_id, 0)
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""), params).all()  # noqa: S608 - fixed fragments; values bound
+    by_track: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    for ref, cur, event, amount in rows:
+        if amount:
+            by_track[(int(ref[6:]), cur.strip())][event] = int(amount)
+    if not by_track:
+        return []
+    track_ids = sorted({track_id for track_id, _ in by_track})
+    cases = session.execute(text("""
+        SELECT DISTINCT ON (c.track_id) c.track_id, c.id, c.notice_id, c.state, c.counter_deadline_at,
+               c.restore_at, c.resolved_at, t.title, r.title
+          FROM rights_cases c JOIN tracks t ON t.id = c.track_id JOIN releases r ON r.id = t.release_id
+         WHERE c.track_id = ANY(:ids) AND c.actioned_at IS NOT NULL
+           AND (CAST(:at AS timestamptz) IS NULL
+                OR (c.actioned_at < CAST(:at AS timestamptz)
+                    AND (c.resolved_at IS NULL OR c.resolved_at >= CAST(:at AS timestamptz))))
+         ORDER BY c.track_id, (c.state IN ('disabled', 'countered')) DESC, c.id DESC"""),
+                            {"ids": track_ids, "at": at}).all()
+    case_of = {row[0]: row for row in cases}
+    lines = []
+    for (track_id, cur), sources in sorted(by_track.items()):
+        row = case_of.get(track_id)
+        if row is None:  # pragma: no cover - held credits are routed only while a case holds the track
+            continue
+        _, case_id, notice_id, state, counter_deadline, restore_at, resolved_at, title, release = row
+        deadline = {"disabled": counter_deadline, "countered": restore_at}.get(state, resolved_at)
+        lines.append(HeldLine(case_id, notice_id, track_id, title, release, cur, sum(sources.values()),
+                              dict(sources), state, DEADLINES.get(state, "ended"), deadline,
+                              case_money(session, case_id)))
+    return lines
+
+
 def settle_case(session: Session, case: Case, *, to_claimant_payee_id: int | None, at: datetime,
                 reason: str) -> int | None:
     """Move everything the case's track holds: to the claimant's payable (upheld) or back to each payee's
@@ -191,4 +269,4 @@ def holding_track_ids(session: Session, track_ids: Iterable[int]) -> set[int]:
 
 
 __all__ = ["Route", "routes_for", "payee_account_for", "claimant_payee", "held_by_case", "case_money",
-           "CaseMoney", "settle_case", "settle_residuals", "holding_track_ids", "held_for_track"]
+           "CaseMoney", "HeldLine", "held_lines", "settle_case", "settle_residuals", "holding_track_ids", "held_for_track"]

@@ -23,7 +23,15 @@ from rights.cases import (
     track_notice,
     withdraw_notice,
 )
-from rights.escrow import CaseMoney, case_money, claimant_payee, payee_account_for, routes_for
+from rights.escrow import (
+    CaseMoney,
+    HeldLine,
+    case_money,
+    claimant_payee,
+    held_lines,
+    payee_account_for,
+    routes_for,
+)
 from rights.notices import (
     MonthStats,
     ValidNotice,
@@ -63,7 +71,7 @@ __all__ = [
     "action_notice", "reject_notice", "get_case", "cases_for_artist", "cases_for_user", "case_events",
     "notice_events", "track_notice", "file_counter_notice", "accept_notice", "report_court_action",
     "withdraw_notice", "tick", "next_timer_at",
-    "payee_account_for", "routes_for", "case_money", "claimant_payee",
+    "payee_account_for", "routes_for", "case_money", "claimant_payee", "held_lines", "HeldLine",
     "screen_upload",
     "strikes_for_artist", "active_strike_count", "is_suspended", "pending_suspensions", "review_suspension",
     "file_appeal", "decide_appeal", "pending_appeals", "appeals_for_artist", "flagged_claimants", "is_flagged",

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.money import Money
+from rights.services import held_lines
 from royalties.models import PayoutBatch, PayoutExclusion, PayoutItem, RoyaltyPeriod
 from royalties.periods import bounds
 from royalties.subscriber_pool import subscribers_reached
@@ -55,6 +56,7 @@ class Statement:
     exclusion: str | None = None
     is_closed: bool = False
     subscribers_reached: int = 0  # premium subscribers whose pool reached the payee this month
+    held_cases: list = field(default_factory=list)  # rights.escrow.HeldLine: per takedown case, at the cutoff
 
     @property
     def earnings_micros(self) -> int:
@@ -73,6 +75,11 @@ class Statement:
         for line in self.earnings:
             out[line.source] = out.get(line.source, 0) + line.amount_micros
         return out
+
+    @staticmethod
+    def held_sources(line) -> list[tuple[str, int]]:
+        """A held line's sources in the statement's words, each with its amount in micros."""
+        return [(SOURCES.get(event, event or "other"), micros) for event, micros in sorted(line.by_source.items())]
 
     def money(self, micros: int) -> Money:
         return Money(micros, self.currency)
@@ -96,7 +103,8 @@ def statement(session: Session, payee_id: int, period: str, currency: str) -> St
     stmt = Statement(payee_id, name, period, currency, opening, closing,
                      held_micros=_balance_before(session, payee_held(payee_id), currency, cutoff),
                      is_closed=session.get(RoyaltyPeriod, period) is not None,
-                     subscribers_reached=subscribers_reached(session, payee_id, period))
+                     subscribers_reached=subscribers_reached(session, payee_id, period),
+                     held_cases=held_lines(session, payee_id, currency=currency, at=cutoff))
     rows = session.execute(text("""
         SELECT e.metadata->>'event' AS event, p.ref, p.credit, sum(p.amount_micros)::bigint,
                min(e.description), min(e.id)
@@ -173,6 +181,10 @@ def statement_csv(stmt: Statement) -> str:
         writer.writerow(["payout", "", "", "", _safe(payout["description"] or ""), amount(-payout["amount_micros"]),
                          stmt.currency])
     writer.writerow(["closing balance", "", "", "", "", amount(stmt.closing_micros), stmt.currency])
+    for held in stmt.held_cases:  # not in the balance: held for a takedown case until it ends
+        writer.writerow([f"held for takedown case {held.case_id}", "; ".join(label for label, _ in stmt.held_sources(held)),
+                         _safe(held.release_title), _safe(held.track_title), held.state, amount(held.held_micros),
+                         stmt.currency])
     if stmt.batch_payout:
         writer.writerow(["payout for this month", stmt.batch_payout["status"], "", "",
                          _safe(stmt.batch_payout["reference"]), amount(stmt.batch_payout["amount_micros"]),

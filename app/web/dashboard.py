@@ -58,9 +58,11 @@ def _as_image(svg: str, *, alt: str) -> Markup:
 @access()
 def index():
     from payments.services import current_method
+    from rights.services import held_lines
     from royalties import services
     from royalties.earnings import premium_earnings
     from royalties.models import PayoutBatch, PayoutItem
+    from royalties.statements import Statement
 
     session = context.db()
     payees = viewable_payees()
@@ -87,4 +89,5 @@ def index():
         chart=earnings_chart(days, currency), tracks=services.track_table(session, payee.id, currency),
         history=history, statements=services.statement_periods(session, payee.id),
         premium=premium_earnings(session, payee.id, currency),
+        held_cases=held_lines(session, payee.id, currency=currency), held_sources=Statement.held_sources,
         method=current_method(session, payee.id))
