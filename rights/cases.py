@@ -140,7 +140,9 @@ def _statement_of_reasons(session: Session, notice: Notice, cases: list[Case], r
     for artist_id, artist_cases in sorted(by_artist.items()):
         deadline = artist_cases[0].counter_deadline_at
         lines = "\n".join(f"  - {titles.get(c.track_id, c.track_id)!s} (case {c.id}"
-                          + (", the same audio as a named track" if c.via == "same_audio" else "") + ")"
+                          + {"same_audio": ", the same audio as a named track",
+                             "fingerprint": ", the same recording as the claimant's reference file, by its acoustic "
+                                            "fingerprint"}.get(c.via, "") + ")"
                           for c in artist_cases[:200])
         more = f"\n  … and {len(artist_cases) - 200} more" if len(artist_cases) > 200 else ""
         body = (f"Statement of reasons (DSA Art. 17) for notice {notice.id}\n\n"

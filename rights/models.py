@@ -34,7 +34,7 @@ NOTICE_SOURCES = ("portal", "api", "csv")
 CASE_STATES = ("pending", "disabled", "countered", "upheld", "restored", "withdrawn", "rejected")
 OPEN_STATES = ("pending", "disabled", "countered")
 HOLDING_STATES = ("disabled", "countered")  # escrow: the track's new earnings are held for the case
-CASE_VIAS = ("named", "same_audio")
+CASE_VIAS = ("named", "same_audio", "fingerprint")  # fingerprint: matched from a reference recording
 OUTCOMES = ("accepted", "not_countered", "court_action", "restored", "withdrawn", "rejected")
 
 

@@ -51,6 +51,7 @@ class Target:
     release_id: int
     artist_id: int
     whole_release: bool
+    via: str = "named"  # or "fingerprint": matched from the work's reference recording by Chromaprint
 
 
 @dataclass
@@ -348,7 +349,7 @@ def _resolve_targets(session, claimant, works, works_in, references, settings, p
     seen: set[int] = set()
     for work, items in zip(works, parsed, strict=True):
         where = f"works[{work.position - 1}].tracks"
-        candidates: list[tuple[object, list, bool]] = []
+        candidates: list[tuple[object, list, bool, str]] = []
         for loc, (kind, value) in items:
             if kind == "track":
                 rows = [by_track[value]] if value in by_track else []
@@ -368,11 +369,11 @@ def _resolve_targets(session, claimant, works, works_in, references, settings, p
                     problems.append({"code": "unknown_release", "field": where,
                                      "message": f"work {work.position}: there is no public Ninety release {loc!r}"})
                     continue
-            candidates.append((loc, rows, whole))
+            candidates.append((loc, rows, whole, "named"))
         for track_id in matched_by_work.get(work.position, []):
             if track_id in by_track:
-                candidates.append((f"reference:{track_id}", [by_track[track_id]], False))
-        for loc, rows, whole in candidates:
+                candidates.append((f"reference:{track_id}", [by_track[track_id]], False, "fingerprint"))
+        for loc, rows, whole, via in candidates:
             for row in rows:
                 if row.track_id in seen:
                     continue
@@ -389,7 +390,7 @@ def _resolve_targets(session, claimant, works, works_in, references, settings, p
                                                 f"notice {under_notice[row.track_id]}"})
                 else:
                     seen.add(row.track_id)
-                    work.targets.append(Target(row.track_id, row.release_id, row.artist_id, whole))
+                    work.targets.append(Target(row.track_id, row.release_id, row.artist_id, whole, via))
 
 
 def _track_rows(session, *, track_ids, release_ids, slugs, now):
@@ -482,7 +483,7 @@ def _insert(session, claimant, valid: ValidNotice, *, now, key, source, settings
          "locations": [str(x) for x in w.locations], "reference_sha256": w.reference_sha256}
         for w in valid.works]).scalars().all()
     rows = [{"notice_id": notice.id, "work_id": work_id, "track_id": t.track_id, "release_id": t.release_id,
-             "artist_id": t.artist_id, "via": "named", "whole_release": t.whole_release, "state": "pending",
+             "artist_id": t.artist_id, "via": t.via, "whole_release": t.whole_release, "state": "pending",
              "created_at": now}
             for work_id, w in zip(work_ids, valid.works, strict=True) for t in w.targets]
     if rows:

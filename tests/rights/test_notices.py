@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from rights import services
 from rights.errors import IdempotencyConflict, NotAllowed, NoticeIncomplete, NoticeInvalid, ReferenceTooLarge
@@ -157,7 +157,25 @@ def test_a_reference_file_finds_the_same_recording(world, holder, tmp_path):
     with world.unit() as s:
         notice = services.file_notice(s, s.merge(holder), body, clock=world.clock, settings=world.settings,
                                       references={"ref.wav": reference})
-        assert [c.track_id for c in notice.cases] == ada["tracks"]
+        assert [(c.track_id, c.via) for c in notice.cases] == [(ada["tracks"][0], "fingerprint")]
+        notice_id = notice.id
+    with world.sessions() as s:  # stored as such (the CHECK constraint of migration 0015 allows it)
+        assert s.scalar(text("SELECT via FROM rights_cases WHERE notice_id = :n"), {"n": notice_id}) == "fingerprint"
+    world.action(world.user("admin", name="admin"), notice_id)
+    assert world.track_status(ada["tracks"][0]) == "taken_down"
+
+
+def test_a_track_both_named_and_matched_by_the_reference_is_named(world, holder, tmp_path):
+    audio = noise(seed=78)
+    ada = world.artist("Ada", audio=[audio], collaborator=False)
+    reference = tmp_path / "ref.wav"
+    reference.write_bytes(audio)
+    body = payload([ada["tracks"][0]])
+    body["works"][0]["reference"] = "ref.wav"
+    with world.unit() as s:
+        notice = services.file_notice(s, s.merge(holder), body, clock=world.clock, settings=world.settings,
+                                      references={"ref.wav": reference})
+        assert [(c.track_id, c.via) for c in notice.cases] == [(ada["tracks"][0], "named")]
 
 
 def test_unreadable_unattached_and_oversized_references(world, holder, tmp_path):
