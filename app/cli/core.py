@@ -113,11 +113,14 @@ def users_roles(email, roles):
 
 
 @click.command("config", help="Print every setting, its environment variable, default and meaning.")
-def config_cmd():
+@click.option("--markdown", is_flag=True, help="As the README's settings table (paste it there after a change).")
+def config_cmd(markdown):
     from app.config import settings_table
 
+    if markdown:
+        click.echo("| variable | default | what it does |\n| --- | --- | --- |")
     for env, default, doc in settings_table():
-        click.echo(f"{env:<24} {default:<36} {doc}")
+        click.echo(f"| `{env}` | `{default}` | {doc} |" if markdown else f"{env:<24} {default:<36} {doc}")
 
 
 @click.command("run", help="Serve the site with gunicorn (and the background workers) until Ctrl-C; a worker "
