@@ -39,8 +39,9 @@ def gate_settings() -> GateSettings:
     return settings
 
 
-def download_url(grant: str) -> str:
-    return url_for("web_catalog.download", token=grant)
+def download_url(grant: str, fmt: str | None = None) -> str:
+    """The single-use download link of a grant, in the listener's chosen format (None: as uploaded)."""
+    return url_for("web_catalog.download", token=grant, format=fmt)
 
 
 def creative_json(placement) -> dict:

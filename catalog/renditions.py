@@ -260,6 +260,51 @@ def download_file(session: Session, store: MediaStore, track_id: int, fmt: str, 
     return DownloadFile(path, fingerprint, item.mime, item.extension)
 
 
+def format_choices(session: Session, track_id: int) -> list[tuple[str, str]]:
+    """(format key, label) of every download format the track's master honestly offers, in the chooser's
+    order; empty for a track with no audio."""
+    track = session.get(Track, track_id) if isinstance(track_id, int) else None
+    if track is None or track.asset is None:
+        return []
+    return [(fmt, FORMAT_LABELS.get(fmt, fmt)) for fmt in offered_formats(track.asset)]
+
+
+def chosen_format(session: Session, track_id: int, raw: str | None) -> str | None:
+    """The listener's choice, checked against what the track offers (None: the file as uploaded). Raises
+    FormatUnavailable with the reason, so a bad choice is refused before a single-use grant is spent."""
+    if not raw:
+        return None
+    track = session.get(Track, track_id) if isinstance(track_id, int) else None
+    if track is None or track.asset is None:
+        raise CatalogNotFound("There is no such track.", code="track_not_found")
+    check_format(track.asset, str(raw)[:40])
+    return str(raw)
+
+
+def download_extension(session: Session, track_id: int, fmt: str) -> str:
+    """The file name extension of the track's download in `fmt`."""
+    track = session.get(Track, track_id)
+    return format_file(fmt, track.asset)[0]
+
+
+def download_or_job(session: Session, store: MediaStore, track_id: int, fmt: str, values: dict, *,
+                    retry: bool = False) -> DownloadFile | MediaJob:
+    """The tagged file of the track in `fmt`, or, while that format is not made yet, its job (queued after
+    the caller's commit unless one is making it already). A job that failed (after RQ's retries) is
+    returned as it is, with its reason, unless `retry` asks for another go."""
+    try:
+        return download_file(session, store, track_id, fmt, values)
+    except RenditionPending:
+        asset_id = session.get(Track, track_id).asset_id
+        failed = job_status(session, asset_id, f"download.{fmt}")
+        if failed is not None and failed.status == "failed" and not retry:
+            return failed
+        _, job = request_download(session, asset_id, fmt)
+        if job is None:  # made meanwhile
+            return download_file(session, store, track_id, fmt, values)
+        return job
+
+
 def _tagged(store: MediaStore, source: Path, sha256: str, tag_format: str, extension: str,
             values: dict) -> tuple[Path, str]:
     fingerprint = hashlib.sha256(json.dumps([sha256, values, tagging.VERSION], sort_keys=True,

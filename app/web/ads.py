@@ -20,6 +20,7 @@ from app.adrequest import creative_json, download_url, gate_settings, requester
 from app.auth import access, current_listener_id
 from app.errors import wants_html
 from app.transactions import writes_on_get
+from catalog import renditions
 from entitlements import services as entitlements
 from entitlements.errors import KeyCreditShort, TooEarly
 
@@ -139,14 +140,16 @@ def _vast_duration(ms: int) -> str:
 def gate(track_id: int):
     """The free-download gate: the ad shows, its impression beacon fires, then the download starts (or key
     mode's credit pays, or no ad fills)."""
+    fmt = renditions.chosen_format(context.db(), track_id, request.args.get("format"))
     offer = entitlements.open_gate(context.db(), context.redis(), requester(), track_id, settings=gate_settings(),
                                    clock=context.clock())
     placement = offer.placement
-    after_ad_url = (url_for("web_ads.gate_download", track_id=track_id, d=placement.token)
+    after_ad_url = (url_for("web_ads.gate_download", track_id=track_id, d=placement.token, format=fmt)
                     if placement else None)
     return render_template("ads/gate.html", offer=offer, track=offer.track, placement=placement,
                            creative=creative_json(placement) if placement else None, download_url=after_ad_url,
-                           min_view_s=(placement.decision.min_view_ms / 1000) if placement else 0)
+                           min_view_s=(placement.decision.min_view_ms / 1000) if placement else 0,
+                           formats=renditions.format_choices(context.db(), track_id), chosen_format=fmt)
 
 
 @bp.get("/tracks/<int:track_id>/free/download")
@@ -168,7 +171,7 @@ def gate_download(track_id: int):
                                             retry_url=request.full_path), status=425)
         response.headers["Retry-After"] = str(wait)
         return response
-    return redirect(download_url(grant), code=303)
+    return redirect(download_url(grant, request.args.get("format") or None), code=303)
 
 
 @bp.post("/tracks/<int:track_id>/free/without-ad")
@@ -179,14 +182,15 @@ def gate_without_ad(track_id: int):
 
     Without enough key-mode credit a browser goes back to the gate, which shows the ad and says why."""
     via = request.form.get("via") if request.form.get("via") in ("key", "subscriber") else "free"
+    fmt = renditions.chosen_format(context.db(), track_id, request.form.get("format"))  # before credit is spent
     try:
         grant = entitlements.grant_without_ad(context.db(), context.redis(), requester(), track_id, via,
                                               settings=gate_settings(), clock=context.clock())
     except KeyCreditShort:
         if not wants_html():
             raise
-        return redirect(url_for("web_ads.gate", track_id=track_id), code=303)
-    return redirect(download_url(grant), code=303)
+        return redirect(url_for("web_ads.gate", track_id=track_id, format=fmt), code=303)
+    return redirect(download_url(grant, fmt), code=303)
 
 
 # --- key mode -------------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from app import context
 from app.api.catalog import media_store
 from app.auth import access, current_user
+from app.errors import wants_html
 from app.transactions import writes_on_get
-from catalog import search, services
+from catalog import renditions, search, services
 from catalog.delivery import (
     Delivery,
     content_disposition,
@@ -200,10 +201,14 @@ def download(token: str):
     session = context.db()
     record = services.redeem_grant(session, token, secret=config.secret_key, clock=context.clock())
     facts = delivery_facts(session, record.id, config.public_url)
+    # a format the track cannot give is refused (422) before anything is committed: the grant stays unused
+    raw_format = renditions.chosen_format(session, facts.track_id, request.args.get("format"))
     _remember(facts)
-    name = safe_filename(f"{facts.artist_name} - {facts.title}", facts.extension)
+    extension = renditions.download_extension(session, facts.track_id, raw_format) if raw_format else facts.extension
+    name = safe_filename(f"{facts.artist_name} - {facts.title}", extension)
     file_token = delivery_token(record.id, delivery_expiry(session, record), config.secret_key)
-    return redirect(url_for("web_catalog.deliver", file_token=file_token, filename=name), code=303)
+    return redirect(url_for("web_catalog.deliver", file_token=file_token, filename=name, format=raw_format),
+                    code=303)
 
 
 # What serving a download needs is kept in Redis for a minute, so the file requests (a browser's, or a
@@ -230,8 +235,10 @@ def _recall(download_id: int) -> Delivery | None:
 
 @bp.get("/files/<file_token>/<filename>")
 @access(public=True)
+@writes_on_get("a download format is made on first request: asking for one not made yet queues its job")
 def deliver(file_token: str, filename: str):
-    """The tagged file (HTTP Range, ETag/If-None-Match, sendfile or X-Accel-Redirect)."""
+    """The tagged file (HTTP Range, ETag/If-None-Match, sendfile or X-Accel-Redirect), in the chosen
+    `?format=` if one was chosen: a format not made yet answers 202 with its job's progress until it is."""
     config = context.config()
     download_id = verify_delivery_token(file_token, secret=config.secret_key, clock=context.clock())
     facts = _recall(download_id)
@@ -241,17 +248,45 @@ def deliver(file_token: str, filename: str):
     if facts.unavailable or not is_deliverable(context.db(), facts.track_id):
         raise TrackUnavailable("This track has been taken down and cannot be downloaded.", code="track_taken_down")
     store = media_store()
-    path, fingerprint = tagged_copy(store, facts, facts.tags)
-    disposition = content_disposition(f"{facts.artist_name} - {facts.title}", facts.extension)
+    mime, extension = facts.mime, facts.extension
+    if request.args.get("format"):
+        made = renditions.download_or_job(context.db(), store, facts.track_id,
+                                          renditions.chosen_format(context.db(), facts.track_id,
+                                                                   request.args["format"]),
+                                          facts.tags, retry=request.args.get("retry") == "1")
+        if not isinstance(made, renditions.DownloadFile):
+            return preparing(made, request.args["format"])
+        path, fingerprint, mime, extension = made.path, made.etag, made.mime, made.extension
+    else:
+        path, fingerprint = tagged_copy(store, facts, facts.tags)
+    disposition = content_disposition(f"{facts.artist_name} - {facts.title}", extension)
     if config.x_accel_redirect:
-        response = Response(status=200, mimetype=facts.mime)
+        response = Response(status=200, mimetype=mime)
         relative = path.relative_to(store.root).as_posix()
         response.headers["X-Accel-Redirect"] = f"{config.x_accel_redirect.rstrip('/')}/{relative}"
         response.headers["Content-Disposition"] = disposition
         response.headers["ETag"] = f'"{fingerprint}"'
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    return send_media(path, mimetype=facts.mime, disposition=disposition, etag=fingerprint)
+    return send_media(path, mimetype=mime, disposition=disposition, etag=fingerprint)
+
+
+def preparing(job, fmt: str):
+    """The page (or JSON) a listener sees while their format is made: progress, then the file by itself."""
+    failed = job.status == "failed"
+    body = {"status": job.status, "progress": job.progress, "format": fmt,
+            "error": job.error_detail if failed else None}
+    if not wants_html():
+        response = Response(json.dumps(body), status=503 if failed else 202, mimetype="application/json")
+    else:
+        label = renditions.FORMAT_LABELS.get(fmt, fmt)
+        response = Response(render_template("listening/preparing.html", job=job, label=label, failed=failed,
+                                            retry_url=url_for(request.endpoint, **request.view_args,
+                                                              format=fmt, retry="1")),
+                            status=503 if failed else 202)
+    response.headers["Retry-After"] = "3"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class _FileRange:

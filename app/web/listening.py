@@ -32,6 +32,12 @@ def init_app(app) -> None:
     app.jinja_env.globals["listening_for"] = listening_for
     app.jinja_env.globals["listening_artist_tracks"] = artist_tracks
     app.jinja_env.globals["listening_plays_of_payee"] = plays_of_payee
+    app.jinja_env.globals["listening_download_formats"] = download_formats
+
+
+def download_formats(track) -> list[tuple[str, str]]:
+    """The formats a download of the track may be chosen in (the track page's chooser)."""
+    return renditions.format_choices(context.db(), track.id)
 
 
 def settings() -> listening.ListenSettings:

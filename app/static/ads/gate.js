@@ -7,6 +7,20 @@
   var waitMs = parseInt(gate.getAttribute("data-min-view-ms"), 10) || 0;
   var url = gate.getAttribute("data-download-url");
   var countdown = document.querySelector("[data-countdown]");
+  // The format chooser: the choice goes into the download link (no reload, so the ad keeps its time).
+  var chooser = document.querySelector("[data-format-select]");
+  var link = document.querySelector("[data-download-link]");
+  if (chooser) {
+    var apply = document.querySelector("[data-format-apply]");
+    if (apply) apply.hidden = true;
+    chooser.addEventListener("change", function () {
+      var next = new URL(url, window.location.href);
+      if (chooser.value) next.searchParams.set("format", chooser.value);
+      else next.searchParams.delete("format");
+      url = next.pathname + next.search;
+      if (link) link.setAttribute("href", url);
+    });
+  }
   var started = Date.now();
   var done = false;
   function tick() {
