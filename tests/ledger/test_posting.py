@@ -209,6 +209,20 @@ def test_large_batch_with_existing_and_conflicting_keys(db_session):
     assert balance(db_session, "income:ads", "USD") == 500  # nothing of the refused batch was kept
 
 
+def test_a_large_batch_leaves_the_callers_planner_settings_as_they_were(db_session):
+    """The staged insert turns Material nodes off for its own statement only (see ledger.writes)."""
+    def setting() -> str:
+        return db_session.execute(text("SELECT current_setting('enable_material')")).scalar_one()
+
+    assert setting() == "on"
+    first = [transfer(f"plan{i}", "assets:stripe", f"liabilities:payee:{i % 5}:payable", 10) for i in range(100)]
+    post_many(db_session, first)
+    assert setting() == "on"
+    post_many(db_session, first[50:] + [transfer(f"plan-more{i}", "assets:bank", "income:ads", 5) for i in range(70)])
+    assert setting() == "on"  # the path for already recorded keys restores it too
+    assert balance(db_session, "income:ads", "USD") == 350
+
+
 def test_a_refused_post_rolls_back_only_its_savepoint(db_session):
     post(db_session, fund("f", 1, 100))
     post(db_session, transfer("inner", "assets:stripe", "income:sales", 7))
