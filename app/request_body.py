@@ -7,6 +7,10 @@ up an average of `min_rate_bps` after a `grace_s` start, or a watchdog shuts the
 the client gets 408 Request Timeout. Bodies above `max_bytes` get 413 without being read. The application
 then reads a complete body from local storage, so no view waits on the network. (A buffering proxy in
 front, nginx say, does the same job in production; this keeps the default setup safe without one.)
+
+Views read the parts of a multipart body through `file_parts` and `json_field` (the audio upload, cover
+art, a notice with its CSV and reference files), so "a chosen file" and "a JSON object in a form field"
+mean the same thing, and are refused the same way, everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ import tempfile
 import threading
 import time
 
+from flask import request
+from werkzeug.datastructures import FileStorage
 from werkzeug.wsgi import ClosingIterator
+
+from app.api import reject_nul
+from core.errors import ValidationError
 
 CHUNK_BYTES = 8192
 SPOOL_BYTES = 1024 * 1024
@@ -155,3 +164,39 @@ class BufferedBody:
         if declared is not None and received < declared:
             return 400, "Bad Request", "The connection ended before the whole body arrived."
         return None
+
+
+# --- the parts of a multipart body, for views -----------------------------------------------------------
+def is_multipart() -> bool:
+    return request.mimetype == "multipart/form-data"
+
+
+def file_parts(*names: str, exclude: tuple[str, ...] = ()) -> list[tuple[str, FileStorage]]:
+    """The multipart body's parts that carry a chosen file, as (field name, file) in the order sent: the
+    fields `names` (every field when none is given) except `exclude`. An empty file input sends a part with
+    no filename: not a file. Not multipart: []."""
+    if not is_multipart():
+        return []
+    if names:
+        parts = [(name, file) for name in names for file in request.files.getlist(name)]
+    else:
+        parts = list(request.files.items(multi=True))
+    return [(name, file) for name, file in parts if name not in exclude and file and file.filename]
+
+
+def json_field(name: str) -> dict:
+    """The JSON object in the multipart field `name` (beside file parts), or a 4xx problem saying what is
+    wrong with it; text with NUL characters is refused as in a JSON body."""
+    raw = request.form.get(name)
+    if raw is None:
+        raise ValidationError(f"Send it as JSON in the multipart field {name!r}.", code=f"missing_{name}",
+                              field=name)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationError(f"The field {name!r} is not valid JSON: {exc}", code="malformed_json",
+                              status=400) from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"The field {name!r} must be a JSON object.", code="malformed_json", status=400)
+    reject_nul(data)
+    return data

@@ -7,6 +7,7 @@ from flask import Blueprint, request, url_for
 from app import context
 from app.api import API_PREFIX, load
 from app.auth import access, current_user
+from app.request_body import file_parts, is_multipart
 from catalog import search, services
 from catalog.errors import InvalidCatalogInput
 from catalog.schemas import (
@@ -117,12 +118,11 @@ def upload_files(release, stream_items) -> list:
 
 def request_files():
     """Multipart `file`/`files` parts, or a raw audio body named by ?filename=."""
-    if request.mimetype == "multipart/form-data":
-        files = request.files.getlist("files") + request.files.getlist("file")
-        files = [f for f in files if f and f.filename]
+    if is_multipart():
+        files = file_parts("files", "file")
         if not files:
             raise InvalidCatalogInput("Choose at least one audio file to upload.", code="no_file", field="files")
-        return [(f.stream, f.filename) for f in files]
+        return [(f.stream, f.filename) for _, f in files]
     if request.mimetype.startswith("audio/") or request.mimetype == "application/octet-stream":
         return [(request.stream, request.args.get("filename", "upload")[:255])]
     raise InvalidCatalogInput("Send the audio as multipart/form-data (field 'files') or as the raw body with an "
@@ -409,9 +409,9 @@ def set_cover(release_id: int):
     """
     release = owned_release(release_id)
     limit = MAX_COVER_BYTES + 1
-    if request.mimetype == "multipart/form-data":
-        file = request.files.get("cover")
-        data = file.stream.read(limit) if file else b""
+    if is_multipart():
+        files = file_parts("cover")
+        data = files[0][1].stream.read(limit) if files else b""
     else:
         data = request.stream.read(limit)
     sha, mime = store_cover(media_store(), data)

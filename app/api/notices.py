@@ -11,7 +11,6 @@ Nothing is written for a refused notice: the request rolls back.
 
 from __future__ import annotations
 
-import json
 import re
 
 from flask import Blueprint, request, url_for
@@ -20,9 +19,10 @@ from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
 
 from app import context
-from app.api import API_PREFIX, json_body, load, reject_nul
+from app.api import API_PREFIX, json_body, load
 from app.auth import access, current_user
 from app.noticerequest import read_csv_upload, saved_references, settings
+from app.request_body import file_parts, is_multipart, json_field
 from core.errors import ValidationError
 from rights import services
 from rights.models import Notice
@@ -153,24 +153,14 @@ def idempotency_key() -> str | None:
 
 def _payload_and_files() -> tuple[dict, dict, str]:
     """The notice payload, the reference files by name, and the source (api, or csv when works came as CSV)."""
-    if request.mimetype != "multipart/form-data":
+    if not is_multipart():
         return load(NoticeCreateSchema()), {}, "api"
-    raw = request.form.get("notice")
-    if raw is None:
-        raise ValidationError("Send the notice as JSON in the multipart field 'notice'.", code="missing_notice",
-                              field="notice")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValidationError(f"The field 'notice' is not valid JSON: {exc}", code="malformed_json",
-                              status=400) from None
-    if not isinstance(data, dict):
-        raise ValidationError("The field 'notice' must be a JSON object.", code="malformed_json", status=400)
-    reject_nul(data)
-    payload = load(NoticeCreateSchema(), data)
+    payload = load(NoticeCreateSchema(), json_field("notice"))
     source = "api"
-    files = {name: f for name, f in request.files.items() if name != "csv" and f}
-    csv_file = request.files.get("csv")
+    files: dict = {}
+    for name, file in file_parts(exclude=("csv",)):
+        files.setdefault(name, file)
+    csv_file = dict(file_parts("csv")).get("csv")
     if csv_file is not None:
         payload["works"] = services.parse_works_csv(read_csv_upload(csv_file))
         source = "csv"

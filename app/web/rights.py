@@ -19,6 +19,7 @@ from app import context
 from app.auth import access, current_user
 from app.forms import attempt
 from app.noticerequest import problems_of, read_csv_upload, saved_references, settings
+from app.request_body import file_parts
 from core.errors import NinetyError
 from rights import services
 
@@ -104,14 +105,15 @@ def file_notice():
     try:
         payload = form_payload(form)
         source = "portal"
-        csv_file = request.files.get("csv")
-        if csv_file is not None and csv_file.filename:
-            payload["works"] = services.parse_works_csv(read_csv_upload(csv_file))
+        csv_files = file_parts("csv")
+        if csv_files:
+            payload["works"] = services.parse_works_csv(read_csv_upload(csv_files[0][1]))
             source = "csv"
             files = {}
         else:
-            files = {f"works-{i}-reference": request.files[f"works-{i}-reference"] for i in range(works_count)
-                     if request.files.get(f"works-{i}-reference") and request.files[f"works-{i}-reference"].filename}
+            files = {}
+            for name, file in file_parts(*(f"works-{i}-reference" for i in range(works_count))):
+                files.setdefault(name, file)
             for name in files:
                 payload["works"][int(name.split("-")[1])]["reference"] = name
         cfg = settings()
