@@ -9,6 +9,7 @@ A charge's processing fee is read where Stripe reports it: the charge's balance 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -269,6 +270,30 @@ def _account(obj) -> ConnectAccount:
                           details_submitted=bool(obj.get("details_submitted")))
 
 
+def intent_from_payload(obj: dict) -> PaymentIntent:
+    """A PaymentIntent as a signed event carries it (`data.object`): `fee_minor` is known only when the
+    payload holds the latest charge with its balance transaction expanded, which Stripe's own events do not."""
+    return _intent(obj)
+
+
 def make_stripe_client(api_key: str, api_base: str = "") -> StripeClient:
     """The composition root's factory (the app calls it with config.stripe_api_key/stripe_api_base)."""
     return SdkStripeClient(api_key, api_base=api_base)
+
+
+_shared: dict[tuple[str, str], StripeClient] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_stripe_client(api_key: str, api_base: str = "") -> StripeClient:
+    """One client per key and base for the whole process, built on first use: the SDK's HTTP client keeps a
+    connection per thread, so a request reuses it instead of opening a new one (and building a new
+    `stripe.StripeClient`) each time. What the web app uses; scripts may call `make_stripe_client`."""
+    key = (api_key, api_base)
+    client = _shared.get(key)
+    if client is None:
+        with _shared_lock:
+            client = _shared.get(key)
+            if client is None:
+                client = _shared[key] = make_stripe_client(api_key, api_base)
+    return client

@@ -12,24 +12,24 @@ They flush and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.errors import CatalogNotFound
-from catalog.models import Release, Track
+from catalog.models import Artist, Release, Track
 from catalog.payees import artist_payee
-from catalog.services import is_member, split_sheet_at
+from catalog.services import is_member, split_sheets_at
 from core.clock import Clock
 from core.jobs import send_mail_later
 from core.mail import Message
 from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_micros
-from core.users import User, get_user
+from core.users import User
 from ledger import services as ledger
 from ledger.accounts import PROCESSING_FEES, STRIPE
 from ledger.values import Posting
-from payments.stripe_client import StripeClient
+from payments.stripe_client import PaymentIntent, StripeClient
 from rights.escrow import routes_for
 from sales import books
 from sales.errors import InvalidAmount, RefundRefused, SalesForbidden, SalesNotFound, WebhookRefused
@@ -58,27 +58,33 @@ def _lock_order(session: Session, order_id: int) -> Order:
 
 # --- the sale -----------------------------------------------------------------------------------------------
 def order_tracks(session: Session, order: Order, at) -> list[books.TrackShare]:
-    """The order's tracks with the split sheet in force at `at` (the sale) and whether their earnings are held."""
+    """The order's tracks with the split sheet in force at `at` (the sale) and where their earnings go: three
+    queries whatever the number of tracks (the ids, every sheet at once, the takedown routes)."""
     if order.track_id is not None:
-        tracks = [session.get(Track, order.track_id)]
+        track_ids = [order.track_id]
     else:
-        tracks = list(session.scalars(select(Track).where(Track.release_id == order.release_id)
-                                      .order_by(Track.position, Track.id)))
-    release = session.get(Release, order.release_id)
-    routes = routes_for(session, [track.id for track in tracks])  # rights.escrow: the case's held account
+        track_ids = list(session.scalars(select(Track.id).where(Track.release_id == order.release_id)
+                                         .order_by(Track.position, Track.id)))
+    sheets = split_sheets_at(session, track_ids, at)
+    routes = routes_for(session, track_ids)  # rights.escrow: the case's held account
     shares = []
-    for track in tracks:
-        try:
-            sheet = split_sheet_at(session, track.id, at)
-        except CatalogNotFound:  # no sheet yet: the buyer paid the artist
-            sheet = [(artist_payee(session, release.artist_id).id, 10_000)]
-        route = routes.get(track.id)
-        shares.append(books.TrackShare(track.id, sheet, route is not None, route))
+    for track_id in track_ids:
+        sheet = sheets.get(track_id)
+        if not sheet:  # no sheet yet: the buyer paid the artist
+            sheet = [(artist_payee(session, order.artist_id).id, 10_000)]
+        route = routes.get(track_id)
+        shares.append(books.TrackShare(track_id, sheet, route is not None, route))
     return shares
 
 
-def fulfil_order(session: Session, order: Order, intent, *, clock: Clock) -> str:
-    """The PaymentIntent succeeded: post the sale, mark the order paid, email the receipt after commit."""
+def fulfil_order(session: Session, order: Order, intent, *, clock: Clock,
+                 before_posting: Callable[[str], None] | None = None) -> str:
+    """The PaymentIntent succeeded: mark the order paid, email the receipt after commit, post the sale.
+
+    The entry is posted last: posting locks the balances of the accounts every sale shares (assets:stripe,
+    income:sales, the artist's payable) until the transaction commits, and concurrent sales queue on those
+    locks, so only the order's entry id is written after it. `before_posting("fulfilled")` is called just
+    before (the webhook records its outcome there)."""
     if order.status == "paid":
         return "already_paid"
     currency = order.currency
@@ -90,30 +96,38 @@ def fulfil_order(session: Session, order: Order, intent, *, clock: Clock) -> str
     fee = _micros(intent.fee_minor, currency)
     now = clock.now()
     tracks = order_tracks(session, order, now)
-    release = session.get(Release, order.release_id)
-    what = f"track {order.track_id}" if order.track_id is not None else f"release {release.title!r}"
+    release_title, artist_name = session.execute(
+        select(Release.title, Artist.name).join(Artist, Artist.id == Release.artist_id)
+        .where(Release.id == order.release_id)).one()
+    track_title = (session.scalar(select(Track.title).where(Track.id == order.track_id))
+                   if order.track_id is not None else None)
+    what = f"track {order.track_id}" if order.track_id is not None else f"release {release_title!r}"
     entry = books.sale_entry(key=f"sale:{order.id}", order_id=order.id, gross_micros=order.amount_micros,
                              fee_micros=fee, currency=currency, tracks=tracks, at=now,
                              description=f"Sale of {what} (order {order.id})"[:500],
                              metadata={"release_id": order.release_id, "track_id": order.track_id,
                                        "payment_intent": intent.id})
-    order.sale_entry_id = ledger.post(session, entry)
+    _receipt(session, order, release_title=release_title, artist_name=artist_name, track_title=track_title)
     order.status, order.fee_micros, order.paid_at, order.failure_reason = "paid", fee, now, None
     session.flush()
-    _receipt(session, order, release)
+    if before_posting is not None:
+        before_posting("fulfilled")
+    order.sale_entry_id = ledger.post(session, entry)
+    session.flush()
     return "fulfilled"
 
 
-def _receipt(session: Session, order: Order, release: Release) -> None:
-    buyer = get_user(session, order.buyer_user_id)
+def _receipt(session: Session, order: Order, *, release_title: str, artist_name: str,
+             track_title: str | None) -> None:
+    email, display_name = session.execute(select(User.email, User.display_name)
+                                          .where(User.id == order.buyer_user_id)).one()
     amount = Money(order.amount_micros, order.currency)
-    track = session.get(Track, order.track_id) if order.track_id is not None else None
-    what = f"“{track.title}” from {release.title}" if track is not None else f"{release.title}"
-    body = (f"Hello {buyer.display_name},\n\nThank you for buying {what} by {release.artist.name}.\n\n"
+    what = f"“{track_title}” from {release_title}" if track_title is not None else f"{release_title}"
+    body = (f"Hello {display_name},\n\nThank you for buying {what} by {artist_name}.\n\n"
             f"Order {order.id}: {amount.format()}\n\nIt is in your collection (/collection), where you can "
             "download it again at any time, in any format.\n\nNinety: 90% of what you paid, after the card "
             "fee, goes to the artist.\n")
-    send_mail_later(session, Message(to=buyer.email, subject=f"Your receipt: {release.title} (order {order.id})",
+    send_mail_later(session, Message(to=email, subject=f"Your receipt: {release_title} (order {order.id})",
                                      body=body))
 
 
@@ -131,13 +145,22 @@ def record_failure(session: Session, order: Order, intent) -> str:
     return order.status
 
 
-def sync_payment(session: Session, stripe: StripeClient, order: Order, *, clock: Clock) -> str:
-    """Apply the intent's current state to a locked order."""
+def _current_intent(stripe: StripeClient, intent_id: str, known: PaymentIntent | None) -> PaymentIntent:
+    """The intent's state: `known` (a succeeded intent from a signed event) when it is this intent and carries
+    its fee, else asked of Stripe once, with the charge's balance transaction expanded."""
+    if known is not None and known.id == intent_id and known.status == "succeeded" and known.fee_minor is not None:
+        return known
+    return stripe.retrieve_payment_intent(intent_id)
+
+
+def sync_payment(session: Session, stripe: StripeClient, order: Order, *, clock: Clock,
+                 known: PaymentIntent | None = None, before_posting: Callable[[str], None] | None = None) -> str:
+    """Apply the intent's current state to a locked order (`known`: the intent from a signed event)."""
     if order.status == "paid":
         return "already_paid"
-    intent = stripe.retrieve_payment_intent(order.payment_intent_id)
+    intent = _current_intent(stripe, order.payment_intent_id, known)
     if intent.status == "succeeded":
-        return fulfil_order(session, order, intent, clock=clock)
+        return fulfil_order(session, order, intent, clock=clock, before_posting=before_posting)
     return record_failure(session, order, intent)
 
 
@@ -313,14 +336,15 @@ def sync_dispute(session: Session, stripe: StripeClient, dispute_id: str, *, clo
 
 
 # --- advertiser top-ups -------------------------------------------------------------------------------------
-def sync_topup(session: Session, stripe: StripeClient, redis, topup: TopUp, *, clock: Clock) -> str:
+def sync_topup(session: Session, stripe: StripeClient, redis, topup: TopUp, *, clock: Clock,
+               known: PaymentIntent | None = None) -> str:
     """Apply a top-up's intent: Dr assets:stripe (net), Dr fees; Cr the advertiser's prepaid (the gross),
     through adserver.fund, which raises the Redis spendable balance once per entry after the commit."""
     from adserver.services import fund
 
     if topup.status == "paid":
         return "already_paid"
-    intent = stripe.retrieve_payment_intent(topup.payment_intent_id)
+    intent = _current_intent(stripe, topup.payment_intent_id, known)
     if intent.status != "succeeded":
         if intent.status == "requires_payment_method" and intent.error_message:
             topup.status = "failed"

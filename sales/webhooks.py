@@ -7,14 +7,15 @@ handler's effect (INSERT … ON CONFLICT DO NOTHING: a concurrent delivery of th
 and then finds it), so an event applied is never applied again, and one whose effect rolled back is not
 recorded and is applied when Stripe delivers it again. Handlers should treat the event as a notification and
 read the object's current state from Stripe (see sales.fulfilment), which makes them right for events that
-come late or out of order too. Unknown types are recorded as "ignored".
+come late or out of order too; a payload that shows a terminal state (a succeeded PaymentIntent) is that
+state already, so only what it lacks (the fee) is fetched. Unknown types are recorded as "ignored".
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import text
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import Clock
 from payments.errors import PaymentsError
-from payments.stripe_client import StripeClient
+from payments.stripe_client import PaymentIntent, StripeClient, intent_from_payload
 from sales import fulfilment
 from sales.errors import SalesError
 from sales.models import TopUp
@@ -36,6 +37,10 @@ class WebhookContext:
     clock: Clock
     redis: Any = None
     settings: dict = field(default_factory=dict)
+    # Set by process_event for the event being applied: records its outcome now. A handler whose last effect
+    # is a ledger post calls it just before posting, so that nothing but the commit follows the post (which
+    # locks the balances every sale shares until the commit).
+    record_outcome: Callable[[str], None] | None = None
 
 
 Handler = Callable[[Session, WebhookContext, dict], str]
@@ -72,10 +77,17 @@ def process_event(session: Session, ctx: WebhookContext, event: dict) -> str:
         {"id": event["id"][:255], "type": event["type"][:100], "obj": str(obj.get("id") or "")[:255] or None}).first()
     if claimed is None:
         return "duplicate"
+    recorded: list[str] = []
+
+    def record(outcome: str) -> None:
+        session.execute(text("UPDATE stripe_webhook_events SET outcome = :outcome WHERE id = :id"),
+                        {"outcome": (outcome or "done")[:40], "id": event["id"][:255]})
+        recorded.append(outcome)
+
     handler = HANDLERS.get(event["type"])
-    outcome = handler(session, ctx, event) if handler is not None else "ignored"
-    session.execute(text("UPDATE stripe_webhook_events SET outcome = :outcome WHERE id = :id"),
-                    {"outcome": (outcome or "done")[:40], "id": event["id"][:255]})
+    outcome = handler(session, replace(ctx, record_outcome=record), event) if handler is not None else "ignored"
+    if recorded != [outcome]:
+        record(outcome)
     return outcome
 
 
@@ -94,16 +106,30 @@ def _intent_id(obj: dict) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _succeeded_intent(obj: dict) -> PaymentIntent | None:
+    """The intent as the signed event carries it, when it says the payment succeeded: a terminal state, so the
+    payload is as good as asking Stripe (only the fee may still have to be fetched, see sync_payment)."""
+    if obj.get("object") != "payment_intent" or obj.get("status") != "succeeded":
+        return None
+    try:
+        return intent_from_payload(obj)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def on_payment_intent(session: Session, ctx: WebhookContext, event: dict) -> str:
-    intent_id = _intent_id(_object(event))
+    obj = _object(event)
+    intent_id = _intent_id(obj)
     if not intent_id:
         return "no_intent"
+    known = _succeeded_intent(obj)
     order = fulfilment.lock_order_by_intent(session, intent_id)
     if order is not None:
-        return fulfilment.sync_payment(session, ctx.stripe, order, clock=ctx.clock)
+        return fulfilment.sync_payment(session, ctx.stripe, order, clock=ctx.clock, known=known,
+                                       before_posting=ctx.record_outcome)
     topup = session.query(TopUp).filter_by(payment_intent_id=intent_id).with_for_update().one_or_none()
     if topup is not None:
-        return fulfilment.sync_topup(session, ctx.stripe, ctx.redis, topup, clock=ctx.clock)
+        return fulfilment.sync_topup(session, ctx.stripe, ctx.redis, topup, clock=ctx.clock, known=known)
     return "unknown_intent"
 
 

@@ -15,7 +15,7 @@ from app.api import API_PREFIX, load
 from app.auth import access, current_principal, current_user
 from core.fields import Id
 from core.money import Money
-from payments.stripe_client import make_stripe_client
+from payments.stripe_client import shared_stripe_client
 from sales import services as sales
 
 bp = Blueprint("api_sales", __name__, url_prefix=API_PREFIX)
@@ -23,7 +23,7 @@ bp = Blueprint("api_sales", __name__, url_prefix=API_PREFIX)
 
 def _stripe():
     cfg = context.config()
-    return make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base)
+    return shared_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base)
 
 
 class CheckoutSchema(Schema):

@@ -14,7 +14,7 @@ from flask import Blueprint, request
 from app import context
 from app.auth import access
 from core.errors import ValidationError
-from payments.stripe_client import make_stripe_client
+from payments.stripe_client import shared_stripe_client
 from sales import services as sales
 
 bp = Blueprint("webhooks", __name__)
@@ -32,7 +32,7 @@ def stripe_webhook():
     if len(payload) > MAX_EVENT_BYTES:
         raise ValidationError("That is too large to be a Stripe event.", code="payload_too_large", status=413)
     cfg = context.config()
-    ctx = sales.WebhookContext(stripe=make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base),
+    ctx = sales.WebhookContext(stripe=shared_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base),
                                clock=context.clock(), redis=context.redis())
     outcome = sales.handle_webhook(context.db(), ctx, payload, request.headers.get("Stripe-Signature"),
                                    secret=cfg.stripe_webhook_secret)

@@ -10,7 +10,7 @@ from flask import request
 
 from app import context
 from core.errors import ValidationError
-from payments.stripe_client import StripeClient, make_stripe_client
+from payments.stripe_client import StripeClient, shared_stripe_client
 
 STRIPE_JS = "https://js.stripe.com/v3/"
 MAX_ID = 2**31 - 1
@@ -18,7 +18,7 @@ MAX_ID = 2**31 - 1
 
 def stripe_client() -> StripeClient:
     cfg = context.config()
-    return make_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base)
+    return shared_stripe_client(cfg.stripe_api_key, cfg.stripe_api_base)
 
 
 def stripe_js_settings() -> dict:
