@@ -6,6 +6,12 @@ flush would have posted for them (gate revenue per payee, the key-mode pool per 
 Then times `close_period` (pool distribution in SQL, its journal entries, the ledger period close) and
 `draft_batch` (every payee's balance at the cut-off, threshold, method, hold, reference), printing each phase's
 time and the peak memory as JSON lines. NINETY_BENCH_SCALE=0.1 runs a tenth of it.
+
+Premium (issue 13): beside those impressions the month also has 200,000 subscribers (users whose first invoice
+of 4.99 USD, less a card fee, funded `liabilities:pool:subscriber:2026-10`, booked as the invoice webhook
+books it) and 20,000,000 counted plays of theirs (a tenth of the subscribers play nothing and carry on), so
+the close includes its subscriber phase. Target: the whole close in <= 90 s with peak memory <= 1.5 GB; the
+subscriber phases are printed one by one (`royalties.close.subscribers_*_s`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 CUTOFF = datetime(2026, 11, 1, tzinfo=UTC)
 # A low threshold so that most payees get an item: the draft's heavy path (items, references) is what is timed.
 BENCH_THRESHOLD_MICROS = 100_000
+# Premium: one monthly invoice per subscriber, Stripe's card fee of 2.9% + 0.30 USD off it.
+PREMIUM_GROSS_MICROS = 4_990_000
+PREMIUM_FEE_MICROS = 4_990_000 * 29 // 1000 + 300_000
 
 
 def _scale() -> float:
@@ -130,6 +139,74 @@ def seed_impressions_and_books(url: str, sessions, payees: int, impressions: int
     return {"gate_tracks": len(gate), "key_listeners": len(keyed)}
 
 
+def seed_subscribers(url: str, sessions, subscribers: int, plays: int) -> dict:
+    """`subscribers` listener accounts, each with a paid premium invoice booked to the month's subscriber pool,
+    and `plays` counted full plays by nine tenths of them, spread over the catalog (made in SQL)."""
+    import psycopg
+
+    from core.db import transaction
+    from core.money import share_ceil
+    from ledger import services as ledger
+    from ledger.accounts import PROCESSING_FEES, STRIPE
+    from sales.subscriptions import INCOME_SUBSCRIPTIONS, subscriber_pool, subscriber_ref
+
+    with psycopg.connect(url) as conn:
+        first = conn.execute(
+            "INSERT INTO users (email, display_name, password_hash, roles, is_active, session_version) "
+            "SELECT 's' || g || '@bench.test', 'Subscriber ' || g, 'x', ARRAY['listener'], true, 1 "
+            "FROM generate_series(1, %s) g RETURNING id", (subscribers,)).fetchall()
+        subscriber_ids = sorted(row[0] for row in first)
+        low, high = subscriber_ids[0], subscriber_ids[-1]
+        assert high - low + 1 == subscribers  # one identity run: the plays below address them arithmetically
+        tracks = conn.execute("SELECT min(id), max(id), count(*) FROM tracks").fetchone()
+        assert tracks[1] - tracks[0] + 1 == tracks[2]
+        conn.execute("SELECT ninety_month_partition('plays'::regclass, 'counted_at', %s)", (START.date(),))
+        playing = max(1, subscribers * 9 // 10)  # the last tenth play nothing: their pools carry on
+        # Each play: a subscriber (round robin), a track drawn from that subscriber's own few dozen (so the
+        # pools spread over many payees but each subscriber's over few), a listening time of 30 s to 4 min.
+        conn.execute("""
+            INSERT INTO plays (play_id, track_id, listener_id, user_id, session_id, kind, started_at, counted_at,
+                               heard_ms)
+            SELECT gen_random_uuid(), %(t0)s + ((s * 7919 + (g / %(playing)s) %% 37 * 104729) %% %(tracks)s),
+                   'u' || (%(low)s + s), %(low)s + s, NULL, 'full', at, at + interval '30 seconds',
+                   30000 + (g * 48271) %% 210000
+              FROM (SELECT g, g %% %(playing)s AS s,
+                           %(start)s::timestamptz + ((g * 7) %% (27 * 86400)) * interval '1 second' AS at
+                      FROM generate_series(0::bigint, %(plays)s - 1) g) x
+        """, {"t0": tracks[0], "tracks": tracks[2], "playing": playing, "low": low, "plays": plays,
+              "start": START})
+        conn.commit()
+    net = PREMIUM_GROSS_MICROS - PREMIUM_FEE_MICROS
+    pool = share_ceil(net, 9, 10)
+    at = datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
+    entries = []
+    for n in range(0, subscribers, 9_000):
+        part = subscriber_ids[n:n + 9_000]
+        credits = [ledger.Posting(subscriber_pool(PERIOD), "credit", pool, "USD", ref=subscriber_ref(uid))
+                   for uid in part]
+        entries.append(ledger.Entry(f"bench:premium:{n}", at, "premium invoices (bench)", [
+            ledger.Posting(STRIPE, "debit", net * len(part), "USD"),
+            ledger.Posting(PROCESSING_FEES, "debit", PREMIUM_FEE_MICROS * len(part), "USD"),
+            *credits,
+            ledger.Posting(INCOME_SUBSCRIPTIONS, "credit", (PREMIUM_GROSS_MICROS - pool) * len(part), "USD")],
+            metadata={"event": "subscription_invoice"}))
+    with transaction(sessions) as session:
+        ledger.post_many(session, entries)
+    return {"subscribers": subscribers, "playing": playing, "plays": plays, "pool_micros": pool * subscribers}
+
+
+def _backend_peak_mb(pid: int) -> float | None:
+    """The PostgreSQL backend's peak resident size (VmHWM), when it runs on this machine."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def _exists(name: str) -> bool:
     import psycopg
 
@@ -167,8 +244,9 @@ def main() -> None:
     scale = _scale()
     payees, impressions = int(100_000 * scale), int(10_000_000 * scale)
     listeners, downloads = int(250_000 * scale), int(1_000_000 * scale)
+    subscribers, plays = int(200_000 * scale), int(20_000_000 * scale)
     import_all_models()
-    template = f"ninety_bench_royalties_seed_{int(scale * 1000)}"
+    template = f"ninety_bench_royalties_seed_{int(scale * 1000)}_premium"
     t0 = time.perf_counter()
     if os.environ.get("NINETY_BENCH_REUSE") and _exists(template):
         url = _clone(template, "ninety_bench_royalties")  # the same seeded month again, for iterating
@@ -181,12 +259,13 @@ def main() -> None:
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         books = seed_impressions_and_books(url, sessions, payees, impressions, listeners, ids["track_ids"])
+        premium = seed_subscribers(url, sessions, subscribers, plays)
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")  # a production database has statistics; a fresh one has none yet
-        log(f"seeded {payees} payees, {impressions} impressions, {listeners} listeners, {downloads} downloads "
-            f"in {time.perf_counter() - t0:.1f}s ({books})")
+        log(f"seeded {payees} payees, {impressions} impressions, {listeners} listeners, {downloads} downloads, "
+            f"{subscribers} subscribers, {plays} plays in {time.perf_counter() - t0:.1f}s ({books}, {premium})")
         if os.environ.get("NINETY_BENCH_REUSE"):
             engine.dispose()
             _clone("ninety_bench_royalties", template)
@@ -197,14 +276,24 @@ def main() -> None:
     clock = FrozenClock(datetime(2026, 11, 2, 6, 0, tzinfo=UTC))
 
     with sessions() as session:
+        backend = session.execute(__import__("sqlalchemy").text("SELECT pg_backend_pid()")).scalar()
         started = time.perf_counter()
         phases: dict = {}
         record = close_period(session, redis, PERIOD, clock=clock, timings=phases)
         close_s = time.perf_counter() - started
+        backend_peak_mb = _backend_peak_mb(backend)
     for name, seconds in phases.items():
         emit(f"royalties.close.{name}_s", seconds, None, "lower", "s")
     emit("royalties.close_s", close_s, None, "lower", "s", payees=payees, impressions=impressions,
          pool_micros=record.summary.get("USD", {}).get("pool_micros"), peak_rss_mb=round(peak_rss_mb(), 1))
+    # Issue 13: the whole close, with its subscriber phase, beside the impressions.
+    premium = record.summary.get("USD", {}).get("subscribers") or {}
+    emit("royalties.subscribers.phase_s", sum(v for k, v in phases.items() if k.startswith("subscribers_")), None,
+         "lower", "s", subscribers=subscribers, plays=plays)
+    emit("royalties.close_with_subscribers_s", close_s, 90.0, "lower", "s", subscribers=subscribers, plays=plays,
+         impressions=impressions, payees=payees, subscriber_summary=premium)
+    emit("royalties.close_peak_rss_mb", peak_rss_mb(), 1536.0, "lower", "MB",
+         postgres_backend_peak_mb=backend_peak_mb)
     with sessions() as session:
         finance = session.execute(__import__("sqlalchemy").text("SELECT id FROM users ORDER BY id LIMIT 1")).scalar()
         started = time.perf_counter()

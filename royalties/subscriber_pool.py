@@ -185,10 +185,12 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
          GROUP BY currency, kind
          ORDER BY 1, 2, 3, 4, 6
     """), {"period": period}).all()
+    # (A correlated EXISTS inside FILTER runs once per subscriber over all of tmp_slisten: 85 s for 20,000
+    # subscribers. One join against the subscribers who listened is a single hash join.)
     totals = session.execute(text("""
-        SELECT s.currency, sum(s.amount)::bigint, count(*),
-               count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM tmp_slisten l WHERE l.sid = s.sid))
-          FROM tmp_spool s GROUP BY s.currency ORDER BY s.currency
+        SELECT s.currency, sum(s.amount)::bigint, count(*), count(*) FILTER (WHERE l.sid IS NULL)
+          FROM tmp_spool s LEFT JOIN (SELECT DISTINCT sid FROM tmp_slisten) l ON l.sid = s.sid
+         GROUP BY s.currency ORDER BY s.currency
     """)).all()
     summary = {}
     for currency, pool, subscribers, empty in totals:
