@@ -178,11 +178,47 @@ class RightsWorld:
                                    settings=self.settings,
                                    audio_path=lambda sha: self.store.path_for("audio", sha))
 
+    def actioned(self, holder, admin, tracks) -> tuple[int, int]:
+        """`holder` files a notice against `tracks` and `admin` actions it: (notice id, its first case's id)."""
+        notice_id = self.file(holder, list(tracks))
+        self.action(admin, notice_id)
+        return notice_id, self.case_ids(notice_id)[0]
+
     def take_down(self, track_ids) -> int:
         """A fresh rights holder's notice against these tracks, actioned by a fresh admin: the notice's id."""
-        notice_id = self.file(self.user("rights_holder", name="holder"), list(track_ids))
-        self.action(self.user("admin", name="admin"), notice_id)
-        return notice_id
+        return self.actioned(self.user("rights_holder", name="holder"), self.user("admin", name="admin"),
+                             track_ids)[0]
+
+    # the parties' moves, each its own unit of work (as a request is) ---------------------------------------
+    def counter(self, case_id: int, user, *, settings: RightsSettings | None = None, **overrides):
+        from rights import services
+
+        with self.unit() as s:
+            services.file_counter_notice(s, case_id, s.merge(user), {**COUNTER, **overrides}, clock=self.clock,
+                                         settings=settings or self.settings)
+
+    def accept(self, case_id: int, user) -> None:
+        from rights import services
+
+        with self.unit() as s:
+            services.accept_notice(s, case_id, s.merge(user), clock=self.clock, settings=self.settings)
+
+    def withdraw(self, notice_id: int, user=None, *, reason: str = "") -> None:
+        """The claimant (`user`, or the notice's own claimant when None) withdraws the notice."""
+        from core.users import get_user
+        from rights import services
+        from rights.models import Notice
+
+        with self.unit() as s:
+            who = s.merge(user) if user is not None else get_user(s, s.get(Notice, notice_id).claimant_user_id)
+            services.withdraw_notice(s, notice_id, who, clock=self.clock, settings=self.settings, reason=reason)
+
+    def court(self, case_id: int, user, reference: str) -> None:
+        from rights import services
+
+        with self.unit() as s:
+            services.report_court_action(s, case_id, s.merge(user), clock=self.clock, settings=self.settings,
+                                         reference=reference)
 
     def case_ids(self, notice_id: int) -> list[int]:
         from sqlalchemy import select

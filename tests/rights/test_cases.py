@@ -77,9 +77,7 @@ def test_a_notice_is_decided_once_by_an_admin_with_reasons(world, holder, admin)
 
 def test_counter_notice_then_restore_after_ten_business_days(world, holder, admin):
     ada = world.artist("Ada")
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
     stranger = world.user("artist", name="stranger")
     with world.sessions() as s:
         with pytest.raises(RightsNotFound):  # someone else's case is not even visible
@@ -120,9 +118,7 @@ def test_counter_notice_then_restore_after_ten_business_days(world, holder, admi
 
 def test_counter_notice_after_the_window_is_refused(world, holder, admin):
     ada = world.artist("Ada")
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
     world.clock.advance(days=world.settings.counter_window_days, seconds=1)
     with world.sessions() as s, pytest.raises(CaseStateConflict) as caught:
         services.file_counter_notice(s, case_id, s.merge(ada["user"]), COUNTER, clock=world.clock,
@@ -135,23 +131,17 @@ def test_counter_notice_after_the_window_is_refused(world, holder, admin):
 
 def test_court_action_before_the_restore_date_keeps_the_track_down(world, holder, admin):
     ada = world.artist("Ada")
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
     with world.unit() as s:
         with pytest.raises(CaseStateConflict):  # not countered yet
             services.report_court_action(s, case_id, s.merge(holder), clock=world.clock, settings=world.settings,
                                          reference="N.D. Cal. 3:26-cv-1")
-    with world.unit() as s:
-        services.file_counter_notice(s, case_id, s.merge(ada["user"]), COUNTER, clock=world.clock,
-                                     settings=world.settings)
+    world.counter(case_id, ada["user"])
     world.clock.advance(days=5)
     with world.sessions() as s, pytest.raises(NotAllowed):
         services.report_court_action(s, case_id, s.merge(ada["user"]), clock=world.clock, settings=world.settings,
                                      reference="x")
-    with world.unit() as s:
-        services.report_court_action(s, case_id, s.merge(holder), clock=world.clock, settings=world.settings,
-                                     reference="N.D. Cal. 3:26-cv-1")
+    world.court(case_id, holder, "N.D. Cal. 3:26-cv-1")
     world.clock.advance(days=30)
     assert world.tick().restored == []
     assert world.track_status(ada["tracks"][0]) == "taken_down"
@@ -166,9 +156,7 @@ def test_withdrawal_restores_a_whole_release(world, holder, admin):
     other_holder = world.user("rights_holder", name="other")
     with world.sessions() as s, pytest.raises(RightsNotFound):
         services.withdraw_notice(s, notice_id, s.merge(other_holder), clock=world.clock, settings=world.settings)
-    with world.unit() as s:
-        services.withdraw_notice(s, notice_id, s.merge(holder), clock=world.clock, settings=world.settings,
-                                 reason="Licensed after all.")
+    world.withdraw(notice_id, holder, reason="Licensed after all.")
     assert {world.track_status(t) for t in ada["tracks"]} == {"published"}
     with world.sessions() as s:
         assert s.get(Notice, notice_id).status == "withdrawn"
@@ -177,11 +165,8 @@ def test_withdrawal_restores_a_whole_release(world, holder, admin):
 
 def test_the_artist_accepts(world, holder, admin):
     ada = world.artist("Ada")
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
-    with world.unit() as s:
-        services.accept_notice(s, case_id, s.merge(ada["user"]), clock=world.clock, settings=world.settings)
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
+    world.accept(case_id, ada["user"])
     assert (world.case(case_id).state, world.case(case_id).outcome_reason) == ("upheld", "accepted")
     with world.sessions() as s, pytest.raises(CaseStateConflict):
         services.accept_notice(s, case_id, s.merge(ada["user"]), clock=world.clock, settings=world.settings)
@@ -240,8 +225,7 @@ def test_stay_down_refuses_the_same_bytes_and_a_re_encode(world, holder, admin, 
         upload_track(s, world.store, release, io.BytesIO(noise(seed=12)), "new.wav", clock=world.clock,
                      max_bytes=None, screen=world.screen)
     # Once the notice is withdrawn the audio may come back.
-    with world.unit() as s:
-        services.withdraw_notice(s, notice_id, s.merge(holder), clock=world.clock, settings=world.settings)
+    world.withdraw(notice_id, holder)
     with world.sessions() as s:
         release = s.get(Release, eve["release_id"])
         upload_track(s, world.store, release, io.BytesIO(encoded.read_bytes()), "again.mp3", clock=world.clock,

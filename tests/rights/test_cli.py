@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from rights import services
 from tests.conftest import CliRunner
-from tests.rights.conftest import COUNTER
 
 
 def test_overdue_lists_notices_past_their_deadline(world, holder, admin):
@@ -38,12 +37,8 @@ def test_overdue_lists_notices_past_their_deadline(world, holder, admin):
 
 def test_tick_restores_through_the_cli(world, holder, admin):
     ada = world.artist("Ada")
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
-    with world.unit() as s:
-        services.file_counter_notice(s, case_id, s.merge(ada["user"]), COUNTER, clock=world.clock,
-                                     settings=world.settings)
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
+    world.counter(case_id, ada["user"])
     world.clock.advance(days=20)
     result = CliRunner(world.app).invoke(["notices", "tick"])
     assert result.exit_code == 0 and "1 restored, 0 upheld" in result.output

@@ -33,8 +33,7 @@ def test_held_while_disabled_then_released_split_as_earned(world, holder, admin)
     case_id = world.case_ids(notice_id)[0]
     with world.sessions() as s:
         assert services.case_money(s, case_id).held == {"USD": held}
-    with world.unit() as s:
-        services.withdraw_notice(s, notice_id, s.merge(holder), clock=world.clock, settings=world.settings)
+    world.withdraw(notice_id, holder)
     assert world.balance(payee_held(artist)) == world.balance(payee_held(co)) == 0
     assert world.balance(payee_payable(artist)) + world.balance(payee_payable(co)) == before + held
     with world.sessions() as s:
@@ -57,8 +56,7 @@ def test_upheld_pays_the_claimant_as_a_payee(world, holder, admin):
     world.action(admin, notice_id)
     held = world.earn(track, 3_333_333)
     case_id = world.case_ids(notice_id)[0]
-    with world.unit() as s:
-        services.accept_notice(s, case_id, s.merge(ada["user"]), clock=world.clock, settings=world.settings)
+    world.accept(case_id, ada["user"])
     with world.sessions() as s:
         payee = s.scalar(select(Payee).where(Payee.user_id == holder.id))
         assert payee is not None and payee.display_name == "Rhea Holder"
@@ -154,8 +152,7 @@ def test_escrow_property(world, admin, steps):
         elif op == "withdraw" and case and case[1] in ("disabled", "countered"):
             with world.sessions() as s:
                 notice_id = s.get(Case, case[0]).notice_id
-            with world.unit() as s:
-                services.withdraw_notice(s, notice_id, s.merge(holder), clock=world.clock, settings=world.settings)
+            world.withdraw(notice_id, holder)
         elif op == "wait":
             world.clock.advance(days=days, hours=1)
             world.tick()
@@ -199,9 +196,7 @@ def test_timer_outcomes_settle_the_escrow(world, holder, admin, outcome):
     held = world.earn(track, 1_234_567)
     case_id = world.case_ids(notice_id)[0]
     if outcome == "restored":
-        with world.unit() as s:
-            services.file_counter_notice(s, case_id, s.merge(ada["user"]), COUNTER, clock=world.clock,
-                                         settings=world.settings)
+        world.counter(case_id, ada["user"])
     world.clock.advance(days=15)
     world.tick()
     with world.sessions() as s:

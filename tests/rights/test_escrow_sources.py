@@ -29,20 +29,6 @@ def claimant_payable(world: RightsWorld, notice_id: int) -> int:
     return 0 if payee is None else world.balance(payee_payable(payee))
 
 
-def accept(world: RightsWorld, case_id: int, artist_user) -> None:
-    with world.unit() as s:
-        services.accept_notice(s, case_id, s.merge(artist_user), clock=world.clock, settings=world.settings)
-
-
-def withdraw(world: RightsWorld, notice_id: int) -> None:
-    from core.users import get_user
-    from rights.models import Notice
-
-    with world.unit() as s:
-        claimant = get_user(s, s.get(Notice, notice_id).claimant_user_id)
-        services.withdraw_notice(s, notice_id, claimant, clock=world.clock, settings=world.settings)
-
-
 def money(world: RightsWorld, case_id: int):
     with world.sessions() as s:
         return services.case_money(s, case_id)
@@ -60,7 +46,7 @@ def test_a_sale_of_a_track_under_notice_is_held_for_its_case_and_goes_where_the_
     open_notice = world.take_down([held_track])
     upheld_notice = world.take_down([upheld_track])
     open_case, upheld_case = world.case_ids(open_notice)[0], world.case_ids(upheld_notice)[0]
-    accept(world, upheld_case, ada["user"])  # upheld while the track stays down: its sales are the claimant's
+    world.accept(upheld_case, ada["user"])  # upheld while the track stays down: its sales are the claimant's
 
     order = shop.order(shop.buy(shop.user(), {"release_id": ada["release_id"]}).order_id)
     to_open, to_upheld = allocate(payee_side(order.amount_micros - order.fee_micros), [1, 1])
@@ -71,7 +57,7 @@ def test_a_sale_of_a_track_under_notice_is_held_for_its_case_and_goes_where_the_
     assert money(world, upheld_case).held == {}
     assert world.balance(payee_payable(artist)) + world.balance(payee_payable(co)) == 0
 
-    withdraw(world, open_notice)
+    world.withdraw(open_notice)
     assert world.balance(payee_held(artist)) == world.balance(payee_held(co)) == 0
     assert world.balance(payee_payable(artist)) + world.balance(payee_payable(co)) == to_open
     assert money(world, open_case).released_to_artist == {"USD": to_open}
@@ -96,7 +82,7 @@ def test_a_subscriber_pool_share_of_a_track_under_notice_is_held_for_its_case_an
     held_notice = world.take_down([held_track])
     upheld_notice = world.take_down([upheld_track])
     held_case, upheld_case = world.case_ids(held_notice)[0], world.case_ids(upheld_notice)[0]
-    accept(world, upheld_case, ana["user"])  # upheld before the close: the claimant's share at the close
+    world.accept(upheld_case, ana["user"])  # upheld before the close: the claimant's share at the close
 
     close(pworld, OCT)
     to_paid, to_held, to_upheld = allocate(pool, [60_000, 120_000, 180_000])
@@ -107,7 +93,7 @@ def test_a_subscriber_pool_share_of_a_track_under_notice_is_held_for_its_case_an
     assert claimant_payable(world, upheld_notice) == to_upheld
 
     # The artist accepts the second notice too: the held share is the claimant's, not the artist's.
-    accept(world, held_case, ana["user"])
+    world.accept(held_case, ana["user"])
     assert world.balance(payee_held(payee)) == 0
     assert world.balance(payee_payable(payee)) == to_paid
     assert claimant_payable(world, held_notice) == to_held  # each notice here has its own rights holder

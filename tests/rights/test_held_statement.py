@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ledger.accounts import payee_held
-from rights import services
 from tests.conftest import login
 from tests.rights.conftest import RightsWorld
 
@@ -53,8 +52,7 @@ def test_the_statement_and_dashboard_show_each_case_its_held_sources_and_deadlin
 
     # The case ends next month: October's statement still shows what it held, and that it went to the artist.
     world.clock.set(world.clock.now() + timedelta(days=30))
-    with world.unit() as s:
-        services.withdraw_notice(s, notice_id, s.merge(holder), clock=world.clock, settings=world.settings)
+    world.withdraw(notice_id, holder)
     [line] = statement(world, artist, "2026-10").held_cases
     assert (line.state, line.held_micros) == ("withdrawn", held)
     assert line.money.released_to_artist == {"USD": held + co_share} and line.money.held == {}

@@ -17,9 +17,7 @@ from tests.rights.conftest import noise
 
 
 def uphold(world, holder, admin, track_id):
-    notice_id = world.file(holder, [track_id])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
+    notice_id, case_id = world.actioned(holder, admin, [track_id])
     with world.unit() as s:
         member = s.get(Track, track_id).release.artist.members[0].user_id
         services.accept_notice(s, case_id, get_user(s, member), clock=world.clock, settings=world.settings)

@@ -33,17 +33,12 @@ def test_weekends_and_holidays_are_not_business_days():
 
 
 def test_the_restore_date_follows_the_configured_country(world, holder, admin):
-    from rights import services
-    from tests.rights.conftest import COUNTER
 
     ada = world.artist("Ada")
     world.clock.set(datetime(2026, 12, 21, 10, 0, tzinfo=UTC))  # Monday before Christmas
-    notice_id = world.file(holder, ada["tracks"])
-    world.action(admin, notice_id)
-    case_id = world.case_ids(notice_id)[0]
+    notice_id, case_id = world.actioned(holder, admin, ada["tracks"])
     german = world.settings.__class__(holiday_country="DE")
-    with world.unit() as s:
-        services.file_counter_notice(s, case_id, s.merge(ada["user"]), COUNTER, clock=world.clock, settings=german)
+    world.counter(case_id, ada["user"], settings=german)
     # Skips 25, 26 Dec (and the weekend, and 1 Jan): 22 23 24 28 29 30 31 Dec, 4 5 6 Jan.
     assert world.case(case_id).restore_at == datetime(2027, 1, 6, 10, 0, tzinfo=UTC)
     world.clock.set(datetime(2027, 1, 6, 9, 59, tzinfo=UTC))
