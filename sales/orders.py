@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
-from catalog.models import Release, Track
+from catalog.models import Artist, ArtistMember, Release, Track
 from catalog.services import effective_price, is_member, is_public, release_price
 from core.clock import Clock
 from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_micros
@@ -40,8 +40,14 @@ class Checkout:
     kind: str = "sale"  # or "topup"
 
 
+# A checkout needs the release and its artist, not the release's tracks nor the artist's members (which
+# their relationships load eagerly by default): those are loaded only if something asks for them.
+_RELEASE_ONLY = (lazyload(Release.tracks), joinedload(Release.artist).lazyload(Artist.members))
+_TRACK_ONLY = (lazyload(Track.release), lazyload(Track.asset))
+
+
 def _release(session: Session, release_id: int) -> Release:
-    release = session.get(Release, release_id) if isinstance(release_id, int) else None
+    release = session.get(Release, release_id, options=_RELEASE_ONLY) if isinstance(release_id, int) else None
     if release is None:
         raise SalesNotFound("There is no such release.", code="release_not_found")
     return release
@@ -49,11 +55,12 @@ def _release(session: Session, release_id: int) -> Release:
 
 def quote(session: Session, *, release_id: int, track_id: int | None = None, now=None) -> dict:
     """What the checkout shows and charges: the price (fixed, or NYP minimum and suggested), the title, and
-    whether it can be bought now; raises NotFound for an unknown release or a track not on it."""
+    whether it can be bought now, with the release (its artist loaded) and track themselves; raises NotFound
+    for an unknown release or a track not on it."""
     release = _release(session, release_id)
     track = None
     if track_id is not None:
-        track = session.get(Track, track_id) if isinstance(track_id, int) else None
+        track = session.get(Track, track_id, options=_TRACK_ONLY) if isinstance(track_id, int) else None
         if track is None or track.release_id != release.id:
             raise SalesNotFound("There is no such track on this release.", code="track_not_found")
     price = effective_price(track) if track is not None else release_price(release)
@@ -69,7 +76,8 @@ def quote(session: Session, *, release_id: int, track_id: int | None = None, now
             "artist_id": release.artist_id, "artist_name": release.artist.name, "price_model": price["price_model"],
             "currency": release.currency, "price": price["price"], "minimum": price["minimum"],
             "suggested": price["suggested"], "for_sale": reason is None,
-            "reason": reason[1] if reason else None, "reason_code": reason[0] if reason else None}
+            "reason": reason[1] if reason else None, "reason_code": reason[0] if reason else None,
+            "release": release, "track": track}
 
 
 def default_amount(price: dict) -> Money | None:
@@ -227,6 +235,20 @@ def refunds_for_order(session: Session, order_id: int) -> list:
 def sales_for_artist(session: Session, artist_id: int, *, limit: int = 100) -> list[Order]:
     return list(session.scalars(select(Order).where(Order.artist_id == artist_id, Order.status == "paid")
                                 .order_by(Order.paid_at.desc(), Order.id.desc()).limit(limit)))
+
+
+def buyer_standing(session: Session, user_id: int | None, *, artist_id: int, release_id: int,
+                   track_id: int | None = None) -> tuple[bool, bool]:
+    """(is a member of the artist, owns it already) for the checkout page, in one query."""
+    if user_id is None:
+        return False, False
+    member = select(ArtistMember.user_id).where(ArtistMember.artist_id == artist_id,
+                                                ArtistMember.user_id == user_id).exists()
+    whole = (Order.track_id.is_(None)) & (Order.release_id == release_id)
+    owned = select(Order.id).where(Order.buyer_user_id == user_id, _owned_clause(),
+                                   whole if track_id is None else or_(Order.track_id == track_id, whole)).exists()
+    own, bought = session.execute(select(member, owned)).one()
+    return bool(own), bool(bought) and not own
 
 
 def owns_release(session: Session, user_id: int | None, release_id: int) -> bool:

@@ -7,6 +7,7 @@ from sales.codes import codes_csv, codes_for_release, generate_codes, redeem_cod
 from sales.fulfilment import refund_order, sync_dispute, sync_payment, sync_refunds, sync_topup
 from sales.orders import (
     Checkout,
+    buyer_standing,
     confirm_checkout,
     default_amount,
     get_order,
@@ -25,7 +26,7 @@ from sales.topups import confirm_topup, get_topup, start_topup
 from sales.webhooks import HANDLERS, WebhookContext, handle, process_event, register, verify
 
 __all__ = [
-    "Checkout", "confirm_checkout", "confirm_topup", "recent_orders", "refunds_for_order", "quote", "default_amount", "validate_amount", "start_checkout", "get_order", "orders_for_buyer",
+    "Checkout", "buyer_standing", "confirm_checkout", "confirm_topup", "recent_orders", "refunds_for_order", "quote", "default_amount", "validate_amount", "start_checkout", "get_order", "orders_for_buyer",
     "sales_for_artist", "owns_release", "owns_track", "owned_tracks", "refund_order", "sync_payment",
     "sync_refunds", "sync_dispute", "sync_topup", "generate_codes", "codes_for_release", "codes_csv",
     "redeem_code", "start_topup", "get_topup", "HANDLERS", "WebhookContext", "handle", "process_event",

@@ -51,13 +51,10 @@ def checkout_track(track_id: int):
 def _checkout(release_id: int, track_id: int | None):
     session = context.db()
     quote = sales.quote(session, release_id=release_id, track_id=track_id, now=context.clock().now())
-    release = catalog.get_release(session, release_id)
-    track = catalog.get_track(session, track_id) if track_id is not None else None
+    release, track = quote["release"], quote["track"]
     user = current_user()
-    own = user is not None and catalog.is_member(session, release.artist_id, user.id)
-    owned = user is not None and not own and (
-        sales.owns_track(session, user.id, track_id) if track_id is not None
-        else sales.owns_release(session, user.id, release_id))
+    own, owned = sales.buyer_standing(session, user.id if user is not None else None, artist_id=release.artist_id,
+                                      release_id=release_id, track_id=track_id)
     amount_text = text_field(request.args, "amount", max_len=40)
     if not amount_text:
         default = quote.get("suggested") or quote.get("minimum") or quote.get("price")
