@@ -89,6 +89,11 @@ def test_a_listener_hears_the_ad_then_the_track_seeks_and_the_play_counts(app, c
     page.on("response", lambda r: requests.append((re.sub(r"^https?://[^/]+", "", r.url),
                                                    r.request.headers.get("range"), r.status)))
 
+    # a listener's line, not loopback's: the browser cannot have fetched the whole stream when it seeks
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": 150_000,
+                                                  "uploadThroughput": -1})
     page.goto(f"{live_server.url}/tracks/{track_id}")
     play = page.locator(f'.listen[data-track-id="{track_id}"] .listen-play')
     play.click()
