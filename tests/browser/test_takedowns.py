@@ -133,6 +133,11 @@ def test_notice_action_counter_notice_and_restore(app, clock, live_server, page)
     assert "Counter-notice filed" in page.get_by_role("status").first.inner_text()
     assert page.locator("#case-state").inner_text() == "countered"
     case_url = page.url
+    # The dashboard lists the case with what it holds, from which source, and when the track comes back.
+    page.goto(url + "/dashboard")
+    held_line = page.locator("#held-cases tbody tr").first.inner_text()
+    assert "$5.000000" in held_line and "Ads at the download gate" in held_line and "countered" in held_line
+    assert "restored on" in held_line, held_line
 
     # Ten business days later (two weekends in between) the timer restores the track.
     clock.advance(days=14)
