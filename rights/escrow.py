@@ -156,8 +156,9 @@ def held_lines(session: Session, payee_id: int, *, currency: str | None = None,
                at: datetime | None = None) -> list[HeldLine]:
     """The takedown cases holding `payee_id`'s money at `at` (now when None), one line per case and currency.
 
-    A settlement moves a track's whole held balance, so what a track holds is what was credited after its
-    last settlement debit; the sources are those credits' events. The case is the one that was open at `at`
+    A settlement moves a track's whole held balance, so what a track holds is what moved on it after its
+    last settlement (`rights_escrow` entry); the sources are those entries' events (a sale's refund there is
+    a negative amount). The case is the one that was open at `at`
     (a track has at most one), shown with its state now (so a month's statement says where the money went)."""
     conditions, params = ["a.code = :code"], {"code": payee_held(payee_id)}
     if currency is not None:
@@ -173,15 +174,18 @@ def held_lines(session: Session, payee_id: int, *, currency: str | None = None,
               FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
               JOIN ledger_entries e ON e.id = p.entry_id
              WHERE {' AND '.join(conditions)} AND p.ref ~ '^track:[0-9]{{1,9}}$'
-        ), settled AS (SELECT ref, currency, max(entry_id) AS entry_id FROM held WHERE NOT credit GROUP BY 1, 2)
-        SELECT h.ref, h.currency, h.event, sum(h.amount_micros)::bigint
+        ), settled AS (SELECT ref, currency, max(entry_id) AS entry_id FROM held
+                        WHERE NOT credit AND event = 'rights_escrow' GROUP BY 1, 2)
+        SELECT h.ref, h.currency, h.event,
+               sum(CASE WHEN h.credit THEN h.amount_micros ELSE -h.amount_micros END)::bigint
           FROM held h LEFT JOIN settled s ON s.ref = h.ref AND s.currency = h.currency
-         WHERE h.credit AND h.entry_id > coalesce(s.entry_id, 0)
+         WHERE h.entry_id > coalesce(s.entry_id, 0)
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""), params).all()  # noqa: S608 - fixed fragments; values bound
     by_track: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
     for ref, cur, event, amount in rows:
         if amount:
             by_track[(int(ref[6:]), cur.strip())][event] = int(amount)
+    by_track = defaultdict(dict, {key: sources for key, sources in by_track.items() if sum(sources.values())})
     if not by_track:
         return []
     track_ids = sorted({track_id for track_id, _ in by_track})

@@ -99,3 +99,30 @@ def test_a_subscriber_pool_share_of_a_track_under_notice_is_held_for_its_case_an
     assert claimant_payable(world, held_notice) == to_held  # each notice here has its own rights holder
     assert money(world, held_case).to_claimant == {"USD": to_held}
     world.check_books()
+
+
+def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_released(
+        shop, clock, settings):  # noqa: F811 - the sales fixture
+    from catalog import services as catalog
+    from royalties.services import statement
+
+    world = RightsWorld(shop.app, clock, settings)
+    ada = world.artist("Ada", collaborator=False)
+    with world.unit() as s:
+        catalog.set_release_price(s, catalog.get_release(s, ada["release_id"]), "fixed", price="8.00")
+    notice_id = world.take_down(ada["tracks"])
+    case_id = world.case_ids(notice_id)[0]
+    order_id = shop.buy(shop.user(), {"release_id": ada["release_id"]}).order_id
+    payee = ada["payee_id"]
+    sold = world.balance(payee_held(payee))
+    shop.refund(order_id, "2.00")
+    left = world.balance(payee_held(payee))
+    assert 0 < left < sold
+    with world.sessions() as s:
+        [line] = statement(s, payee, f"{clock.now():%Y-%m}", "USD").held_cases
+    assert line.case_id == case_id and line.held_micros == left
+    assert line.by_source == {"sale": sold, "refund": left - sold}
+    world.withdraw(notice_id)
+    assert world.balance(payee_held(payee)) == 0 and world.balance(payee_payable(payee)) == left
+    assert money(world, case_id).released_to_artist == {"USD": left}
+    world.check_books()
