@@ -34,10 +34,11 @@ class PaymentIntent:
 @dataclass(frozen=True)
 class Refund:
     id: str
-    status: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
     amount_minor: int
     payment_intent: str
     metadata: dict = field(default_factory=dict)
+    failure_reason: str | None = None  # for a failed refund: lost_or_stolen_card, expired_or_canceled_card, unknown
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ def _refund(obj, payment_intent: str) -> Refund:
     obj = _plain(obj)
     return Refund(id=obj["id"], status=obj.get("status", ""), amount_minor=int(obj["amount"]),
                   payment_intent=str(_id_of(obj.get("payment_intent")) or payment_intent),
-                  metadata=dict(obj.get("metadata") or {}))
+                  metadata=dict(obj.get("metadata") or {}), failure_reason=obj.get("failure_reason"))
 
 
 def _account(obj) -> ConnectAccount:

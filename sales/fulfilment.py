@@ -28,7 +28,7 @@ from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_mic
 from core.users import User
 from ledger import services as ledger
 from ledger.accounts import PROCESSING_FEES, STRIPE
-from ledger.values import Posting
+from ledger.values import CREDIT, DEBIT, Entry, Posting
 from payments.stripe_client import PaymentIntent, StripeClient
 from rights.escrow import routes_for
 from sales import books
@@ -174,6 +174,7 @@ def _ensure_paid(session: Session, stripe: StripeClient, order: Order, clock: Cl
 
 # --- refunds ------------------------------------------------------------------------------------------------
 def _order_entries(session: Session, order: Order) -> list:
+    """The order's entries, the sale first: refunds (each followed by its reversal if it failed), disputes."""
     ids = [order.sale_entry_id]
     ids += list(session.scalars(select(OrderRefund.entry_id).where(OrderRefund.order_id == order.id)
                                 .order_by(OrderRefund.id)))
@@ -181,7 +182,14 @@ def _order_entries(session: Session, order: Order) -> list:
         ids.append(dispute.entry_id)
         if dispute.restore_entry_id:
             ids.append(dispute.restore_entry_id)
-    return [ledger.get_entry(session, entry_id) for entry_id in ids if entry_id]
+    entries = []
+    for entry_id in ids:
+        if entry_id:
+            entry = ledger.get_entry(session, entry_id)
+            entries.append(entry)
+            if entry.reversed_by_id is not None:  # a refund that failed at Stripe
+                entries.append(ledger.get_entry(session, entry.reversed_by_id))
+    return entries
 
 
 def _reverse(session: Session, order: Order, *, key: str, event: str, amount_micros: int, fee_micros: int,
@@ -220,17 +228,51 @@ def book_refund(session: Session, order: Order, *, refund_id: str, amount_micros
     return refund
 
 
+def reverse_failed_refund(session: Session, order: Order, *, refund_id: str, clock: Clock,
+                          failure_reason: str | None = None) -> bool:
+    """A booked refund of a locked order failed at Stripe (the card could not take it back, say): the money
+    never reached the buyer and Stripe returned it to the balance, so the refund's entry is mirrored (Dr
+    assets:stripe, Cr each payee what the refund took, Cr income:sales the rest) and the order is refundable
+    by that much again. Once per refund (False if it was never booked, or is reversed already)."""
+    refund = session.scalar(select(OrderRefund).where(OrderRefund.stripe_refund_id == refund_id,
+                                                      OrderRefund.order_id == order.id).with_for_update())
+    if refund is None:  # failed before Ninety booked it: nothing moved
+        return False
+    booked = ledger.get_entry(session, refund.entry_id)
+    if booked.reversed_by_id is not None:
+        return False
+    why = failure_reason or "unknown"
+    mirrored = [Posting(p.account, CREDIT if p.side == DEBIT else DEBIT, p.amount_micros, p.currency, p.ref)
+                for p in booked.postings]
+    # Still a "refund" event (one of the sale events the statements and the track table read), signed the
+    # other way: what was refunded from the sale shrinks back by the failed amount.
+    ledger.post(session, Entry(
+        f"refund_failed:{refund_id}", clock.now(),
+        f"Refund {refund_id} of {Money(refund.amount_micros, order.currency)} on order {order.id} failed ({why})"[:500],
+        mirrored, {"event": "refund", "order_id": order.id, "release_id": order.release_id,
+                   "track_id": order.track_id, "refund": refund_id, "failed": True, "failure_reason": why,
+                   "amount_micros": -refund.amount_micros}, reverses_id=booked.id))
+    refund.reason = f"Failed at Stripe ({why}); {refund.reason}"[:300] if refund.reason else f"Failed at Stripe ({why})"
+    order.refunded_micros -= refund.amount_micros
+    session.flush()
+    return True
+
+
 def sync_refunds(session: Session, stripe: StripeClient, order: Order, *, clock: Clock) -> str:
-    """Book every refund Stripe holds for the order that the books do not (refunds made at Stripe too)."""
+    """Bring the order's refunds up to Stripe's: book every refund the books do not hold (refunds made at
+    Stripe too), and reverse every booked one that failed or was canceled there."""
     _ensure_paid(session, stripe, order, clock)
-    booked = 0
+    booked = failed = 0
     for refund in stripe.list_refunds(order.payment_intent_id):
-        if refund.status not in ("succeeded", "pending"):
-            continue
-        if book_refund(session, order, refund_id=refund.id, amount_micros=_micros(refund.amount_minor, order.currency),
-                       clock=clock, reason="refunded at Stripe") is not None:
+        if refund.status in ("failed", "canceled"):
+            failed += reverse_failed_refund(session, order, refund_id=refund.id, clock=clock,
+                                            failure_reason=refund.failure_reason or refund.status)
+        elif refund.status in ("succeeded", "pending") and book_refund(
+                session, order, refund_id=refund.id, amount_micros=_micros(refund.amount_minor, order.currency),
+                clock=clock, reason="refunded at Stripe") is not None:
             booked += 1
-    return f"refunds_booked:{booked}" if booked else "refunds_current"
+    outcomes = ([f"refunds_booked:{booked}"] if booked else []) + ([f"refunds_failed:{failed}"] if failed else [])
+    return ",".join(outcomes) or "refunds_current"
 
 
 def refund_order(session: Session, stripe: StripeClient, order_id: int, *, amount=None, by: User,

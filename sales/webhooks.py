@@ -153,7 +153,9 @@ def on_dispute(session: Session, ctx: WebhookContext, event: dict) -> str:
 for _type in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
               "payment_intent.processing", "payment_intent.requires_action"):
     register(_type, on_payment_intent)
-for _type in ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated"):
+# A refund that fails at Stripe sends refund.failed (every refund, since API version 2024-10-28) and
+# charge.refund.updated (refunds of a charge); either one reverses the refund's books (sync_refunds).
+for _type in ("charge.refunded", "charge.refund.updated", "refund.created", "refund.updated", "refund.failed"):
     register(_type, on_refund)
 for _type in ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
               "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"):

@@ -105,6 +105,18 @@ class ConnectStandIn:
             self.disputes[dispute_id] = dispute
             return dispute
 
+    def fail_refund(self, refund_id: str, *, reason: str = "expired_or_canceled_card") -> dict:
+        """The refund could not reach the card: as Stripe does, the refund turns `failed` and a failure
+        balance transaction puts its amount back on the balance (the charge is refundable by it again)."""
+        with self._lock:
+            refund = self.refunds[refund_id]
+            charge = self.charges[refund["charge"]]
+            back = self._balance_transaction(refund["amount"], refund["currency"], refund_id, "refund_failure", 0)
+            refund.update(status="failed", failure_reason=reason, failure_balance_transaction=back["id"])
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+            return refund
+
     def close_dispute(self, dispute_id: str, *, won: bool, fee_returned: bool = False) -> dict:
         with self._lock:
             dispute = self.disputes[dispute_id]

@@ -126,6 +126,48 @@ def test_a_lost_dispute_keeps_the_reversal_and_a_closed_event_alone_opens_and_cl
     shop.books_ok()
 
 
+def test_a_refund_that_fails_at_stripe_returns_the_money_to_the_payees_once(shop):
+    from sqlalchemy import text
+
+    from ledger.services import get_entry
+    from sales.models import OrderRefund
+
+    release = shop.release(price="10.00", tracks=2)
+    order_id = shop.buy(shop.user(), release).order_id
+    payees, stripe, income = _payees(shop, release), shop.balance(STRIPE), shop.balance(INCOME_SALES)
+    refund_id = shop.refund(order_id, "4.00")
+    refunded = payees - _payees(shop, release)
+    assert refunded == payees * 4_000_000 // 10_000_000
+    failed = shop.standin.fail_refund(refund_id)
+    client = shop.app.test_client()
+    first = shop.standin.event("refund.failed", failed)
+    outcomes = []
+    for event in (first, shop.standin.event("charge.refund.updated", failed), first):
+        payload, header = shop.signed(event)
+        response = client.post("/webhooks/stripe", data=payload,
+                               headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        outcomes.append(response.get_json()["outcome"])
+    assert outcomes == ["refunds_failed:1", "refunds_current", "duplicate"]
+    assert (_payees(shop, release), shop.balance(STRIPE), shop.balance(INCOME_SALES)) == (payees, stripe, income)
+    order = shop.order(order_id)
+    assert (order.refunded_micros, order.refundable_micros, order.owned) == (0, 10_000_000, True)
+    with shop.sessions() as s:
+        booked = s.scalar(text("SELECT entry_id FROM sales_refunds WHERE stripe_refund_id = :r"), {"r": refund_id})
+        entry = get_entry(s, get_entry(s, booked).reversed_by_id)
+        assert "Failed at Stripe (expired_or_canceled_card)" in s.get(OrderRefund, s.scalar(
+            text("SELECT id FROM sales_refunds WHERE stripe_refund_id = :r"), {"r": refund_id})).reason
+    assert entry.metadata["event"] == "refund" and entry.metadata["failed"] is True
+    assert sum(p.amount_micros for p in entry.postings if p.side == "credit" and p.account.startswith(
+        "liabilities:payee:")) == refunded
+    assert sum(p.amount_micros for p in entry.postings if p.side == "debit") == \
+        sum(p.amount_micros for p in entry.postings if p.side == "credit")
+    shop.books_ok()
+    shop.refund(order_id)  # refundable in full again, and the books stay proportional
+    assert _payees(shop, release) == 0
+    shop.books_ok()
+
+
 def test_a_partially_refunded_then_disputed_sale(shop):
     release = shop.release(price="10.00", tracks=1, shares=(6000, 4000))
     checkout = shop.buy(shop.user(), release)
