@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -65,7 +66,8 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
 
     start, cutoff = bounds(period)
     pool_code = subscriber_pool(period)
-    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_slisten, tmp_ssheets, tmp_strack, tmp_smulti"))
+    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_slisten, tmp_ssheets, tmp_strack, tmp_smulti, "
+                         "tmp_smshares"))
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Each subscriber's part of the pool, numbered (sid) so that the allocation sorts and partitions integers.
     session.execute(text("""
@@ -83,17 +85,15 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     # Counted listening per (subscriber, track): full plays' heard time, plus each download as a whole play.
     session.execute(text("""
         CREATE TEMP TABLE tmp_slisten ON COMMIT DROP AS
-        SELECT sid, track_id, sum(ms)::bigint AS ms FROM (
-            SELECT s.sid, p.track_id, sum(p.heard_ms)::bigint AS ms
+        SELECT sid, track_id, sum(ms) AS ms FROM (
+            SELECT s.sid, p.track_id, p.heard_ms AS ms
               FROM plays p JOIN tmp_spool s ON s.listener_id = p.listener_id
              WHERE p.counted_at >= :start AND p.counted_at < :cutoff AND p.kind = 'full'
-             GROUP BY 1, 2
             UNION ALL
-            SELECT s.sid, d.track_id, count(*) * max(greatest(coalesce(a.duration_ms, 0), 1000))
+            SELECT s.sid, d.track_id, least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647)::int
               FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
               JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
              WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-             GROUP BY 1, 2
         ) x GROUP BY 1, 2 HAVING sum(ms) > 0
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_slisten"))
@@ -105,21 +105,7 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                          "(SELECT 1 FROM tmp_ssheets s WHERE s.track_id = l.track_id)"))
     lap("subscribers_split_sheets")
     # Level 1: each subscriber's pool over the tracks they played, by listening time.
-    session.execute(text("""
-        CREATE TEMP TABLE tmp_strack ON COMMIT DROP AS
-        WITH parts AS (
-            SELECT s.sid, l.track_id, l.ms, s.amount, (s.amount::numeric * l.ms) AS scaled,
-                   sum(l.ms) OVER (PARTITION BY s.sid) AS weight
-              FROM tmp_spool s JOIN tmp_slisten l ON l.sid = s.sid
-        ), floored AS (
-            SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
-        ), ranked AS (
-            SELECT *, amount - sum(base) OVER (PARTITION BY sid) AS leftover,
-                   row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id) AS rn
-              FROM floored
-        )
-        SELECT sid, track_id, ms, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount FROM ranked
-    """))
+    _allocate_tracks(session)
     session.execute(text("ANALYZE tmp_strack"))
     lap("subscribers_allocate_tracks")
     held = _held_tracks(session)
@@ -137,8 +123,7 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
          ORDER BY t.sid
     """), params)
     session.execute(text("""
-        INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
-                                            listened_ms, empty_months, held, amount_micros)
+        CREATE TEMP TABLE tmp_smshares ON COMMIT DROP AS
         WITH parts AS (
             SELECT t.sid, t.track_id, t.ms, h.payee_id, h.position, t.amount,
                    t.amount::numeric * h.share_bp AS scaled,
@@ -152,14 +137,20 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                    row_number() OVER (PARTITION BY sid, track_id ORDER BY rem DESC, position) AS rn
               FROM floored
         )
-        SELECT :period, s.currency, s.subscriber_id, 'track', r.track_id, r.payee_id, r.ms, 0,
-               r.track_id = ANY(CAST(:held AS int[])), r.base + CASE WHEN r.rn <= r.leftover THEN 1 ELSE 0 END
+        SELECT r.sid, s.currency, s.subscriber_id, r.track_id, r.payee_id, r.ms,
+               r.track_id = ANY(CAST(:held AS int[])) AS held,
+               r.base + CASE WHEN r.rn <= r.leftover THEN 1 ELSE 0 END AS amount
           FROM ranked r JOIN tmp_spool s ON s.sid = r.sid
-         ORDER BY r.sid
+    """), params)
+    session.execute(text("""
+        INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
+                                            listened_ms, empty_months, held, amount_micros)
+        SELECT :period, currency, subscriber_id, 'track', track_id, payee_id, ms, 0, held, amount
+          FROM tmp_smshares ORDER BY sid
     """), params)
     lap("subscribers_shares")
     # Subscribers who played nothing: carried on, or after the third empty month in a row, unattributed.
-    session.execute(text("""
+    empty = session.execute(text("""
         INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
                                             listened_ms, empty_months, held, amount_micros)
         SELECT :period, s.currency, s.subscriber_id,
@@ -170,21 +161,28 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                 AND c.subscriber_id = s.subscriber_id AND c.currency = s.currency
          WHERE NOT EXISTS (SELECT 1 FROM tmp_slisten l WHERE l.sid = s.sid)
          ORDER BY s.sid
-    """), {"period": period, "previous": previous_period(period), "limit": EMPTY_MONTHS_BEFORE_UNATTRIBUTED})
+         RETURNING currency, kind, subscriber_id, amount_micros
+    """), {"period": period, "previous": previous_period(period), "limit": EMPTY_MONTHS_BEFORE_UNATTRIBUTED}).all()
     lap("subscribers_carry_forward")
-    credits = session.execute(text("""
-        SELECT currency, kind, payee_id, track_id, held, NULL::int AS subscriber_id, sum(amount_micros)::bigint
-          FROM subscriber_pool_shares WHERE period = :period AND kind = 'track' AND amount_micros > 0
-         GROUP BY currency, kind, payee_id, track_id, held
-        UNION ALL
-        SELECT currency, kind, NULL, NULL, false, subscriber_id, amount_micros
-          FROM subscriber_pool_shares WHERE period = :period AND kind = 'carried' AND amount_micros > 0
-        UNION ALL
-        SELECT currency, kind, NULL, NULL, false, NULL, sum(amount_micros)::bigint
-          FROM subscriber_pool_shares WHERE period = :period AND kind = 'unattributed' AND amount_micros > 0
-         GROUP BY currency, kind
-         ORDER BY 1, 2, 3, 4, 6
-    """), {"period": period}).all()
+    # The credits: per payee and track (from the close's own temp tables, not by re-reading the shares just
+    # written), each carried pool by subscriber, the unattributed in one sum per currency.
+    credits = [tuple(row) for row in session.execute(text("""
+        SELECT currency, 'track', payee_id, track_id, held, NULL::int, sum(amount)::bigint
+          FROM (SELECT s.currency, h.payee_id, t.track_id, t.track_id = ANY(CAST(:held AS int[])) AS held, t.amount
+                  FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id JOIN tmp_spool s ON s.sid = t.sid
+                 WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
+                UNION ALL
+                SELECT currency, payee_id, track_id, held, amount FROM tmp_smshares WHERE amount > 0) x
+         GROUP BY currency, payee_id, track_id, held
+    """), params)]
+    unattributed: dict[str, int] = {}
+    for currency, kind, subscriber_id, amount in empty:
+        if kind == "carried":
+            credits.append((currency, kind, None, None, False, subscriber_id, int(amount)))
+        else:
+            unattributed[currency] = unattributed.get(currency, 0) + int(amount)
+    credits += [(currency, "unattributed", None, None, False, None, amount) for currency, amount in unattributed.items()]
+    credits.sort(key=lambda c: (c[0], c[1], c[2] is None, c[2] or 0, c[3] is None, c[3] or 0, c[5] or 0))
     # (A correlated EXISTS inside FILTER runs once per subscriber over all of tmp_slisten: 85 s for 20,000
     # subscribers. One join against the subscribers who listened is a single hash join.)
     totals = session.execute(text("""
@@ -204,6 +202,37 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     entries = _entries(period, cutoff - ONE_MICROSECOND, pool_code, credits, held)
     lap("subscribers_build_entries")
     return summary, entries
+
+
+_LEVEL_ONE = """
+    CREATE TEMP TABLE tmp_strack ON COMMIT DROP AS
+    WITH parts AS (
+        SELECT s.sid, l.track_id, l.ms, s.amount, (CAST(s.amount AS {kind}) * l.ms) AS scaled,
+               CAST(sum(l.ms) OVER (PARTITION BY s.sid) AS {kind}) AS weight
+          FROM tmp_spool s JOIN tmp_slisten l ON l.sid = s.sid
+    ), floored AS (
+        SELECT *, {floor} AS base, mod(scaled, weight) AS rem FROM parts
+    ), ranked AS (
+        SELECT *, amount - sum(base) OVER (PARTITION BY sid) AS leftover,
+               row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id) AS rn
+          FROM floored
+    )
+    SELECT sid, track_id, ms, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount FROM ranked
+"""
+
+
+def _allocate_tracks(session: Session) -> None:
+    """tmp_strack: each subscriber's pool over their tracks (largest remainder, ties by track id). In bigint
+    while pool x listening time fits (every real pool does; it is twice as fast as numeric), else numeric:
+    PostgreSQL refuses a bigint overflow, so the savepoint is rolled back and nothing is lost."""
+    try:
+        with session.begin_nested():
+            session.execute(text(_LEVEL_ONE.format(kind="bigint", floor="scaled / weight")))
+        return
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
+            raise
+    session.execute(text(_LEVEL_ONE.format(kind="numeric", floor="floor(scaled / weight)::bigint")))
 
 
 def _held_tracks(session: Session) -> dict:

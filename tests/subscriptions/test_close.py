@@ -154,3 +154,27 @@ def test_a_refund_after_the_close_is_recouped_from_the_artists_the_pool_paid(pwo
     assert pworld.balance(payee_payable(b["payee_id"])) == 0
     assert paid_a + paid_b == pool
     books_ok(pworld)
+
+
+def test_a_pool_too_large_for_bigint_arithmetic_is_shared_exactly_in_numeric(pworld):
+    """pool x listening time beyond 2**63 (here 5,000,000 USD over hours of listening): the bigint fast path
+    overflows, PostgreSQL refuses it, and the close shares the pool in numeric, to the micro."""
+    from ledger import services as ledger
+    from ledger.accounts import STRIPE
+
+    a, b, c = (pworld.artist(name) for name in ("Ana", "Bo", "Cy"))
+    user = pworld.listener("whale")
+    pool = 5_000_000_000_003
+    with pworld.unit() as s:
+        ledger.post(s, ledger.Entry("test:whale-pool", OCT + timedelta(hours=2), "a very large pool", [
+            ledger.Posting(STRIPE, "debit", pool, "USD"),
+            ledger.Posting(subscriber_pool("2026-10"), "credit", pool, "USD", ref=subscriptions.subscriber_ref(user.id))]))
+    listening = [3_000_000, 2_000_000, 1_000_000]
+    for artist, ms in zip((a, b, c), listening, strict=True):
+        pworld.play(user.id, artist["tracks"][0], OCT + timedelta(days=2), ms)
+    assert pool * sum(listening) > 2**63
+    close(pworld, OCT)
+    expected = allocate(pool, listening)
+    assert [pworld.balance(payee_payable(x["payee_id"])) for x in (a, b, c)] == expected
+    assert pworld.balance(subscriber_pool("2026-10")) == 0
+    books_ok(pworld)
