@@ -138,12 +138,17 @@ def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previou
         return "listening"
     # One round trip: the session's time, the de-duplication id, and either the new play with the listener's
     # count or (a play that counted already) its growing time. Data-modifying CTEs all run, once each.
-    counted = session.execute(_COUNT, values).scalar_one()
+    counted = session.execute(_COUNT, values).first()[0]
     return "counted" if counted else "updated"
 
 
+# Both statements also turn off the wait for the disk at commit, for their own transaction only
+# (set_config(..., is_local => true) is SET LOCAL inside the statement: no round trip of its own). A database
+# crash may lose the last moment's reports, never count one twice (play_ids holds that); the impression
+# stream in Redis makes the same trade.
 _SESSION_HEARD = text("""UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
-                          WHERE id = :s AND listener_id = :l""")
+                          WHERE id = :s AND listener_id = :l
+                      RETURNING set_config('synchronous_commit', 'off', true)""")
 _COUNT = text("""
     WITH heard AS (
         UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
@@ -162,7 +167,7 @@ _COUNT = text("""
     grown AS (
         UPDATE plays SET heard_ms = greatest(heard_ms, :h)
          WHERE play_id = :p AND counted_at >= :started AND NOT EXISTS (SELECT 1 FROM fresh) RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM fresh)""")
+    SELECT EXISTS (SELECT 1 FROM fresh), set_config('synchronous_commit', 'off', true)""")
 
 
 # --- figures ------------------------------------------------------------------------------------------------

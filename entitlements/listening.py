@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from adserver.ivt import DEFAULT_PLAYER_ALLOW_LIST, MAX_UA_CHARS, is_bot
@@ -363,8 +363,8 @@ def invalid_traffic(who: Listener) -> str | None:
     return None
 
 
-def count_play(session: Session, redis, token: str, heard_ms: int, who: Listener, *, settings: ListenSettings,
-               clock) -> str:
+def count_play(session: Session | Connection, redis, token: str, heard_ms: int, who: Listener, *,
+               settings: ListenSettings, clock) -> str:
     """Take one play beacon: "counted", "updated", "listening", "stale", or why it was refused ("invalid",
     "bot", "missing_headers", "cross_site"). A forged token, or one issued to another listener, is
     "invalid"; a bot's beacon is recorded nowhere. The client is never told which (see the impression
@@ -383,8 +383,5 @@ def count_play(session: Session, redis, token: str, heard_ms: int, who: Listener
     now = clock.now()
     heard = plays.bounded_heard(report, heard_ms, now)
     previous = int(_heard_script(redis)(keys=[heard_key], args=[heard, PLAY_REPORT_TTL_S]))
-    if heard > previous:
-        # Play beacons are committed without waiting for the disk, like the impression stream in Redis: a
-        # database crash may lose the last moment's reports, never count one twice (play_ids holds that).
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    # one statement (catalog.plays), committed without waiting for the disk
     return plays.record_heard(session, report, heard, previous_ms=previous, now=now)
