@@ -116,12 +116,12 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     session.execute(text("""
         INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
                                             listened_ms, empty_months, held, amount_micros)
-        SELECT :period, s.currency, s.subscriber_id, 'track', t.track_id, h.payee_id, t.ms, 0,
+        SELECT :period, t.currency, t.subscriber_id, 'track', t.track_id, h.payee_id, t.ms, 0,
                t.track_id = ANY(CAST(:held AS int[])), t.amount
-          FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id JOIN tmp_spool s ON s.sid = t.sid
+          FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
          WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
          ORDER BY t.sid
-    """), params)
+    """), params)  # in subscriber order, the (period, subscriber) index grows at its right edge
     session.execute(text("""
         CREATE TEMP TABLE tmp_smshares ON COMMIT DROP AS
         WITH parts AS (
@@ -168,8 +168,8 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     # written), each carried pool by subscriber, the unattributed in one sum per currency.
     credits = [tuple(row) for row in session.execute(text("""
         SELECT currency, 'track', payee_id, track_id, held, NULL::int, sum(amount)::bigint
-          FROM (SELECT s.currency, h.payee_id, t.track_id, t.track_id = ANY(CAST(:held AS int[])) AS held, t.amount
-                  FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id JOIN tmp_spool s ON s.sid = t.sid
+          FROM (SELECT t.currency, h.payee_id, t.track_id, t.track_id = ANY(CAST(:held AS int[])) AS held, t.amount
+                  FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
                  WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
                 UNION ALL
                 SELECT currency, payee_id, track_id, held, amount FROM tmp_smshares WHERE amount > 0) x
@@ -207,7 +207,8 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
 _LEVEL_ONE = """
     CREATE TEMP TABLE tmp_strack ON COMMIT DROP AS
     WITH parts AS (
-        SELECT s.sid, l.track_id, l.ms, s.amount, (CAST(s.amount AS {kind}) * l.ms) AS scaled,
+        SELECT s.sid, s.currency, s.subscriber_id, l.track_id, l.ms, s.amount,
+               (CAST(s.amount AS {kind}) * l.ms) AS scaled,
                CAST(sum(l.ms) OVER (PARTITION BY s.sid) AS {kind}) AS weight
           FROM tmp_spool s JOIN tmp_slisten l ON l.sid = s.sid
     ), floored AS (
@@ -217,7 +218,8 @@ _LEVEL_ONE = """
                row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id) AS rn
           FROM floored
     )
-    SELECT sid, track_id, ms, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount FROM ranked
+    SELECT sid, currency, subscriber_id, track_id, ms, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
+      FROM ranked
 """
 
 
