@@ -6,7 +6,9 @@ Not a blueprint (modules starting with "_" are not discovered): blueprints never
 
 from __future__ import annotations
 
-from flask import request
+from collections.abc import Callable
+
+from flask import jsonify, request
 
 from app import context
 from core.errors import ValidationError
@@ -69,3 +71,14 @@ def text_field(data: dict, name: str, *, max_len: int = 100) -> str:
     if len(text) > max_len:
         raise ValidationError(f"{name} is longer than {max_len} characters.", code="invalid_input", field=name)
     return text
+
+
+def confirm_with_card(id_name: str, object_id: int, confirm: Callable[[str], object]):
+    """The card forms' confirmation step (checkout, top-up): the payment method the page tokenised, handed to
+    `confirm` (a sales service returning a Checkout); the answer carries its status and, for 3-D Secure
+    (`requires_action`), the client secret card.js completes it with."""
+    payment_method = text_field(body(), "payment_method", max_len=255)
+    if not payment_method:
+        raise ValidationError("The card is missing; enter it again.", code="invalid_input", field="payment_method")
+    checkout = confirm(payment_method)
+    return jsonify({id_name: object_id, "status": checkout.status, "client_secret": checkout.client_secret})

@@ -16,9 +16,9 @@ from app import context
 from app.adrequest import gate_settings, requester
 from app.auth import access, current_user
 from app.security import allow_stripe_js
-from app.web._card import body, id_field, stripe_client, stripe_js_settings, text_field
+from app.web._card import body, confirm_with_card, id_field, stripe_client, stripe_js_settings, text_field
 from catalog import services as catalog
-from core.errors import NinetyError, ValidationError
+from core.errors import NinetyError
 from core.users import ROLES
 from sales import services as sales
 
@@ -105,12 +105,8 @@ def create_order():
 @access()
 def confirm_order(order_id: int):
     """Confirm the order's PaymentIntent with the card the page tokenised (see static/sales/card.js)."""
-    payment_method = text_field(body(), "payment_method", max_len=255)
-    if not payment_method:
-        raise ValidationError("The card is missing; enter it again.", code="invalid_input", field="payment_method")
-    checkout = sales.confirm_checkout(context.db(), stripe_client(), order_id, user=current_user(),
-                                      payment_method=payment_method)
-    return jsonify({"order_id": order_id, "status": checkout.status, "client_secret": checkout.client_secret})
+    return confirm_with_card("order_id", order_id, lambda payment_method: sales.confirm_checkout(
+        context.db(), stripe_client(), order_id, user=current_user(), payment_method=payment_method))
 
 
 @bp.get("/checkout/orders/<int:order_id>")

@@ -9,7 +9,7 @@ from adserver import services as ads
 from app import context
 from app.auth import access, current_principal, current_user
 from app.security import allow_stripe_js
-from app.web._card import body, id_field, stripe_client, text_field
+from app.web._card import body, confirm_with_card, id_field, stripe_client, text_field
 from core.errors import ValidationError
 from sales import services as sales
 
@@ -55,12 +55,8 @@ def create_topup():
 @bp.post("/topups/<int:topup_id>/card")
 @access("advertiser", "admin")
 def confirm_topup(topup_id: int):
-    payment_method = text_field(body(), "payment_method", max_len=255)
-    if not payment_method:
-        raise ValidationError("The card is missing; enter it again.", code="invalid_input", field="payment_method")
-    checkout = sales.confirm_topup(context.db(), stripe_client(), topup_id, user=current_user(),
-                                   payment_method=payment_method)
-    return jsonify({"topup_id": topup_id, "status": checkout.status, "client_secret": checkout.client_secret})
+    return confirm_with_card("topup_id", topup_id, lambda payment_method: sales.confirm_topup(
+        context.db(), stripe_client(), topup_id, user=current_user(), payment_method=payment_method))
 
 
 @bp.get("/topups/<int:topup_id>")

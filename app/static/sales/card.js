@@ -84,5 +84,32 @@
     });
   }
 
-  window.NinetyCard = {mount: mount, confirm: confirm, post: post};
+  // What every card form does first: find the page's [data-card-form], mount the card element in its
+  // [data-card-element], show its Pay button ([data-pay]) and hide the no-JavaScript notice. Returns
+  // {form, errorBox, button, handle, fail(text)} (fail shows the error and re-arms the button), or null
+  // when the page has no card form or the card element could not be loaded (the error box says so).
+  function setupForm() {
+    var form = document.querySelector("[data-card-form]");
+    if (!form) return null;
+    var errorBox = form.querySelector("[data-card-error]");
+    var button = form.querySelector("[data-pay]");
+    var handle = mount(form.querySelector("[data-card-element]"));
+    if (!handle) {
+      errorBox.textContent = "The card form could not be loaded. Reload the page to try again.";
+      return null;
+    }
+    button.hidden = false;
+    var notice = form.querySelector("[data-needs-js]");
+    if (notice) notice.hidden = true;
+    return {
+      form: form, errorBox: errorBox, button: button, handle: handle,
+      fail: function (text) {
+        errorBox.textContent = text;
+        button.disabled = false;
+        button.textContent = button.getAttribute("data-label");
+      }
+    };
+  }
+
+  window.NinetyCard = {mount: mount, confirm: confirm, post: post, setupForm: setupForm};
 })();

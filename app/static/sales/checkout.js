@@ -2,24 +2,9 @@
 // with the card, then go to the order's page, which waits for Stripe's webhook to fulfil it.
 (function () {
   "use strict";
-  var form = document.querySelector("[data-card-form]");
-  if (!form || !window.NinetyCard) return;
-  var errorBox = form.querySelector("[data-card-error]");
-  var button = form.querySelector("[data-pay]");
-  var handle = window.NinetyCard.mount(form.querySelector("[data-card-element]"));
-  if (!handle) {
-    errorBox.textContent = "The card form could not be loaded. Reload the page to try again.";
-    return;
-  }
-  button.hidden = false;
-  var notice = form.querySelector("[data-needs-js]");
-  if (notice) notice.hidden = true;
-
-  function fail(text) {
-    errorBox.textContent = text;
-    button.disabled = false;
-    button.textContent = button.getAttribute("data-label");
-  }
+  var card = window.NinetyCard && window.NinetyCard.setupForm();
+  if (!card) return;
+  var form = card.form, errorBox = card.errorBox, button = card.button, handle = card.handle, fail = card.fail;
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -4,25 +4,10 @@
 // when Stripe's signed webhook says the invoice is paid; the account page waits for it.
 (function () {
   "use strict";
-  var form = document.querySelector("[data-card-form]");
-  if (!form || !window.NinetyCard) return;
-  var errorBox = form.querySelector("[data-card-error]");
-  var button = form.querySelector("[data-pay]");
-  var handle = window.NinetyCard.mount(form.querySelector("[data-card-element]"));
-  if (!handle) {
-    errorBox.textContent = "The card form could not be loaded. Reload the page to try again.";
-    return;
-  }
-  button.hidden = false;
-  var notice = form.querySelector("[data-needs-js]");
-  if (notice) notice.hidden = true;
+  var card = window.NinetyCard && window.NinetyCard.setupForm();
+  if (!card) return;
+  var form = card.form, errorBox = card.errorBox, button = card.button, handle = card.handle, fail = card.fail;
   var currency = form.getAttribute("data-currency");
-
-  function fail(text) {
-    errorBox.textContent = text;
-    button.disabled = false;
-    button.textContent = button.getAttribute("data-label");
-  }
 
   function text(error, fallback) {
     return (error && (error.message || (typeof error === "string" && error))) || fallback;
