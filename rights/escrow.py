@@ -2,7 +2,7 @@
 ends they go to whoever is right.
 
 Routing (`routes_for`, `payee_account_for`): every place that credits a track's payees (the ad flush, the
-key-mode pool at close, sales) asks where each payee's share goes. A track with a case in a holding state
+key-mode pool and the subscriber pools at close, sales) asks where each payee's share goes. A track with a case in a holding state
 (disabled, countered) credits `liabilities:payee:{id}:held`; a track whose case was upheld and which stays
 down credits the claimant's payable (the claimant is a payee); otherwise the payee's payable. The postings
 keep their ref `track:{id}` (per-track earnings read it) and a track has at most one open case, so a track's
@@ -13,7 +13,9 @@ Dr each payee's held; Cr the same payee's payable (rejected, withdrawn, restored
 the held credits were already split by the split sheet) or Cr the claimant's payable (upheld). The
 idempotency key names the case and the cumulative amount ever settled from the track's held postings, so
 settling the same balance twice is one entry, and a late credit (a flush batch routed before the case ended)
-is settled by the next call without a micro moving twice. Payout drafting reads payable accounts only.
+is settled by the next call without a micro moving twice. A refund or dispute of a held sale after the case
+ended debits the held account (the sale's posting); the next settlement takes it back from where the money
+went (the payees' or the claimant's payable). Payout drafting reads payable accounts only.
 """
 
 from __future__ import annotations
@@ -121,13 +123,18 @@ def case_money(session: Session, case_id: int) -> CaseMoney:
         held[currency] += amount
     released: dict[str, int] = defaultdict(int)
     claimant: dict[str, int] = defaultdict(int)
+    # What the case's settlements moved to payables, net (a refund after the release is taken back there).
     rows = session.execute(text("""
-        SELECT e.metadata->>'to', p.currency, sum(p.amount_micros)::bigint
+        SELECT e.metadata->>'to', p.currency,
+               sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint
           FROM ledger_entries e JOIN ledger_postings p ON p.entry_id = e.id
-         WHERE (e.metadata->>'case_id') = :case AND e.metadata->>'event' = 'rights_escrow' AND p.credit
-         GROUP BY 1, 2"""), {"case": str(case_id)}).all()
+          JOIN ledger_accounts a ON a.id = p.account_id
+         WHERE (e.metadata->>'case_id') = :case AND e.metadata->>'event' = 'rights_escrow'
+           AND a.code NOT LIKE :held_pattern
+         GROUP BY 1, 2"""), {"case": str(case_id), "held_pattern": HELD_PATTERN}).all()
     for to, currency, amount in rows:
-        (claimant if to == "claimant" else released)[currency.strip()] += int(amount)
+        if amount:
+            (claimant if to == "claimant" else released)[currency.strip()] += int(amount)
     return CaseMoney(dict(held), dict(released), dict(claimant))
 
 
@@ -221,18 +228,24 @@ def settle_case(session: Session, case: Case, *, to_claimant_payee_id: int | Non
     if not held:
         return None
     ref = f"track:{case.track_id}"
+    # A monotonic count of what ever left the track's held accounts or came back to them by a settlement;
+    # with this settlement's size it names the entry (see the module docstring).
     settled_before = session.scalar(text("""
         SELECT coalesce(sum(p.amount_micros), 0)::bigint
           FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
-         WHERE a.code LIKE :held_pattern AND p.ref = :ref AND NOT p.credit"""), {"ref": ref, "held_pattern": HELD_PATTERN}) or 0
+          JOIN ledger_entries e ON e.id = p.entry_id
+         WHERE a.code LIKE :held_pattern AND p.ref = :ref
+           AND (NOT p.credit OR e.metadata->>'event' = 'rights_escrow')"""),
+                                    {"ref": ref, "held_pattern": HELD_PATTERN}) or 0
     postings: list[Posting] = []
     for (payee_id, currency), amount in sorted(held.items()):
-        if amount < 0:  # pragma: no cover - a held account only receives credits, then one debit per settlement
-            raise AssertionError(f"track {case.track_id} holds a negative amount for payee {payee_id}")
         target = payee_payable(to_claimant_payee_id if to_claimant_payee_id is not None else payee_id)
-        postings.append(Posting(payee_held(payee_id), "debit", amount, currency, ref=ref))
-        postings.append(Posting(target, "credit", amount, currency, ref=ref))
-    total = sum(held.values())
+        # Negative: a sale's refund or dispute reached the held account after the money had been settled;
+        # it is taken back from where the money went (a payable may go negative, recouped from later earnings).
+        held_side, target_side = ("debit", "credit") if amount > 0 else ("credit", "debit")
+        postings.append(Posting(payee_held(payee_id), held_side, abs(amount), currency, ref=ref))
+        postings.append(Posting(target, target_side, abs(amount), currency, ref=ref))
+    total = sum(abs(amount) for amount in held.values())
     outcome = "claimant" if to_claimant_payee_id is not None else "artist"
     return post(session, Entry(
         idempotency_key=f"rights-escrow:{case.id}:{settled_before + total}",
@@ -245,19 +258,35 @@ def settle_case(session: Session, case: Case, *, to_claimant_payee_id: int | Non
                   "track_id": case.track_id}))
 
 
+RESIDUAL_DAYS = 180  # a sale can be disputed for 120 days after it; a refund by finance comes at any time
+
+
 def settle_residuals(session: Session, *, at: datetime, limit: int = 1000) -> int:
-    """Settle credits that reached a track's held accounts after its case ended (a flush batch routed while
-    the case was open and committed after it closed), the same way the case went."""
+    """Settle what reached a track's held accounts after its case ended, the same way the case went: credits
+    of a flush batch routed while the case was open and committed after it closed, or a refund or dispute of
+    a sale the case held (taken back from where the money went). Cases that ended in the last
+    `RESIDUAL_DAYS`, the most recent first, only those whose track's held balance is not zero (one query)."""
     rows = session.execute(text("""
-        SELECT DISTINCT ON (c.track_id) c.id, c.track_id, c.state
-          FROM rights_cases c
-         WHERE c.state IN ('upheld', 'restored', 'withdrawn') AND c.resolved_at > :since
-           AND NOT EXISTS (SELECT 1 FROM rights_cases o WHERE o.track_id = c.track_id
-                            AND o.state IN ('disabled', 'countered'))
-         ORDER BY c.track_id, c.resolved_at DESC LIMIT :limit"""),
-                           {"since": at - timedelta(days=45), "limit": limit}).all()
+        WITH ended AS (
+            SELECT DISTINCT ON (c.track_id) c.id, c.track_id, c.resolved_at
+              FROM rights_cases c
+             WHERE c.state IN ('upheld', 'restored', 'withdrawn') AND c.resolved_at > :since
+               AND NOT EXISTS (SELECT 1 FROM rights_cases o WHERE o.track_id = c.track_id
+                                AND o.state IN ('disabled', 'countered'))
+             ORDER BY c.track_id, c.resolved_at DESC
+        ), unsettled AS (
+            SELECT DISTINCT p.ref
+              FROM ledger_accounts a JOIN ledger_postings p ON p.account_id = a.id
+             WHERE a.code LIKE :held_pattern AND p.ref = ANY(SELECT 'track:' || track_id FROM ended)
+             GROUP BY a.id, p.ref
+            HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) <> 0
+        )
+        SELECT e.id FROM ended e WHERE 'track:' || e.track_id IN (SELECT ref FROM unsettled)
+         ORDER BY e.resolved_at DESC, e.id LIMIT :limit"""),
+                           {"since": at - timedelta(days=RESIDUAL_DAYS), "limit": limit,
+                            "held_pattern": HELD_PATTERN}).scalars().all()
     count = 0
-    for case_id, _, _ in rows:
+    for case_id in rows:
         case = session.get(Case, case_id)
         payee_id = case.claimant_payee_id if case.state == "upheld" else None
         if settle_case(session, case, to_claimant_payee_id=payee_id, at=at, reason="late earnings") is not None:

@@ -126,3 +126,29 @@ def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_rel
     assert world.balance(payee_held(payee)) == 0 and world.balance(payee_payable(payee)) == left
     assert money(world, case_id).released_to_artist == {"USD": left}
     world.check_books()
+
+
+def test_a_refund_after_the_case_released_the_sale_is_taken_back_from_where_the_money_went(
+        shop, clock, settings):  # noqa: F811 - the sales fixture
+    from catalog import services as catalog
+
+    world = RightsWorld(shop.app, clock, settings)
+    ada = world.artist("Ada", collaborator=False)
+    with world.unit() as s:
+        catalog.set_release_price(s, catalog.get_release(s, ada["release_id"]), "fixed", price="8.00")
+    notice_id = world.take_down(ada["tracks"])
+    case_id = world.case_ids(notice_id)[0]
+    order_id = shop.buy(shop.user(), {"release_id": ada["release_id"]}).order_id
+    payee = ada["payee_id"]
+    sold = world.balance(payee_held(payee))
+    world.withdraw(notice_id)
+    assert world.balance(payee_payable(payee)) == sold
+    shop.refund(order_id, "2.00")  # the sale's posting was on the held account: the refund debits it there
+    taken_back = -world.balance(payee_held(payee))
+    assert taken_back > 0
+    assert world.tick().late_settlements == 1  # ... and the timer takes it back from the artist's payable
+    assert world.tick().late_settlements == 0
+    assert world.balance(payee_held(payee)) == 0
+    assert world.balance(payee_payable(payee)) == sold - taken_back
+    assert money(world, case_id).released_to_artist == {"USD": sold - taken_back}
+    world.check_books()
