@@ -70,31 +70,13 @@ def ensure_redis(var_dir: Path) -> str:
     """
     path = (var_dir / "redis").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    with _redis_lock(path):
-        server = _running_redis(path) or _start_redis(path)
-        holders = _live_pids(_read_json(path / _HANDLES, []))
-        if os.getpid() not in holders:
-            holders.append(os.getpid())
-        _write_json(path / _HANDLES, holders)
-    if path not in _redis_held:
-        _redis_held.add(path)
-        atexit.register(release_redis, path, os.getpid())
+    server = _hold(path, _running_redis, _start_redis, _redis_held, release_redis)
     return f"unix://{server['socket']}"
 
 
 def release_redis(path: Path, owner_pid: int | None = None) -> None:
     """Give up this process's handle on the server in `path`; the last holder stops it."""
-    if owner_pid is not None and os.getpid() != owner_pid:
-        return  # a forked child inherited the atexit hook; the handle is its parent's
-    path = Path(path)
-    _redis_held.discard(path)
-    if not path.exists():
-        return
-    with _redis_lock(path):
-        holders = [pid for pid in _live_pids(_read_json(path / _HANDLES, [])) if pid != os.getpid()]
-        _write_json(path / _HANDLES, holders)
-        if not holders:
-            _stop_redis(path)
+    _let_go(path, owner_pid, _redis_held, _stop_redis)
 
 
 def redis_server_pid(var_dir: Path) -> int | None:
@@ -110,8 +92,39 @@ _SERVER = "server.json"
 _redis_held: set[Path] = set()
 
 
+def _hold(path: Path, running, start, held: set[Path], release) -> dict:
+    """The server in `path` (`running(path)`, or `start(path)` if none), with this process's pid recorded as
+    one of its holders; at exit `release(path, pid)` gives the handle up (the redis-server and localstripe
+    embedded servers share this handle counting)."""
+    with _dir_lock(path):
+        server = running(path) or start(path)
+        holders = _live_pids(_read_json(path / _HANDLES, []))
+        if os.getpid() not in holders:
+            holders.append(os.getpid())
+        _write_json(path / _HANDLES, holders)
+    if path not in held:
+        held.add(path)
+        atexit.register(release, path, os.getpid())
+    return server
+
+
+def _let_go(path: Path, owner_pid: int | None, held: set[Path], stop) -> None:
+    """Drop this process's handle on the server in `path`; the last holder calls `stop(path)`."""
+    if owner_pid is not None and os.getpid() != owner_pid:
+        return  # a forked child inherited the atexit hook; the handle is its parent's
+    path = Path(path)
+    held.discard(path)
+    if not path.exists():
+        return
+    with _dir_lock(path):
+        holders = [pid for pid in _live_pids(_read_json(path / _HANDLES, [])) if pid != os.getpid()]
+        _write_json(path / _HANDLES, holders)
+        if not holders:
+            stop(path)
+
+
 @contextlib.contextmanager
-def _redis_lock(path: Path):
+def _dir_lock(path: Path):
     import fcntl
 
     with open(path / ".lock", "a") as handle:
@@ -256,31 +269,13 @@ def ensure_localstripe(var_dir: Path) -> EmbeddedStripe:
     """A localstripe for var/stripe, started if none is running; this process holds a handle on it."""
     path = (Path(var_dir) / "stripe").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    with _redis_lock(path):
-        server = _running_localstripe(path) or _start_localstripe(path)
-        holders = _live_pids(_read_json(path / _HANDLES, []))
-        if os.getpid() not in holders:
-            holders.append(os.getpid())
-        _write_json(path / _HANDLES, holders)
-    if path not in _stripe_held:
-        _stripe_held.add(path)
-        atexit.register(release_localstripe, path, os.getpid())
+    server = _hold(path, _running_localstripe, _start_localstripe, _stripe_held, release_localstripe)
     return EmbeddedStripe(url=f"http://127.0.0.1:{server['port']}", webhook_secret=server["webhook_secret"])
 
 
 def release_localstripe(path: Path, owner_pid: int | None = None) -> None:
     """Give up this process's handle on the localstripe in `path` (var/stripe); the last holder stops it."""
-    if owner_pid is not None and os.getpid() != owner_pid:
-        return
-    path = Path(path)
-    _stripe_held.discard(path)
-    if not path.exists():
-        return
-    with _redis_lock(path):
-        holders = [pid for pid in _live_pids(_read_json(path / _HANDLES, [])) if pid != os.getpid()]
-        _write_json(path / _HANDLES, holders)
-        if not holders:
-            _stop_localstripe(path)
+    _let_go(path, owner_pid, _stripe_held, _stop_localstripe)
 
 
 def localstripe_pid(var_dir: Path) -> int | None:
