@@ -91,13 +91,26 @@ def create_accounts(sessions) -> None:
     session.close()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a local process (a PostgreSQL backend here), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _writer_process(url: str, work: list, single: bool, ready, go, results) -> None:
-    """One writer: its own engine; `work` is batches (post_many) or entries (post, one transaction each)."""
+    """One writer: its own engine; `work` is batches (post_many) or entries (post, one transaction each).
+
+    Besides latencies it reports the CPU its own process and its PostgreSQL backend spent on the work, so
+    that a per-core rate can be stated even when other work shares the machine."""
     engine = make_engine(url, pool_size=2)
     sessions = make_session_factory(engine)
     latencies = []
+    with engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
     ready.set()
     go.wait()
+    cpu0 = (os.times().user + os.times().system, _cpu_s(backend))
     for item in work:
         t0 = time.perf_counter()
         if single:
@@ -106,13 +119,15 @@ def _writer_process(url: str, work: list, single: bool, ready, go, results) -> N
             # the flusher owns its transaction: one commit per batch, rerun on a deadlock
             retrying(sessions, lambda session, item=item: post_many(session, item))
         latencies.append(time.perf_counter() - t0)
-    results.put(latencies)
+    cpu = (os.times().user + os.times().system - cpu0[0], _cpu_s(backend) - cpu0[1])
+    results.put((latencies, cpu))
     engine.dispose()
 
 
-def _run_writers(url: str, works: list[list], single: bool) -> tuple[float, list[float]]:
+def _run_writers(url: str, works: list[list], single: bool) -> tuple[float, list[float], tuple[float, float]]:
     """Start one process per work list (forked: the entries are built before), release them together, and
-    return the wall time from release to the last commit, and every latency."""
+    return the wall time from release to the last commit, every latency, and the CPU seconds spent by the
+    writers' Python and by their PostgreSQL backends."""
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
     go = ctx.Event()
@@ -126,23 +141,38 @@ def _run_writers(url: str, works: list[list], single: bool) -> tuple[float, list
     started = time.perf_counter()
     go.set()
     latencies: list[float] = []
+    python_cpu = backend_cpu = 0.0
     for _ in procs:
-        latencies += results.get()
+        some, (python_s, backend_s) = results.get()
+        latencies += some
+        python_cpu += python_s
+        backend_cpu += backend_s
     elapsed = time.perf_counter() - started
     for proc in procs:
         proc.join()
         if proc.exitcode != 0:
             raise RuntimeError(f"a ledger writer process failed (exit {proc.exitcode})")
-    return elapsed, latencies
+    return elapsed, latencies, (python_cpu, backend_cpu)
+
+
+def emit_cpu(name: str, entries: int, cpu: tuple[float, float]) -> None:
+    """CPU per entry, split between the writers' Python and PostgreSQL, and the rate one core sustains."""
+    python_s, backend_s = cpu
+    emit(f"{name}.cpu_us_per_entry", (python_s + backend_s) / entries * 1e6, None, "lower", "us",
+         python_us=round(python_s / entries * 1e6, 1), postgres_us=round(backend_s / entries * 1e6, 1),
+         note="user+system CPU of the writer processes and their backends; independent of other load")
+    emit(f"{name}.entries_per_core_s", entries / (python_s + backend_s), None, "higher", "entries/s",
+         note="entries per CPU-second, Python and PostgreSQL together")
 
 
 def bench_post_many(url: str, zipf: Zipf, writers: int, total: int, prefix: str) -> float:
     """`writers` flusher processes, each posting its own stream of batches (as the flush's workers do)."""
     entries = make_entries(prefix, total, zipf)
     batches = [[entries[o:o + BATCH] for o in range(w * BATCH, total, writers * BATCH)] for w in range(writers)]
-    elapsed, latencies = _run_writers(url, batches, single=False)
+    elapsed, latencies, cpu = _run_writers(url, batches, single=False)
     rate = total / elapsed
     name = "ledger.post_many" if writers > 1 else "ledger.post_many_1writer"
+    emit_cpu(name, total, cpu)
     emit(f"{name}.entries_per_s", rate, 40_000, "higher", "entries/s", batch=BATCH, entries=total,
          accounts=ACCOUNTS, postings_per_entry=3, zipf_s=ZIPF_S, writers=writers, writer="process")
     emit(f"{name}.postings_per_s", rate * 3, 120_000, "higher", "postings/s", writers=writers)
@@ -151,10 +181,11 @@ def bench_post_many(url: str, zipf: Zipf, writers: int, total: int, prefix: str)
     return rate
 
 
-def bench_post(url: str, zipf_seed: int) -> None:
+def bench_post(url: str, zipf_seed: int, prefix: str = "one") -> None:
     per_writer = SINGLE_TOTAL // WRITERS
-    work = [make_entries(f"one{w}", per_writer, Zipf(ACCOUNTS, ZIPF_S, zipf_seed + w)) for w in range(WRITERS)]
-    elapsed, flat = _run_writers(url, work, single=True)
+    work = [make_entries(f"{prefix}{w}", per_writer, Zipf(ACCOUNTS, ZIPF_S, zipf_seed + w)) for w in range(WRITERS)]
+    elapsed, flat, cpu = _run_writers(url, work, single=True)
+    emit_cpu("ledger.post", len(flat), cpu)
     emit("ledger.post.entries_per_s", len(flat) / elapsed, 1_500, "higher", "entries/s", writers=WRITERS,
          entries=len(flat), writer="process")
     emit("ledger.post.p50_ms", statistics.median(flat) * 1000, None, "lower", "ms", writers=WRITERS)

@@ -30,7 +30,7 @@ from ledger.values import (
     StoredEntry,
     TrialBalanceRow,
 )
-from ledger.writes import _driver_cursor, _insert, _run
+from ledger.writes import _driver_cursor, _insert, _run, post_one
 
 __all__ = [
     "Entry", "Posting", "StatementLine", "TrialBalanceRow", "StoredEntry", "post", "post_many", "reverse",
@@ -45,8 +45,7 @@ def post(session: Session, entry: Entry) -> int:
 
     Runs in a savepoint of the caller's transaction and never commits: a refused entry raises and leaves the
     caller's transaction usable; a deadlock raises `ConcurrentPostings` for the owner to retry."""
-    prepared = _prepare(entry)
-    return _run(session, lambda: _insert(session, [prepared])[0])
+    return post_one(session, _prepare(entry))
 
 
 def post_many(session: Session, entries: Iterable[Entry]) -> list[int]:

@@ -175,6 +175,16 @@ def _translate(exc: psycopg.Error) -> LedgerError | None:
     return None
 
 
+def _refusal(exc: psycopg.Error) -> Exception:
+    """What a refused write raises: the books' own error, ConcurrentPostings for a deadlock, else itself."""
+    translated = _translate(exc)
+    if translated is not None:
+        return translated
+    if exc.sqlstate in ("40P01", "40001"):
+        return ConcurrentPostings("Concurrent postings collided; try again.")
+    return exc
+
+
 def _run(session: Session, work: Callable[[], T]) -> T:
     """Run `work` atomically inside a savepoint of the caller's transaction, which the caller owns and commits.
 
@@ -196,12 +206,10 @@ def _run(session: Session, work: Callable[[], T]) -> T:
                 forget_account_ids()
                 if attempt + 1 < RETRIES:
                     continue
-            translated = _translate(exc)
-            if translated is not None:
-                raise translated from None
-            if exc.sqlstate in ("40P01", "40001"):
-                raise ConcurrentPostings("Concurrent postings collided; try again.") from None
-            raise
+            refusal = _refusal(exc)
+            if refusal is exc:
+                raise
+            raise refusal from None
         except BaseException:
             if scope.is_active:
                 scope.rollback()
@@ -301,8 +309,39 @@ def _insert(session: Session, prepared: list[_Prepared]) -> list[int]:
     return _settle_duplicates(cur, prepared, [entry_id if entry_id in present else None for entry_id in ids])
 
 
-def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) -> list[int]:
-    """A few entries (a single `post`): one round trip when the accounts exist, three when some are new."""
+def post_one(session: Session, item: _Prepared) -> int:
+    """A single `post` in ONE round trip when its accounts exist: the savepoint, the insert and the savepoint's
+    release travel together in a libpq pipeline (with BEGIN, when this is the transaction's first statement).
+
+    Behaves as `_run` around `_insert`: a refused entry rolls back only its savepoint and raises; an entry
+    naming an account not yet opened goes the general way (`_run`), which opens it inside the savepoint."""
+    session.flush()  # what the caller's session holds goes in first, as begin_nested() would do
+    conn = session.connection().connection.dbapi_connection
+    insert = conn.cursor()
+    try:
+        with conn.pipeline():
+            conn.execute("SAVEPOINT ledger_post")
+            insert.execute(_INSERT_ARRAYS, _array_params([item]))
+            conn.execute("RELEASE SAVEPOINT ledger_post")
+        rows = insert.fetchall()
+    except psycopg.Error as exc:
+        conn.execute("ROLLBACK TO SAVEPOINT ledger_post")
+        conn.execute("RELEASE SAVEPOINT ledger_post")
+        if exc.sqlstate == "LDG04":
+            return _run(session, lambda: _insert(session, [item])[0])
+        refusal = _refusal(exc)
+        if refusal is exc:
+            raise
+        raise refusal from None
+    if not rows[0][0]:  # an account is new: nothing was inserted
+        return _run(session, lambda: _insert(session, [item])[0])
+    entry_id = rows[0][1]
+    if entry_id is not None:
+        return entry_id
+    return _settle_duplicates(insert, [item], [None])[0]  # the key was recorded before (or conflicts)
+
+
+def _array_params(prepared: list[_Prepared]) -> dict[str, list]:
     params: dict[str, list] = {name: [] for name in (
         "keys", "times", "descriptions", "metadata", "reverses", "p_keys", "amounts", "codes", "positions",
         "credits", "currencies", "refs")}
@@ -320,6 +359,12 @@ def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) ->
             params["credits"].append(credit)
             params["currencies"].append(currency)
             params["refs"].append(ref)
+    return params
+
+
+def _insert_small(cur: psycopg.Cursor, prepared: list[_Prepared], codes: set) -> list[int]:
+    """A few entries: one round trip when the accounts exist, three when some are new."""
+    params = _array_params(prepared)
     for _ in range(2):
         cur.execute(_INSERT_ARRAYS, params)
         rows = cur.fetchall()
