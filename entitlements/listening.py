@@ -340,15 +340,29 @@ return before
 """
 
 
-def _heard_script(redis):
-    script = getattr(redis, "_ninety_heard_script", None)
+# KEYS: the play's heard mark. ARGV: the mark this report set, the one before, ttl. Puts the one before back
+# unless a later report has moved the mark meanwhile.
+UNHEARD_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+end
+return 0
+"""
+
+
+def _script(redis, name: str, source: str):
+    script = getattr(redis, name, None)
     if script is None:
-        script = redis.register_script(HEARD_LUA)
+        script = redis.register_script(source)
         try:
-            redis._ninety_heard_script = script
+            setattr(redis, name, script)
         except AttributeError:
             pass
     return script
+
+
+def _heard_script(redis):
+    return _script(redis, "_ninety_heard_script", HEARD_LUA)
 
 
 def invalid_traffic(who: Listener) -> str | None:
@@ -383,5 +397,11 @@ def count_play(session: Session | Connection, redis, token: str, heard_ms: int, 
     now = clock.now()
     heard = plays.bounded_heard(report, heard_ms, now)
     previous = int(_heard_script(redis)(keys=[heard_key], args=[heard, PLAY_REPORT_TTL_S]))
-    # one statement (catalog.plays), committed without waiting for the disk
-    return plays.record_heard(session, report, heard, previous_ms=previous, now=now)
+    try:  # one statement (catalog.plays), committed without waiting for the disk
+        return plays.record_heard(session, report, heard, previous_ms=previous, now=now)
+    except BaseException:
+        # the database did not take it: the report is not heard yet, so a retry (or the next beacon) counts it
+        if heard > previous:
+            _script(redis, "_ninety_unheard_script", UNHEARD_LUA)(keys=[heard_key],
+                                                                   args=[heard, previous, PLAY_REPORT_TTL_S])
+        raise

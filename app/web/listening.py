@@ -7,10 +7,12 @@ parse, call one service and answer.
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from app import context
 from app.auth import access, current_listener_id, current_user
@@ -19,6 +21,7 @@ from catalog import plays, renditions
 from catalog import services as catalog
 from catalog.models import Release, Track
 from catalog.storage import MediaStore
+from core.db import make_engine
 from entitlements import listening
 from entitlements.errors import StreamRefused
 from rights.services import track_notice
@@ -26,6 +29,9 @@ from rights.services import track_notice
 bp = Blueprint("web_listening", __name__)
 
 MAX_BEACON_HEARD_MS = 24 * 3600 * 1000
+# A beacon holds its connection for one statement: a few per worker serve many threads, and the server's
+# connection limit is left to the main pool.
+BEACON_POOL_SIZE = 6
 
 
 def init_app(app) -> None:
@@ -180,13 +186,39 @@ def beacon():
     if isinstance(token, str) and 0 <= heard_ms <= MAX_BEACON_HEARD_MS:
         who = listener()
         runtime = context.runtime()
-        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            try:
-                listening.count_play(connection, runtime.redis, token, heard_ms, who, settings=settings(),
-                                     clock=runtime.clock)
-            except StreamRefused:
-                pass
+        try:
+            _count(runtime, token, heard_ms, who)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            _count(runtime, token, heard_ms, who)  # a connection the database had closed: once more, on a new one
     return Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+def _count(runtime, token: str, heard_ms: int, who: listening.Listener) -> None:
+    with beacon_engine(runtime).connect() as connection:
+        try:
+            listening.count_play(connection, runtime.redis, token, heard_ms, who, settings=settings(),
+                                 clock=runtime.clock)
+        except StreamRefused:
+            pass
+
+
+def beacon_engine(runtime):
+    """The beacons' own pool of autocommit connections to the app's database, made on first use: no
+    pre-ping round trip per checkout (a connection the server closed is retried once instead), so a beacon
+    is one Redis and one PostgreSQL round trip. Disposed with the app."""
+    engine = runtime.extras.get("beacon_engine")
+    if engine is None:
+        made = make_engine(runtime.engine.url.render_as_string(hide_password=False), pool_pre_ping=False,
+                           isolation_level="AUTOCOMMIT", pool_recycle=1800, pool_size=BEACON_POOL_SIZE,
+                           max_overflow=BEACON_POOL_SIZE // 2)
+        engine = runtime.extras.setdefault("beacon_engine", made)
+        if engine is not made:  # another thread made one first
+            made.dispose()
+        else:
+            weakref.finalize(runtime, made.dispose)
+    return engine
 
 
 @bp.get("/tracks/<int:track_id>/waveform.json")
