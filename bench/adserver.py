@@ -335,12 +335,23 @@ def _flush_run(db_url: str, rd_url: str, tracks: list[int], advertisers: list[in
         rows = conn.execute("SELECT count(*) FROM ad_impressions").fetchone()[0] - already
         entries = conn.execute("SELECT count(*) FROM ledger_entries WHERE metadata->>'event' = 'ad_flush'"
                                ).fetchone()[0]
+        total_rows, total_bytes = conn.execute(
+            "SELECT (SELECT count(*) FROM ad_impressions), coalesce(sum(pg_total_relation_size(inhrelid)), 0) "
+            "FROM pg_inherits WHERE inhparent = 'ad_impressions'::regclass").fetchone()
     assert rows == FLUSH_TOTAL == stats.stored, (rows, stats.stored)
+    worker_cpu_s = (cpu_after.children_user + cpu_after.children_system - cpu_before.children_user
+                    - cpu_before.children_system)
     emit(metric, FLUSH_TOTAL / elapsed, 50_000, "higher", "impressions/s", impressions=FLUSH_TOTAL,
          batch_size=batch, worker_processes=processes, redis_nodes=redis_nodes, ledger_entries=entries,
-         seconds=round(elapsed, 2), cpus=os.cpu_count(),
-         worker_cpu_s=round(cpu_after.children_user + cpu_after.children_system - cpu_before.children_user
-                            - cpu_before.children_system, 2), load_average=round(os.getloadavg()[0], 2))
+         seconds=round(elapsed, 2), cpus=os.cpu_count(), worker_cpu_s=round(worker_cpu_s, 2),
+         load_average=round(os.getloadavg()[0], 2), note="wall time includes starting the worker processes")
+    if worker_cpu_s > 0:
+        emit(metric.replace("_per_s", "_per_worker_cpu_s"), FLUSH_TOTAL / worker_cpu_s, None, "higher",
+             "impressions/s", note="impressions per CPU-second of the worker processes (Python only; "
+             "PostgreSQL and Redis not counted); independent of other load")
+    if redis_nodes == 1 and total_rows:
+        emit("adserver.impression_row_bytes", int(total_bytes) / total_rows, None, "lower", "bytes",
+             note="ad_impressions partitions, heap + indexes + TOAST, per row")
 
 
 # --- 3. pacing ----------------------------------------------------------------------------------------------
