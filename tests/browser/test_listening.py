@@ -22,28 +22,28 @@ pytestmark = pytest.mark.browser
 TRACK_SECONDS = 240.0  # long enough that the browser has not fetched all of it when the test seeks
 
 
-@pytest.fixture
-def player_ad(app):  # noqa: F811
-    """An approved audio creative for the player slot, from a funded campaign."""
+def _campaign(app, slot: str, kind: str):  # noqa: F811
+    """An approved creative (`kind`) for `slot`, from a funded campaign."""
     from adserver import services as ads
-    from tests.adserver.conftest import spot
+    from tests.adserver.conftest import PNG, spot
 
     runtime = app.extensions["ninety"]
     session = runtime.sessions()
     try:
         from core.users import create_user
 
-        adv_user = create_user(session, email="player-ads@example.com", password=PASSWORD, roles=("advertiser",))
+        adv_user = create_user(session, email=f"{slot}-ads@example.com", password=PASSWORD, roles=("advertiser",))
         advertiser = ads.create_advertiser(session, name="Player Ads", currency="USD", member_user_ids=[adv_user.id])
         ads.fund(session, runtime.redis, advertiser_id=advertiser.id, amount_micros=10_000_000, currency="USD",
-                 clock=runtime.clock, idempotency_key="browser-player-fund")
+                 clock=runtime.clock, idempotency_key=f"browser-{slot}-fund")
         campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
-            name="Player", starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
+            name=slot.title(), starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
             total_budget_micros=5_000_000, daily_budget_micros=5_000_000, bid_cpm_micros=2_000_000, pacing="asap",
-            slots=("player",)), floor_cpm_micros=500_000)
-        creative = ads.create_creative(session, runtime.redis, campaign.id, kind="audio", name="Jingle",
-                                       click_url="https://example.com/", audio=spot(1.0),
-                                       media_root=runtime.config.media_path)
+            slots=(slot,)), floor_cpm_micros=500_000)
+        media = {"audio": spot(1.0)} if kind == "audio" else {"image": PNG, "alt_text": "A banner"}
+        creative = ads.create_creative(session, runtime.redis, campaign.id, kind=kind, name="Jingle",
+                                       click_url="https://example.com/", media_root=runtime.config.media_path,
+                                       **media)
         ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=adv_user.id,
                             clock=runtime.clock)
         session.commit()
@@ -62,6 +62,11 @@ def listener_page(page):
     tab.set_default_timeout(15_000)
     yield tab
     context.close()
+
+
+@pytest.fixture
+def player_ad(app):  # noqa: F811
+    return _campaign(app, "player", "audio")
 
 
 def _plays(app, track_id: int) -> int:  # noqa: F811
@@ -151,3 +156,19 @@ def test_a_listener_hears_the_ad_then_the_track_seeks_and_the_play_counts(app, c
         assert row.locator("td.num").inner_text() == "1"
     finally:
         other.close()
+
+
+def test_the_gate_carries_the_chosen_format_to_the_download_link(app, make_track, live_server, page):  # noqa: F811
+    """While the ad shows, choosing a format rewrites the download link in place (no reload: the ad keeps its
+    time); the no-JavaScript "Use this format" button is gone."""
+    _campaign(app, "gate", "display")
+    track_id = make_track(title="Gate Formats")
+    page.goto(f"{live_server.url}/tracks/{track_id}/free")
+    link = page.locator("[data-download-link]")
+    assert "format=" not in link.get_attribute("href")
+    assert page.locator("[data-format-apply]").count() == 0
+    page.get_by_label("Format").select_option("flac")
+    assert re.search(r"[?&]format=flac(&|$)", link.get_attribute("href"))
+    assert re.search(r"[?&]d=", link.get_attribute("href"))  # the ad's decision stays in it
+    page.get_by_label("Format").select_option("")
+    assert "format=" not in link.get_attribute("href")

@@ -12,7 +12,7 @@
   var link = document.querySelector("[data-download-link]");
   if (chooser) {
     var apply = document.querySelector("[data-format-apply]");
-    if (apply) apply.hidden = true;
+    if (apply) apply.remove();  // the link carries the choice; a reload would show another ad
     chooser.addEventListener("change", function () {
       var next = new URL(url, window.location.href);
       if (chooser.value) next.searchParams.set("format", chooser.value);
