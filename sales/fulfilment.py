@@ -57,70 +57,102 @@ def _lock_order(session: Session, order_id: int) -> Order:
 
 
 # --- the sale -----------------------------------------------------------------------------------------------
-def order_tracks(session: Session, order: Order, at) -> list[books.TrackShare]:
-    """The order's tracks with the split sheet in force at `at` (the sale) and where their earnings go: three
-    queries whatever the number of tracks (the ids, every sheet at once, the takedown routes)."""
-    if order.track_id is not None:
-        track_ids = [order.track_id]
-    else:
-        track_ids = list(session.scalars(select(Track.id).where(Track.release_id == order.release_id)
-                                         .order_by(Track.position, Track.id)))
-    sheets = split_sheets_at(session, track_ids, at)
-    routes = routes_for(session, track_ids)  # rights.escrow: the case's held account
-    shares = []
-    for track_id in track_ids:
-        sheet = sheets.get(track_id)
-        if not sheet:  # no sheet yet: the buyer paid the artist
-            sheet = [(artist_payee(session, order.artist_id).id, 10_000)]
-        route = routes.get(track_id)
-        shares.append(books.TrackShare(track_id, sheet, route is not None, route))
+def orders_tracks(session: Session, orders: list[Order], at) -> dict[int, list[books.TrackShare]]:
+    """Each order's tracks with the split sheet in force at `at` (the sale) and where their earnings go (by
+    order id): three queries for any number of orders (the tracks, every sheet at once, the takedown routes)."""
+    release_ids = sorted({o.release_id for o in orders if o.track_id is None})
+    by_release: dict[int, list[int]] = {}
+    if release_ids:
+        for release_id, track_id in session.execute(select(Track.release_id, Track.id)
+                                                    .where(Track.release_id.in_(release_ids))
+                                                    .order_by(Track.release_id, Track.position, Track.id)):
+            by_release.setdefault(release_id, []).append(track_id)
+    track_ids = {o.id: [o.track_id] if o.track_id is not None else by_release.get(o.release_id, []) for o in orders}
+    every = sorted({t for ids in track_ids.values() for t in ids})
+    sheets = split_sheets_at(session, every, at)
+    routes = routes_for(session, every)  # rights.escrow: the case's held account
+    shares: dict[int, list[books.TrackShare]] = {}
+    for order in orders:
+        shares[order.id] = []
+        for track_id in track_ids[order.id]:
+            sheet = sheets.get(track_id)
+            if not sheet:  # no sheet yet: the buyer paid the artist
+                sheet = [(artist_payee(session, order.artist_id).id, 10_000)]
+            route = routes.get(track_id)
+            shares[order.id].append(books.TrackShare(track_id, sheet, route is not None, route))
     return shares
 
 
 def fulfil_order(session: Session, order: Order, intent, *, clock: Clock,
                  before_posting: Callable[[str], None] | None = None) -> str:
-    """The PaymentIntent succeeded: mark the order paid, email the receipt after commit, post the sale.
+    """The PaymentIntent succeeded: mark the order paid, email the receipt after commit, post the sale
+    (`fulfil_orders` for one order; `before_posting(outcome)` is called just before the post)."""
+    record = (lambda outcomes: before_posting(outcomes[0])) if before_posting is not None else None
+    return fulfil_orders(session, [(order, intent)], clock=clock, before_posting=record)[0]
 
-    The entry is posted last: posting locks the balances of the accounts every sale shares (assets:stripe,
-    income:sales, the artist's payable) until the transaction commits, and concurrent sales queue on those
-    locks, so only the order's entry id is written after it. `before_posting("fulfilled")` is called just
-    before (the webhook records its outcome there)."""
-    if order.status == "paid":
-        return "already_paid"
-    currency = order.currency
-    if intent.currency != currency or _micros(intent.amount_minor, currency) != order.amount_micros:
-        log.error("payment intent does not match its order", extra={"order": order.id, "intent": intent.id})
-        return "amount_mismatch"
-    if intent.fee_minor is None:
-        raise WebhookRefused("The charge's balance transaction is not available yet; Stripe will retry.")
-    fee = _micros(intent.fee_minor, currency)
+
+def fulfil_orders(session: Session, sales: list[tuple[Order, PaymentIntent]], *, clock: Clock,
+                  before_posting: Callable[[list[str]], None] | None = None) -> list[str]:
+    """Succeeded PaymentIntents of locked orders: mark each order paid, email its receipt after commit, post
+    its sale; the outcome of each ("fulfilled", "already_paid", "amount_mismatch").
+
+    The entries are posted last, in one statement: posting locks the balances every sale shares
+    (assets:stripe, income:sales, the artist's payable) until the transaction commits, and concurrent sales
+    queue on those locks, so only the orders' entry ids are written after it, and many sales in one
+    transaction take the locks (and wait for the disk) once. `before_posting(outcomes)` is called just before
+    (the webhook records its outcomes there). Raises WebhookRefused (nothing done) if an intent's fee is not
+    known yet."""
+    outcomes: list[str] = []
+    ready: list[tuple[Order, PaymentIntent]] = []
+    for order, intent in sales:
+        if order.status == "paid":
+            outcomes.append("already_paid")
+        elif intent.currency != order.currency or _micros(intent.amount_minor, order.currency) != order.amount_micros:
+            log.error("payment intent does not match its order", extra={"order": order.id, "intent": intent.id})
+            outcomes.append("amount_mismatch")
+        elif intent.fee_minor is None:
+            raise WebhookRefused("The charge's balance transaction is not available yet; Stripe will retry.")
+        else:
+            outcomes.append("fulfilled")
+            ready.append((order, intent))
+    if not ready:
+        return outcomes
     now = clock.now()
-    tracks = order_tracks(session, order, now)
-    release_title, artist_name = session.execute(
-        select(Release.title, Artist.name).join(Artist, Artist.id == Release.artist_id)
-        .where(Release.id == order.release_id)).one()
-    track_title = (session.scalar(select(Track.title).where(Track.id == order.track_id))
-                   if order.track_id is not None else None)
-    what = f"track {order.track_id}" if order.track_id is not None else f"release {release_title!r}"
-    entry = books.sale_entry(key=f"sale:{order.id}", order_id=order.id, gross_micros=order.amount_micros,
-                             fee_micros=fee, currency=currency, tracks=tracks, at=now,
-                             description=f"Sale of {what} (order {order.id})"[:500],
-                             metadata={"release_id": order.release_id, "track_id": order.track_id,
-                                       "payment_intent": intent.id})
-    _receipt(session, order, release_title=release_title, artist_name=artist_name, track_title=track_title)
-    order.status, order.fee_micros, order.paid_at, order.failure_reason = "paid", fee, now, None
+    orders = [order for order, _ in ready]
+    tracks = orders_tracks(session, orders, now)
+    releases = {rid: (title, name) for rid, title, name in session.execute(
+        select(Release.id, Release.title, Artist.name).join(Artist, Artist.id == Release.artist_id)
+        .where(Release.id.in_({o.release_id for o in orders})))}
+    wanted_tracks = {o.track_id for o in orders if o.track_id is not None}
+    track_titles = dict(session.execute(select(Track.id, Track.title).where(Track.id.in_(wanted_tracks)))
+                        .all()) if wanted_tracks else {}
+    buyers = {uid: (email, name) for uid, email, name in session.execute(
+        select(User.id, User.email, User.display_name).where(User.id.in_({o.buyer_user_id for o in orders})))}
+    entries = []
+    for order, intent in ready:
+        fee = _micros(intent.fee_minor, order.currency)
+        release_title, artist_name = releases[order.release_id]
+        what = f"track {order.track_id}" if order.track_id is not None else f"release {release_title!r}"
+        entries.append(books.sale_entry(
+            key=f"sale:{order.id}", order_id=order.id, gross_micros=order.amount_micros, fee_micros=fee,
+            currency=order.currency, tracks=tracks[order.id], at=now,
+            description=f"Sale of {what} (order {order.id})"[:500],
+            metadata={"release_id": order.release_id, "track_id": order.track_id, "payment_intent": intent.id}))
+        _receipt(session, order, buyer=buyers[order.buyer_user_id], release_title=release_title,
+                 artist_name=artist_name, track_title=track_titles.get(order.track_id))
+        order.status, order.fee_micros, order.paid_at, order.failure_reason = "paid", fee, now, None
     session.flush()
     if before_posting is not None:
-        before_posting("fulfilled")
-    order.sale_entry_id = ledger.post(session, entry)
+        before_posting(outcomes)
+    for order, entry_id in zip(orders, ledger.post_many(session, entries), strict=True):
+        order.sale_entry_id = entry_id
     session.flush()
-    return "fulfilled"
+    return outcomes
 
 
-def _receipt(session: Session, order: Order, *, release_title: str, artist_name: str,
+def _receipt(session: Session, order: Order, *, buyer: tuple[str, str], release_title: str, artist_name: str,
              track_title: str | None) -> None:
-    email, display_name = session.execute(select(User.email, User.display_name)
-                                          .where(User.id == order.buyer_user_id)).one()
+    email, display_name = buyer
     amount = Money(order.amount_micros, order.currency)
     what = f"“{track_title}” from {release_title}" if track_title is not None else f"{release_title}"
     body = (f"Hello {display_name},\n\nThank you for buying {what} by {artist_name}.\n\n"

@@ -23,13 +23,23 @@ from sales.orders import (
     validate_amount,
 )
 from sales.topups import confirm_topup, get_topup, start_topup
-from sales.webhooks import HANDLERS, WebhookContext, handle, process_event, register, verify
+from sales.webhooks import (
+    BATCHED_TYPES,
+    HANDLERS,
+    WebhookContext,
+    apply_batch,
+    handle,
+    prefetch,
+    process_event,
+    register,
+    verify,
+)
 
 __all__ = [
     "Checkout", "buyer_standing", "confirm_checkout", "confirm_topup", "recent_orders", "refunds_for_order", "quote", "default_amount", "validate_amount", "start_checkout", "get_order", "orders_for_buyer",
     "sales_for_artist", "owns_release", "owns_track", "owned_tracks", "refund_order", "sync_payment",
     "sync_refunds", "sync_dispute", "sync_topup", "generate_codes", "codes_for_release", "codes_csv",
-    "redeem_code", "start_topup", "get_topup", "HANDLERS", "WebhookContext", "handle", "process_event",
+    "redeem_code", "start_topup", "get_topup", "BATCHED_TYPES", "apply_batch", "prefetch", "HANDLERS", "WebhookContext", "handle", "process_event",
     "register", "verify", "handle_webhook",
 ]
 

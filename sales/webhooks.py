@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -26,7 +26,7 @@ from payments.errors import PaymentsError
 from payments.stripe_client import PaymentIntent, StripeClient, intent_from_payload
 from sales import fulfilment
 from sales.errors import SalesError
-from sales.models import TopUp
+from sales.models import Order, TopUp
 
 log = logging.getLogger("ninety.sales.webhooks")
 
@@ -41,6 +41,8 @@ class WebhookContext:
     # is a ledger post calls it just before posting, so that nothing but the commit follows the post (which
     # locks the balances every sale shares until the commit).
     record_outcome: Callable[[str], None] | None = None
+    # A PaymentIntent read from Stripe before the transaction began (its fee included), for the event's intent.
+    known_intent: PaymentIntent | None = None
 
 
 Handler = Callable[[Session, WebhookContext, dict], str]
@@ -96,6 +98,106 @@ def handle(session: Session, ctx: WebhookContext, payload: bytes, signature: str
     return process_event(session, ctx, verify(ctx.stripe, payload, signature, secret))
 
 
+# --- many events in one transaction -------------------------------------------------------------------------
+BATCHED_TYPES = frozenset({"payment_intent.succeeded"})
+
+
+def prefetch(ctx: WebhookContext, event: dict) -> PaymentIntent | None:
+    """A succeeded-payment event's intent with what the payload lacks (the fee), asked of Stripe before any
+    transaction is opened; None for another kind of event, or if Stripe could not say."""
+    obj = _object(event)
+    known = _succeeded_intent(obj)
+    if known is None or known.fee_minor is not None:
+        return known
+    try:
+        return ctx.stripe.retrieve_payment_intent(known.id)
+    except PaymentsError:  # the event is then applied on its own, which asks again if it is Ninety's
+        return None
+
+
+def apply_batch(session: Session, ctx: WebhookContext, items: list[tuple[dict, PaymentIntent | None]]) -> list:
+    """Apply several verified events in the caller's one transaction; per event its outcome, or the exception
+    that refused it (that event changed nothing and is answered as it would be on its own). Never commits.
+
+    A succeeded payment whose intent is known with its fee (`prefetch`) is applied set-wise, in a few
+    statements for the whole batch: the events claimed at once (in id order), their orders locked at once (in
+    id order), and their sales fulfilled and posted together (`fulfilment.fulfil_orders`, one `post_many`),
+    so the balances every sale shares are locked, and the commit waited for, once for the batch. Any other
+    event is applied as `process_event` does, in a savepoint of its own. If the batch's fulfilment is refused,
+    the exception propagates: the caller rolls the batch back and applies its events one by one."""
+    results: list = [None] * len(items)
+    simple: dict[str, int] = {}  # event id -> index, first delivery of each succeeded payment with its fee
+    for index, (event, known) in enumerate(items):
+        if event["id"] in simple:
+            results[index] = "duplicate"
+        elif event["type"] == "payment_intent.succeeded" and known is not None and known.fee_minor is not None \
+                and known.id == _intent_id(_object(event)):
+            simple[event["id"]] = index
+    for index, (event, known) in enumerate(items):
+        if results[index] is not None or simple.get(event["id"]) == index:
+            continue
+        unit = session.begin_nested()
+        try:
+            results[index] = process_event(session, replace(ctx, known_intent=known), event)
+            unit.commit()
+        except Exception as exc:  # noqa: BLE001 - refused alone; the caller answers its delivery
+            if unit.is_active:
+                unit.rollback()
+            results[index] = exc
+    if not simple:
+        return results
+    ids = sorted(simple)
+    claimed = set(session.scalars(text(
+        "INSERT INTO stripe_webhook_events (id, type, outcome, object_id) "
+        "SELECT i, 'payment_intent.succeeded', 'processing', o FROM unnest(CAST(:ids AS text[]), "
+        "CAST(:objs AS text[])) AS t(i, o) ORDER BY i ON CONFLICT (id) DO NOTHING RETURNING id"),
+        {"ids": [i[:255] for i in ids], "objs": [items[simple[i]][1].id[:255] for i in ids]}))
+    intents = {items[simple[i]][1].id: i for i in ids if i[:255] in claimed}
+    for event_id in ids:
+        if event_id[:255] not in claimed:
+            results[simple[event_id]] = "duplicate"
+    orders = {o.payment_intent_id: o for o in session.scalars(
+        select(Order).where(Order.payment_intent_id.in_(list(intents))).order_by(Order.id).with_for_update())}
+    sales: list[tuple[Order, PaymentIntent]] = []
+    sale_events: list[str] = []
+    outcomes: dict[str, str] = {}
+    for intent_id, event_id in intents.items():
+        event, known = items[simple[event_id]]
+        if intent_id in orders:
+            sales.append((orders[intent_id], known))
+            sale_events.append(event_id)
+            continue
+        unit = session.begin_nested()  # a top-up, or an intent Ninety does not know: the handler, on its own
+        try:
+            outcomes[event_id] = on_payment_intent(session, replace(ctx, known_intent=known), event)
+            unit.commit()
+        except Exception as exc:  # noqa: BLE001
+            if unit.is_active:
+                unit.rollback()
+            session.execute(text("DELETE FROM stripe_webhook_events WHERE id = :id"), {"id": event_id[:255]})
+            results[simple[event_id]] = exc
+
+    def record(sale_outcomes: list[str]) -> None:
+        outcomes.update(zip(sale_events, sale_outcomes, strict=True))
+        _record_outcomes(session, outcomes)
+
+    if sales:
+        fulfilment.fulfil_orders(session, sales, clock=ctx.clock, before_posting=record)
+    else:
+        _record_outcomes(session, outcomes)
+    for event_id, outcome in outcomes.items():
+        results[simple[event_id]] = outcome
+    return results
+
+
+def _record_outcomes(session: Session, outcomes: dict[str, str]) -> None:
+    if outcomes:
+        session.execute(text(
+            "UPDATE stripe_webhook_events e SET outcome = t.outcome FROM unnest(CAST(:ids AS text[]), "
+            "CAST(:outcomes AS text[])) AS t(id, outcome) WHERE e.id = t.id"),
+            {"ids": [i[:255] for i in outcomes], "outcomes": [(o or "done")[:40] for o in outcomes.values()]})
+
+
 # --- sales' own handlers ------------------------------------------------------------------------------------
 def _intent_id(obj: dict) -> str | None:
     if obj.get("object") == "payment_intent":
@@ -122,7 +224,8 @@ def on_payment_intent(session: Session, ctx: WebhookContext, event: dict) -> str
     intent_id = _intent_id(obj)
     if not intent_id:
         return "no_intent"
-    known = _succeeded_intent(obj)
+    known = ctx.known_intent if ctx.known_intent is not None and ctx.known_intent.id == intent_id \
+        else _succeeded_intent(obj)
     order = fulfilment.lock_order_by_intent(session, intent_id)
     if order is not None:
         return fulfilment.sync_payment(session, ctx.stripe, order, clock=ctx.clock, known=known,
