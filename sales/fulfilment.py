@@ -22,7 +22,6 @@ from catalog.models import Artist, Release, Track
 from catalog.payees import artist_payee
 from catalog.services import is_member, split_sheets_at
 from core.clock import Clock
-from core.jobs import send_mail_later
 from core.mail import Message
 from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_micros
 from core.users import User
@@ -34,6 +33,7 @@ from rights.escrow import routes_for
 from sales import books
 from sales.errors import InvalidAmount, RefundRefused, SalesForbidden, SalesNotFound, WebhookRefused
 from sales.models import Dispute, Order, OrderRefund, TopUp
+from sales.tasks import send_receipts
 
 log = logging.getLogger("ninety.sales")
 
@@ -128,7 +128,7 @@ def fulfil_orders(session: Session, sales: list[tuple[Order, PaymentIntent]], *,
                         .all()) if wanted_tracks else {}
     buyers = {uid: (email, name) for uid, email, name in session.execute(
         select(User.id, User.email, User.display_name).where(User.id.in_({o.buyer_user_id for o in orders})))}
-    entries = []
+    entries, receipts = [], []
     for order, intent in ready:
         fee = _micros(intent.fee_minor, order.currency)
         release_title, artist_name = releases[order.release_id]
@@ -138,9 +138,10 @@ def fulfil_orders(session: Session, sales: list[tuple[Order, PaymentIntent]], *,
             currency=order.currency, tracks=tracks[order.id], at=now,
             description=f"Sale of {what} (order {order.id})"[:500],
             metadata={"release_id": order.release_id, "track_id": order.track_id, "payment_intent": intent.id}))
-        _receipt(session, order, buyer=buyers[order.buyer_user_id], release_title=release_title,
-                 artist_name=artist_name, track_title=track_titles.get(order.track_id))
+        receipts.append(_receipt(order, buyer=buyers[order.buyer_user_id], release_title=release_title,
+                                 artist_name=artist_name, track_title=track_titles.get(order.track_id)))
         order.status, order.fee_micros, order.paid_at, order.failure_reason = "paid", fee, now, None
+    send_receipts(session, receipts)
     session.flush()
     if before_posting is not None:
         before_posting(outcomes)
@@ -150,8 +151,8 @@ def fulfil_orders(session: Session, sales: list[tuple[Order, PaymentIntent]], *,
     return outcomes
 
 
-def _receipt(session: Session, order: Order, *, buyer: tuple[str, str], release_title: str, artist_name: str,
-             track_title: str | None) -> None:
+def _receipt(order: Order, *, buyer: tuple[str, str], release_title: str, artist_name: str,
+             track_title: str | None) -> Message:
     email, display_name = buyer
     amount = Money(order.amount_micros, order.currency)
     what = f"“{track_title}” from {release_title}" if track_title is not None else f"{release_title}"
@@ -159,8 +160,7 @@ def _receipt(session: Session, order: Order, *, buyer: tuple[str, str], release_
             f"Order {order.id}: {amount.format()}\n\nIt is in your collection (/collection), where you can "
             "download it again at any time, in any format.\n\nNinety: 90% of what you paid, after the card "
             "fee, goes to the artist.\n")
-    send_mail_later(session, Message(to=email, subject=f"Your receipt: {release_title} (order {order.id})",
-                                     body=body))
+    return Message(to=email, subject=f"Your receipt: {release_title} (order {order.id})", body=body)
 
 
 def record_failure(session: Session, order: Order, intent) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from ledger.models import JournalEntry
 from sales.models import WebhookEvent
 from sales.webhooks import WebhookContext, apply_batch, prefetch
+from tests.conftest import CliRunner
 
 
 def _batch(shop, events):
@@ -18,7 +19,7 @@ def _batch(shop, events):
         return apply_batch(s, ctx, items)
 
 
-def test_a_batch_fulfils_each_sale_once_and_answers_every_delivery(shop):
+def test_a_batch_fulfils_each_sale_once_and_answers_every_delivery(shop, smtp):
     release = shop.release(price="5.00", tracks=2)
     buyers = [shop.user() for _ in range(3)]
     checkouts = [shop.checkout(buyer, release) for buyer in buyers]
@@ -40,3 +41,9 @@ def test_a_batch_fulfils_each_sale_once_and_answers_every_delivery(shop):
         order = shop.order(checkout.order_id)
         assert order.status == "paid" and order.sale_entry_id and order.fee_micros == 450_000  # 2.9% + 0.30, rounded
     shop.books_ok()
+    # the batch's receipts went out as one job, fanned out by the worker into one email each
+    result = CliRunner(shop.app).invoke(["jobs", "work", "--burst"])
+    assert result.exit_code == 0, result.output
+    for buyer in buyers:
+        [receipt] = smtp.to(buyer.email)
+        assert "Your receipt" in receipt["subject"] and "$5.00" in receipt["body"]
