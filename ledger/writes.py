@@ -325,8 +325,11 @@ def post_one(session: Session, item: _Prepared) -> int:
             conn.execute("RELEASE SAVEPOINT ledger_post")
         rows = insert.fetchall()
     except psycopg.Error as exc:
-        conn.execute("ROLLBACK TO SAVEPOINT ledger_post")
-        conn.execute("RELEASE SAVEPOINT ledger_post")
+        try:
+            conn.execute("ROLLBACK TO SAVEPOINT ledger_post")
+            conn.execute("RELEASE SAVEPOINT ledger_post")
+        except psycopg.Error:  # the savepoint was never set: the caller's transaction had failed already
+            raise exc from None
         if exc.sqlstate == "LDG04":
             return _run(session, lambda: _insert(session, [item])[0])
         refusal = _refusal(exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -221,6 +222,16 @@ def test_a_large_batch_leaves_the_callers_planner_settings_as_they_were(db_sessi
     post_many(db_session, first[50:] + [transfer(f"plan-more{i}", "assets:bank", "income:ads", 5) for i in range(70)])
     assert setting() == "on"  # the path for already recorded keys restores it too
     assert balance(db_session, "income:ads", "USD") == 350
+
+
+def test_a_post_in_a_transaction_that_already_failed_raises_that_failure(db_session):
+    """The one-round-trip post sets its savepoint in a pipeline; if the caller's transaction had failed, the
+    database's own refusal comes back (not a second error about a savepoint that was never set)."""
+    cursor = db_session.connection().connection.dbapi_connection.cursor()
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        cursor.execute("SELECT 1 / 0")
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        post(db_session, transfer("after-failure", "assets:stripe", "income:sales", 5))
 
 
 def test_a_refused_post_rolls_back_only_its_savepoint(db_session):
