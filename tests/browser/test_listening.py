@@ -1,7 +1,9 @@
 """Listening in a real browser: a listener presses Play on a free track; the audio ad (VAST, from the
 player slot) plays first, then the track's stream (the <audio> element gets data and its currentTime
 advances); a seek far into the track asks the stream for a byte range that is served 206; the waveform is
-drawn; and once 30 seconds have been heard the artist's play count rises.
+drawn; and once 30 seconds have been heard the artist's play count rises. A priced track, once the
+listener has used up its full plays, plays only as its 30-second preview: the audio ends at 30 s and the
+player offers the purchase.
 
 The track plays at 8x speed (30 s heard in under 4 s) and the app's frozen clock is moved on, so the
 server's wall-clock bound on "heard" holds without the test waiting 30 real seconds."""
@@ -16,10 +18,17 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD
-from tests.listening.conftest import app, clock, make_track  # noqa: F401  (the listening fixtures)
+from tests.listening.conftest import clock, make_track  # noqa: F401  (the listening fixtures)
 
 pytestmark = pytest.mark.browser
 TRACK_SECONDS = 240.0  # long enough that the browser has not fetched all of it when the test seeks
+
+
+@pytest.fixture
+def app(make_app, clock, request):  # noqa: F811
+    """The listening app (tests.listening.conftest's, on its frozen clock), with any settings a test names:
+    @pytest.mark.parametrize("app", [{"preview_full_plays": 1}], indirect=True)."""
+    return make_app(clock=clock, **getattr(request, "param", {}))
 
 
 def _campaign(app, slot: str, kind: str):  # noqa: F811
@@ -172,3 +181,95 @@ def test_the_gate_carries_the_chosen_format_to_the_download_link(app, make_track
     assert re.search(r"[?&]d=", link.get_attribute("href"))  # the ad's decision stays in it
     page.get_by_label("Format").select_option("")
     assert "format=" not in link.get_attribute("href")
+
+
+def _stream_copies(app, track_id: int) -> dict[str, str]:  # noqa: F811
+    """The track's stream and preview copies: kind ("stream.opus", "preview.mp3", …) -> sha256."""
+    from catalog.models import Track
+    from catalog.rendition_models import Rendition
+
+    with app.extensions["ninety"].sessions() as session:
+        asset_id = session.get(Track, track_id).asset_id
+        return {r.kind: r.sha256 for r in session.scalars(select(Rendition).where(Rendition.asset_id == asset_id))}
+
+
+@pytest.mark.parametrize("app", [{"preview_full_plays": 1}], indirect=True)
+def test_a_priced_track_past_its_full_plays_stops_at_30_s_and_offers_the_purchase(app, make_track,  # noqa: F811
+                                                                                    live_server, listener_page):
+    """One full play allowed (PREVIEW_FULL_PLAYS=1): the player's first play spends it; the next listening
+    session (a new tab: the same listener, a new session) gets the preview, which ends at 30 s with the buy
+    link to the track's checkout. The preview's signed URL does not open the full copy."""
+    page = listener_page
+    track_id = make_track("fixed", seconds=75.0, title="Paid Drive")
+    copies = _stream_copies(app, track_id)
+    previews = {sha for kind, sha in copies.items() if kind.startswith("preview.")}
+    fulls = {sha for kind, sha in copies.items() if kind.startswith("stream.")}
+    assert len(previews) == 2 and len(fulls) == 2 and not previews & fulls
+    buy_path = f"/checkout/tracks/{track_id}"
+
+    # the first play is the listener's one full play: the whole 75 s track
+    page.goto(f"{live_server.url}/tracks/{track_id}")
+    page.locator(f'.listen[data-track-id="{track_id}"] .listen-play').click()
+    page.wait_for_function("() => window.ninetyPlayer.state.ticket && window.ninetyPlayer.audio.readyState >= 1")
+    ticket = page.evaluate("window.ninetyPlayer.state.ticket")
+    assert (ticket["access"], ticket["reason"], ticket["full_plays_left"]) == ("full", "full_plays_left", 0)
+    assert ticket["ad_first"] is False  # a priced track never plays an ad
+    assert page.evaluate("window.ninetyPlayer.audio.src").split("/stream/")[1][:64] in fulls
+    assert abs(page.evaluate("window.ninetyPlayer.audio.duration") - 75.0) < 0.5
+    page.locator("#player-toggle").click()  # pause
+    page.wait_for_function("() => window.ninetyPlayer.audio.paused")
+
+    # later, a new listening session: the full play is spent, so the page and the player give the preview
+    later = page.context.new_page()
+    later.set_default_timeout(15_000)
+    later.goto(f"{live_server.url}/tracks/{track_id}")
+    note = later.locator(f'.listen[data-track-id="{track_id}"] .listen-note')
+    assert "30-second preview" in note.inner_text()
+    assert note.locator("a").get_attribute("href") == buy_path
+    # every load resets playbackRate to defaultPlaybackRate: 8x (30 s in under 4 s), noted when it ends
+    later.evaluate("""() => { const a = window.ninetyPlayer.audio; a.defaultPlaybackRate = 8;
+        a.addEventListener('ended', () => { window.previewEnded = {at: a.currentTime, duration: a.duration,
+            src: a.src}; }, {once: true}); }""")
+    later.locator(f'.listen[data-track-id="{track_id}"] .listen-play').click()
+    later.wait_for_function("() => window.ninetyPlayer.state.ticket !== null")
+    ticket = later.evaluate("window.ninetyPlayer.state.ticket")
+    assert (ticket["access"], ticket["reason"], ticket["full_plays_left"]) == ("preview", "full_plays_used", 0)
+    assert ticket["buy_url"] == buy_path
+    assert ticket["duration_ms"] <= 30_000
+    assert {s["url"].split("/stream/")[1][:64] for s in ticket["sources"]} <= previews
+
+    # it plays, then stops at 30 s: `ended` fires at the preview's end, not the track's
+    later.wait_for_function("() => window.ninetyPlayer.audio.currentTime > 1", timeout=15_000)
+    later.wait_for_function("() => window.previewEnded !== undefined", timeout=30_000)
+    ended = later.evaluate("window.previewEnded")
+    assert abs(ended["duration"] - 30.0) < 0.5, ended
+    assert 29.0 < ended["at"] <= 30.5, ended
+    assert ended["src"].split("/stream/")[1][:64] in previews
+    assert later.evaluate("window.ninetyPlayer.audio.paused && window.ninetyPlayer.audio.ended")
+    assert later.evaluate("window.ninetyPlayer.state.heard") <= 30.5
+
+    # and the player offers the purchase of that track
+    buy = later.locator("#player-buy")
+    assert buy.is_visible()
+    assert buy.inner_text() == "Buy to hear it all"
+    assert buy.get_attribute("href") == buy_path
+    assert later.evaluate("document.activeElement && document.activeElement.id") == "player-buy"
+    assert "Buy the track to hear all of it" in later.locator("#player-status").inner_text()
+
+    # the preview's signed URL opens the preview only: the same signature on the full copy is refused, and
+    # nothing past the preview's end is served
+    name = ended["src"].split("/stream/")[1]
+    preview = later.request.get(f"{live_server.url}/stream/{name}")
+    assert preview.status == 200
+    size = len(preview.body())
+    assert later.request.get(f"{live_server.url}/stream/{name}",
+                             headers={"Range": f"bytes={size}-"}).status == 416
+    extension = name.rsplit(".", 1)[1]
+    full_sha = copies[f"stream.{extension}"]
+    refused = later.request.get(f"{live_server.url}/stream/{full_sha}{name[64:]}")
+    assert refused.status == 403, refused.status
+
+    # the buy link leads to the track's checkout
+    buy.click()
+    later.wait_for_url(re.compile(rf"{re.escape(buy_path)}$"))
+    assert "Paid Drive" in later.locator("main").inner_text()
