@@ -111,17 +111,23 @@ def authenticate(api_base: str, publishable_key: str, payment_intent_id: str, cl
 
 
 def seed(runtime, state: dict) -> None:
+    with_localstripe_hooks(runtime, state, _seed, what="sales")
+
+
+def with_localstripe_hooks(runtime, state: dict, seed_fn, *, what: str, hooks_class: type[_Hooks] = _Hooks) -> None:
+    """Run `seed_fn(runtime, state, hooks)` against the embedded localstripe, its signed webhooks arriving at
+    `hooks` (a `hooks_class`); with any other Stripe, say so and seed nothing (the sales and premium seeds)."""
     from app.cli.demo import embedded_stripe
 
     config = runtime.config
     with embedded_stripe(config):
         if not config.stripe_api_base or not _is_localstripe(config.stripe_api_base) \
                 or not config.stripe_webhook_secret:
-            print("sales: Stripe is not the embedded localstripe; no demo sales seeded")  # noqa: T201
+            print(f"{what}: Stripe is not the embedded localstripe; no demo {what} seeded")  # noqa: T201
             return
-        with _Hooks() as hooks:
+        with hooks_class() as hooks:
             configure_localstripe_webhook(config.stripe_api_base, hooks.url, config.stripe_webhook_secret)
-            _seed(runtime, state, hooks)
+            seed_fn(runtime, state, hooks)
 
 
 def _seed(runtime, state: dict, hooks: _Hooks) -> None:

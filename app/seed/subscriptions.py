@@ -26,9 +26,8 @@ from datetime import timedelta
 import requests
 
 from app.seed.accounts import DEMO_PASSWORD
-from app.seed.sales import WEBHOOK_WAIT_S, _Hooks, _is_localstripe
+from app.seed.sales import WEBHOOK_WAIT_S, _Hooks, with_localstripe_hooks
 from core.clock import FrozenClock
-from core.embedded import configure_localstripe_webhook
 from core.users import User, create_user
 
 ORDER = 35  # after the catalog (20), media (25) and ads (30); before the royalties seeder closes the month (40)
@@ -68,19 +67,8 @@ def confirm_card_setup(api_base: str, publishable_key: str, client_secret: str, 
 
 
 def seed(runtime, state: dict) -> None:
-    from app.cli.demo import embedded_stripe
-
-    if not state.get("tracks"):
-        return
-    config = runtime.config
-    with embedded_stripe(config):
-        if not config.stripe_api_base or not _is_localstripe(config.stripe_api_base) \
-                or not config.stripe_webhook_secret:
-            print("subscriptions: Stripe is not the embedded localstripe; no demo premium seeded")  # noqa: T201
-            return
-        with _SubscriptionHooks() as hooks:
-            configure_localstripe_webhook(config.stripe_api_base, hooks.url, config.stripe_webhook_secret)
-            _seed(runtime, state, hooks)
+    if state.get("tracks"):
+        with_localstripe_hooks(runtime, state, _seed, what="premium", hooks_class=_SubscriptionHooks)
 
 
 def _seed(runtime, state: dict, hooks: _SubscriptionHooks) -> None:
