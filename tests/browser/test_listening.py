@@ -11,12 +11,12 @@ server's wall-clock bound on "heard" holds without the test waiting 30 real seco
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.browser.waiting import wait_for
 from tests.conftest import PASSWORD
 from tests.listening.conftest import clock, make_track  # noqa: F401  (the listening fixtures)
 
@@ -85,16 +85,6 @@ def _plays(app, track_id: int) -> int:  # noqa: F811
         return session.scalar(select(func.count()).select_from(Play).where(Play.track_id == track_id))
 
 
-def _wait_for(page, condition, timeout_s: float = 15.0, what: str = "condition"):
-    """Poll `condition` while Playwright keeps handling the page's events (a plain sleep would stall them)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_listener_hears_the_ad_then_the_track_seeks_and_the_play_counts(app, clock, make_track, player_ad,  # noqa: F811
                                                                           live_server, listener_page):
     page = listener_page
@@ -113,7 +103,7 @@ def test_a_listener_hears_the_ad_then_the_track_seeks_and_the_play_counts(app, c
     play.click()
 
     # the ad first: the player asked for VAST, fetched the ad's audio, and only then the track's stream
-    _wait_for(page, lambda: any("/stream/" in u for u, _, _ in requests), what="the track's stream")
+    wait_for(page, lambda: any("/stream/" in u for u, _, _ in requests), what="the track's stream")
     paths = [u for u, _, _ in requests]
     vast = next(i for i, u in enumerate(paths) if u.startswith(f"/ads/vast?slot=player&track={track_id}"))
     stream = next(i for i, u in enumerate(paths) if "/stream/" in u)
@@ -148,7 +138,7 @@ def test_a_listener_hears_the_ad_then_the_track_seeks_and_the_play_counts(app, c
     page.evaluate("window.ninetyPlayer.audio.playbackRate = 8")
     clock.advance(seconds=60)
     page.wait_for_function("() => window.ninetyPlayer.state.reported >= 30000", timeout=30_000)
-    _wait_for(page, lambda: _plays(app, track_id) == 1, what="the counted play")
+    wait_for(page, lambda: _plays(app, track_id) == 1, what="the counted play")
 
     # and the artist sees it on the dashboard
     artist = make_track.users["Listening Testers:user"]

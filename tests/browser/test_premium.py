@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from tests.browser.test_gate import BROWSER_UA, free_track  # noqa: F401 - the gate's track and its ad campaign
 from tests.browser.test_sales import sign_in, type_card
+from tests.browser.waiting import wait_for
 from tests.listening.conftest import clock, make_track  # noqa: F401 - the listening fixtures
 
 pytestmark = pytest.mark.browser
@@ -99,16 +99,6 @@ def test_a_listener_subscribes_with_the_test_card_the_gate_shows_no_ad_and_they_
     assert not [e for e in errors if "Content Security Policy" in e], errors
 
 
-def _wait_for(page, condition, what: str, timeout_s: float = 20.0):
-    """Poll `condition` while Playwright keeps handling the page's events (a plain sleep would stall them)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_subscriber_plays_a_priced_track_in_full_the_month_closes_and_the_receipt_shows_the_artist(
         app, clock, live_server, page, localstripe, make_track, make_user, runner):  # noqa: F811
     import requests
@@ -182,7 +172,7 @@ def test_a_subscriber_plays_a_priced_track_in_full_the_month_closes_and_the_rece
             with runtime.sessions() as s:
                 return s.scalars(select(Play).where(Play.track_id == track_id, Play.user_id == listener.id)).all()
 
-        _wait_for(tab, lambda: [p.heard_ms >= (TRACK_SECONDS - 5) * 1000 for p in counted_play()] == [True],
+        wait_for(tab, lambda: [p.heard_ms >= (TRACK_SECONDS - 5) * 1000 for p in counted_play()] == [True],
                   what="the subscriber's play counted with the whole track heard")
         (play,) = counted_play()
         assert play.kind == "full"
