@@ -116,11 +116,14 @@ class Supervisor:
         except KeyboardInterrupt:
             pass
         finally:
+            previous = None
             if threading.current_thread() is threading.main_thread():
                 # A second Ctrl-C or SIGTERM must not cut the clean stop short and leave children behind.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
             self.stop()
+            if previous is not None:  # then as before: a process that goes on after supervising hears them again
+                signal.signal(signal.SIGINT, previous[0])
+                signal.signal(signal.SIGTERM, previous[1])
         return self.exit_code
 
     def step(self, now: float | None = None) -> bool:

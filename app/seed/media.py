@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import time
 
 from catalog import renditions
@@ -23,6 +24,11 @@ _worker: dict = {}
 
 
 def _init(sessions, media_path) -> None:
+    # A forked child inherits its parent's signal handlers. A parent that catches SIGTERM to stop cleanly
+    # (`ninety worker`'s stop_requested, the supervisor's SIG_IGN while it stops its children) would leave the
+    # child deaf to the pool's terminate(), and the pool's exit would wait for it forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     engine = sessions.kw.get("bind")
     if engine is not None:
         engine.dispose(close=False)  # a forked process never shares its parent's connections
@@ -54,6 +60,8 @@ def seed(runtime, state: dict) -> None:
         context = multiprocessing.get_context("fork")
         with context.Pool(processes, initializer=_init, initargs=(runtime.sessions, runtime.config.media_path)) as pool:
             results = pool.map(_make, asset_ids)
+            pool.close()  # the workers finish and exit; the with-block's terminate() then has nothing to kill
+            pool.join()
     for asset_id, outcomes in results:
         failures += [f"asset {asset_id} {o}" for o in outcomes if ":done:" not in o]
     state["media_seconds"] = round(time.perf_counter() - started, 1)

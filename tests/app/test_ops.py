@@ -162,8 +162,12 @@ def test_an_essential_child_exiting_stops_everything(tmp_path):
     web = ChildSpec("web", [sys.executable, "-c", "import sys; sys.exit(4)"], essential=True)
     worker = ChildSpec("worker", [sys.executable, "-c", "import time; time.sleep(60)"])
     supervisor = Supervisor([web, worker], env=dict(os.environ), var_dir=tmp_path, log=lambda line: None)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert supervisor.run(poll_s=0.05) == 4
     assert all(child.process is None for child in supervisor.children)
+    # Signals are ignored only while it stops its children: left ignored, every process this one forks later
+    # (the demo's media pool, in this very test process) would shrug off SIGTERM.
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_healthz_reports_supervised_processes_only_from_a_live_supervisor(app, client):
