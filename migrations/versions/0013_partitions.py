@@ -123,7 +123,7 @@ def _partition(table: str, column: str, replaced_unique: str | None) -> None:
         "FROM generate_series(0, 2) n ORDER BY 1")]
 
     op.execute(f"ALTER TABLE {table} RENAME TO {old}")
-    for name, _, _primary, _unique in indexes:
+    for name, _, is_primary, is_unique in indexes:
         op.execute(f'ALTER INDEX "{name}" RENAME TO "{name[:55]}_old"')
     for name, _ in foreign:
         op.execute(f'ALTER TABLE {old} RENAME CONSTRAINT "{name}" TO "{name[:55]}_old"')
@@ -199,7 +199,7 @@ def _unpartition(table: str) -> None:
                "INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS)")
     op.execute(f"INSERT INTO {table} OVERRIDING SYSTEM VALUE SELECT * FROM {old}")
     op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({PRIMARY[table]})")
-    for _name, definition, is_primary in indexes:
+    for name, definition, is_primary in indexes:
         if not is_primary:
             op.execute(definition)
     for name, definition in foreign:
