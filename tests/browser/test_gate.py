@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from adserver import stream as ad_stream
+from tests.browser.ads import approved_creative
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,6 @@ def app(make_app):
 @pytest.fixture
 def free_track(app, make_user):
     """A published free-with-ads track, and an approved display ad for the gate."""
-    from adserver import services as ads
     from catalog import services as catalog
     from catalog.storage import MediaStore
     from catalog.uploads import upload_track
@@ -44,18 +43,9 @@ def free_track(app, make_user):
                              "01 Patience.wav", clock=runtime.clock, max_bytes=None, title="Patience").track
         catalog.publish_release(session, release, clock=runtime.clock)
         adv_user = make_user(roles=("advertiser",))
-        advertiser = ads.create_advertiser(session, name="Gate Ads", currency="USD", member_user_ids=[adv_user.id])
-        ads.fund(session, runtime.redis, advertiser_id=advertiser.id, amount_micros=10_000_000, currency="USD",
-                 clock=runtime.clock, idempotency_key="browser-gate-fund")
-        campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
-            name="Gate", starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
-            total_budget_micros=5_000_000, daily_budget_micros=5_000_000, bid_cpm_micros=2_000_000, pacing="asap",
-            slots=("gate", "browse")), floor_cpm_micros=500_000)
-        creative = ads.create_creative(session, runtime.redis, campaign.id, kind="display", name="Banner",
-                                       click_url="https://example.com/", alt_text="Gate Ads banner", image=PNG,
-                                       media_root=runtime.config.media_path)
-        ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=adv_user.id,
-                            clock=runtime.clock)
+        approved_creative(session, runtime, adv_user.id, advertiser="Gate Ads", campaign="Gate",
+                          slots=("gate", "browse"), kind="display", name="Banner",
+                          idempotency_key="browser-gate-fund", alt_text="Gate Ads banner", image=PNG)
         session.commit()
         return track.id
     finally:

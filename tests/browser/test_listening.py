@@ -11,11 +11,11 @@ server's wall-clock bound on "heard" holds without the test waiting 30 real seco
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.browser.ads import approved_creative
 from tests.browser.waiting import wait_for
 from tests.conftest import PASSWORD
 from tests.listening.conftest import clock, make_track  # noqa: F401  (the listening fixtures)
@@ -33,7 +33,6 @@ def app(make_app, clock, request):  # noqa: F811
 
 def _campaign(app, slot: str, kind: str):  # noqa: F811
     """An approved creative (`kind`) for `slot`, from a funded campaign."""
-    from adserver import services as ads
     from tests.adserver.conftest import PNG, spot
 
     runtime = app.extensions["ninety"]
@@ -42,21 +41,12 @@ def _campaign(app, slot: str, kind: str):  # noqa: F811
         from core.users import create_user
 
         adv_user = create_user(session, email=f"{slot}-ads@example.com", password=PASSWORD, roles=("advertiser",))
-        advertiser = ads.create_advertiser(session, name="Player Ads", currency="USD", member_user_ids=[adv_user.id])
-        ads.fund(session, runtime.redis, advertiser_id=advertiser.id, amount_micros=10_000_000, currency="USD",
-                 clock=runtime.clock, idempotency_key=f"browser-{slot}-fund")
-        campaign = ads.create_campaign(session, runtime.redis, advertiser.id, ads.CampaignInput(
-            name=slot.title(), starts_at=runtime.clock.now() - timedelta(hours=1), ends_at=None,
-            total_budget_micros=5_000_000, daily_budget_micros=5_000_000, bid_cpm_micros=2_000_000, pacing="asap",
-            slots=(slot,)), floor_cpm_micros=500_000)
         media = {"audio": spot(1.0)} if kind == "audio" else {"image": PNG, "alt_text": "A banner"}
-        creative = ads.create_creative(session, runtime.redis, campaign.id, kind=kind, name="Jingle",
-                                       click_url="https://example.com/", media_root=runtime.config.media_path,
-                                       **media)
-        ads.review_creative(session, runtime.redis, creative.id, approve=True, reviewer_id=adv_user.id,
-                            clock=runtime.clock)
+        creative_id = approved_creative(session, runtime, adv_user.id, advertiser="Player Ads", campaign=slot.title(),
+                                        slots=(slot,), kind=kind, name="Jingle",
+                                        idempotency_key=f"browser-{slot}-fund", **media)
         session.commit()
-        return creative.id
+        return creative_id
     finally:
         session.close()
 

@@ -101,10 +101,9 @@ def test_a_subscriber_pool_share_of_a_track_under_notice_is_held_for_its_case_an
     world.check_books()
 
 
-def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_released(
-        shop, clock, settings):  # noqa: F811 - the sales fixture
+def _held_sale(shop, clock, settings):  # noqa: F811 - the sales fixture, passed on
+    """Ada's 8.00 release bought while her tracks are taken down: (world, notice, case, order, payee, held)."""
     from catalog import services as catalog
-    from royalties.services import statement
 
     world = RightsWorld(shop.app, clock, settings)
     ada = world.artist("Ada", collaborator=False)
@@ -114,7 +113,14 @@ def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_rel
     case_id = world.case_ids(notice_id)[0]
     order_id = shop.buy(shop.user(), {"release_id": ada["release_id"]}).order_id
     payee = ada["payee_id"]
-    sold = world.balance(payee_held(payee))
+    return world, notice_id, case_id, order_id, payee, world.balance(payee_held(payee))
+
+
+def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_released(
+        shop, clock, settings):  # noqa: F811 - the sales fixture
+    from royalties.services import statement
+
+    world, notice_id, case_id, order_id, payee, sold = _held_sale(shop, clock, settings)
     shop.refund(order_id, "2.00")
     left = world.balance(payee_held(payee))
     assert 0 < left < sold
@@ -130,17 +136,7 @@ def test_a_refund_of_a_held_sale_shows_on_the_case_line_and_only_the_rest_is_rel
 
 def test_a_refund_after_the_case_released_the_sale_is_taken_back_from_where_the_money_went(
         shop, clock, settings):  # noqa: F811 - the sales fixture
-    from catalog import services as catalog
-
-    world = RightsWorld(shop.app, clock, settings)
-    ada = world.artist("Ada", collaborator=False)
-    with world.unit() as s:
-        catalog.set_release_price(s, catalog.get_release(s, ada["release_id"]), "fixed", price="8.00")
-    notice_id = world.take_down(ada["tracks"])
-    case_id = world.case_ids(notice_id)[0]
-    order_id = shop.buy(shop.user(), {"release_id": ada["release_id"]}).order_id
-    payee = ada["payee_id"]
-    sold = world.balance(payee_held(payee))
+    world, notice_id, case_id, order_id, payee, sold = _held_sale(shop, clock, settings)
     world.withdraw(notice_id)
     assert world.balance(payee_payable(payee)) == sold
     shop.refund(order_id, "2.00")  # the sale's posting was on the held account: the refund debits it there
