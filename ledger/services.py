@@ -77,8 +77,12 @@ def get_entry(session: Session, entry_id: int) -> StoredEntry:
 
 
 def reverse(session: Session, entry_id: int, reason: str, *, idempotency_key: str | None = None,
-            effective_at: datetime | None = None) -> int:
-    """Post the mirror image of an entry (every debit a credit and back); an entry is reversed at most once."""
+            effective_at: datetime | None = None, description: str | None = None,
+            metadata: dict | None = None) -> int:
+    """Post the mirror image of an entry (every debit a credit and back); an entry is reversed at most once.
+
+    The reversal says "Reversal of entry N: reason" with event "reversal", unless the caller names its own
+    `description` and `metadata` (a failed refund's mirror stays a "refund" event of the sale, signed back)."""
     reason = _text(reason, "the reason", 300)
     original = get_entry(session, entry_id)
     key = idempotency_key or f"reversal:{entry_id}"
@@ -93,12 +97,13 @@ def reverse(session: Session, entry_id: int, reason: str, *, idempotency_key: st
             return original.reversed_by_id
         raise AlreadyReversed(f"Entry {entry_id} was already reversed by entry {original.reversed_by_id}.",
                               reversed_by_id=original.reversed_by_id)
-    metadata = {"event": "reversal", "reverses": entry_id, "reason": reason}
-    if original.metadata.get("event"):
-        metadata["original_event"] = original.metadata["event"]
+    if metadata is None:
+        metadata = {"event": "reversal", "reverses": entry_id, "reason": reason}
+        if original.metadata.get("event"):
+            metadata["original_event"] = original.metadata["event"]
     mirrored = [Posting(p.account, CREDIT if p.side == DEBIT else DEBIT, p.amount_micros, p.currency, p.ref)
                 for p in original.postings]
-    description = f"Reversal of entry {entry_id}: {reason}"[:MAX_DESCRIPTION]
+    description = (description or f"Reversal of entry {entry_id}: {reason}")[:MAX_DESCRIPTION]
     return post(session, Entry(key, effective_at, description, mirrored, metadata, reverses_id=entry_id))
 
 

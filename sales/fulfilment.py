@@ -27,7 +27,7 @@ from core.money import Money, MoneyError, chargeable_minor_units, minor_unit_mic
 from core.users import User
 from ledger import services as ledger
 from ledger.accounts import PROCESSING_FEES, STRIPE
-from ledger.values import CREDIT, DEBIT, Entry, Posting
+from ledger.values import Posting
 from payments.stripe_client import PaymentIntent, StripeClient
 from rights.escrow import routes_for
 from sales import books
@@ -274,16 +274,16 @@ def reverse_failed_refund(session: Session, order: Order, *, refund_id: str, clo
     if booked.reversed_by_id is not None:
         return False
     why = failure_reason or "unknown"
-    mirrored = [Posting(p.account, CREDIT if p.side == DEBIT else DEBIT, p.amount_micros, p.currency, p.ref)
-                for p in booked.postings]
     # Still a "refund" event (one of the sale events the statements and the track table read), signed the
     # other way: what was refunded from the sale shrinks back by the failed amount.
-    ledger.post(session, Entry(
-        f"refund_failed:{refund_id}", clock.now(),
-        f"Refund {refund_id} of {Money(refund.amount_micros, order.currency)} on order {order.id} failed ({why})"[:500],
-        mirrored, {"event": "refund", "order_id": order.id, "release_id": order.release_id,
-                   "track_id": order.track_id, "refund": refund_id, "failed": True, "failure_reason": why,
-                   "amount_micros": -refund.amount_micros}, reverses_id=booked.id))
+    ledger.reverse(
+        session, booked.id, f"refund failed at Stripe ({why})"[:300], idempotency_key=f"refund_failed:{refund_id}",
+        effective_at=clock.now(),
+        description=f"Refund {refund_id} of {Money(refund.amount_micros, order.currency)} on order {order.id} "
+                    f"failed ({why})"[:500],
+        metadata={"event": "refund", "order_id": order.id, "release_id": order.release_id,
+                  "track_id": order.track_id, "refund": refund_id, "failed": True, "failure_reason": why,
+                  "amount_micros": -refund.amount_micros})
     refund.reason = f"Failed at Stripe ({why}); {refund.reason}"[:300] if refund.reason else f"Failed at Stripe ({why})"
     order.refunded_micros -= refund.amount_micros
     session.flush()
