@@ -192,10 +192,10 @@ def held_lines(session: Session, payee_id: int, *, currency: str | None = None,
     for ref, cur, event, amount in rows:
         if amount:
             by_track[(int(ref[6:]), cur.strip())][event] = int(amount)
-    by_track = defaultdict(dict, {key: sources for key, sources in by_track.items() if sum(sources.values())})
-    if not by_track:
+    nonzero = {key: sources for key, sources in by_track.items() if sum(sources.values())}
+    if not nonzero:
         return []
-    track_ids = sorted({track_id for track_id, _ in by_track})
+    track_ids = sorted({track_id for track_id, _ in nonzero})
     cases = session.execute(text("""
         SELECT DISTINCT ON (c.track_id) c.track_id, c.id, c.notice_id, c.state, c.counter_deadline_at,
                c.restore_at, c.resolved_at, t.title, r.title
@@ -208,7 +208,7 @@ def held_lines(session: Session, payee_id: int, *, currency: str | None = None,
                             {"ids": track_ids, "at": at}).all()
     case_of = {row[0]: row for row in cases}
     lines = []
-    for (track_id, cur), sources in sorted(by_track.items()):
+    for (track_id, cur), sources in sorted(nonzero.items()):
         row = case_of.get(track_id)
         if row is None:  # pragma: no cover - held credits are routed only while a case holds the track
             continue
