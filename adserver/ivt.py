@@ -32,6 +32,12 @@ def _bot_pattern() -> re.Pattern:
     return re.compile("|".join(f"(?:{p['pattern']})" for p in crawleruseragents.CRAWLER_USER_AGENTS_DATA))
 
 
+def warm() -> None:
+    """Compile the crawler pattern now (a server's worker, before its first request): otherwise the first
+    beacons pay for it, every thread that arrives before it is made compiling it again."""
+    _bot_pattern()
+
+
 @functools.lru_cache(maxsize=4096)
 def is_bot(user_agent: str, allow_list: tuple[str, ...] = DEFAULT_PLAYER_ALLOW_LIST) -> bool:
     if any(token in user_agent for token in allow_list):

@@ -24,6 +24,13 @@ keepalive = 5
 accesslog = "-"
 
 
+def post_worker_init(worker) -> None:
+    """A worker has loaded the app: make what every beacon needs before the first one arrives."""
+    from adserver import ivt
+
+    ivt.warm()
+
+
 def control_socket_path(var_dir: str | Path) -> str:
     run_dir = Path(var_dir).resolve() / "run"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
 from catalog.models import Track
@@ -118,13 +119,14 @@ def bounded_heard(report: PlayReport, heard_ms: int, now: datetime) -> int:
     return max(0, min(int(heard_ms), elapsed_ms + CLOCK_SLACK_MS, MAX_HEARD_MS))
 
 
-def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previous_ms: int, now: datetime) -> str:
+def record_heard(session, report: PlayReport, heard_ms: int, *, previous_ms: int, now: datetime) -> str:
     """Record that `heard_ms` of the play have been heard (cumulative); `previous_ms` is the most the play
     had reported before (kept by the caller in Redis). Returns "counted" (this report made it count),
     "updated" (it had counted already), "listening" (under 30 s so far) or "stale" (nothing new).
 
     The claim is bounded by the wall clock: no more can have been heard than the time since the play started
-    (plus a little slack), so a script cannot count a play by reporting 30 s after one."""
+    (plus a little slack), so a script cannot count a play by reporting 30 s after one. `session` is an ORM
+    session, a Connection, or a DB-API connection in autocommit (the beacon's; see `_execute`)."""
     if report.kind not in PLAY_KINDS:
         raise ValueError("kind is full or preview")
     heard = bounded_heard(report, heard_ms, now)
@@ -134,12 +136,26 @@ def record_heard(session: Session, report: PlayReport, heard_ms: int, *, previou
     values = {"d": delta, "now": now, "s": report.session_id, "l": report.listener_id, "p": report.play_id,
               "t": report.track_id, "u": report.user_id, "k": report.kind, "started": report.started_at, "h": heard}
     if heard < COUNT_AFTER_MS or report.kind != "full":
-        session.execute(_SESSION_HEARD, values)
+        _execute(session, _SESSION_HEARD, values)
         return "listening"
     # One round trip: the session's time, the de-duplication id, and either the new play with the listener's
     # count or (a play that counted already) its growing time. Data-modifying CTEs all run, once each.
-    counted = session.execute(_COUNT, values).first()[0]
+    counted = _execute(session, _COUNT, values)[0]
     return "counted" if counted else "updated"
+
+
+def _execute(db, statement, values: dict):
+    """Run one of the statements below and return its first row. `db` is an ORM session or a Connection,
+    or (the play beacon, the hottest write on the site) a pooled DB-API connection: then the statement goes
+    to the driver as it is, compiled once, with none of SQLAlchemy's per-execution work."""
+    if isinstance(db, Session | Connection):
+        return db.execute(statement, values).first()
+    cursor = db.cursor()
+    try:
+        cursor.execute(_DRIVER_SQL[statement], values)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
 
 
 # Both statements also turn off the wait for the disk at commit, for their own transaction only
@@ -168,6 +184,9 @@ _COUNT = text("""
         UPDATE plays SET heard_ms = greatest(heard_ms, :h)
          WHERE play_id = :p AND counted_at >= :started AND NOT EXISTS (SELECT 1 FROM fresh) RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM fresh), set_config('synchronous_commit', 'off', true)""")
+# The same two statements in the driver's own parameter style (psycopg: %(name)s), for DB-API connections.
+_DRIVER_SQL = {statement: str(statement.compile(dialect=postgresql_psycopg.dialect()))
+               for statement in (_SESSION_HEARD, _COUNT)}
 
 
 # --- figures ------------------------------------------------------------------------------------------------

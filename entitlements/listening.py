@@ -382,7 +382,8 @@ def count_play(session: Session | Connection, redis, token: str, heard_ms: int, 
     """Take one play beacon: "counted", "updated", "listening", "stale", or why it was refused ("invalid",
     "bot", "missing_headers", "cross_site"). A forged token, or one issued to another listener, is
     "invalid"; a bot's beacon is recorded nowhere. The client is never told which (see the impression
-    beacon: telling would teach a script which of its beacons pass)."""
+    beacon: telling would teach a script which of its beacons pass). `session` is where the report is
+    written: a session, a Connection or a pooled DB-API connection (see catalog.plays.record_heard)."""
     try:
         report = _verify_play(token, who.listener_id, settings.secret)
     except StreamRefused:

@@ -8,11 +8,12 @@ parse, call one service and answer.
 from __future__ import annotations
 
 import weakref
+
+import psycopg
 from datetime import UTC, timedelta
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 
 from app import context
 from app.auth import access, current_listener_id, current_user
@@ -31,7 +32,7 @@ bp = Blueprint("web_listening", __name__)
 MAX_BEACON_HEARD_MS = 24 * 3600 * 1000
 # A beacon holds its connection for one statement: a few per worker serve many threads, and the server's
 # connection limit is left to the main pool.
-BEACON_POOL_SIZE = 6
+BEACON_POOL_SIZE = 12
 
 
 def init_app(app) -> None:
@@ -174,8 +175,8 @@ def beacon():
     told whether it counted. Signed and bound to the listener, so no CSRF token is needed.
 
     The view owns the transaction, as every view does, and makes it the smallest there is: a report is one
-    SQL statement (catalog.plays), run on a pooled connection in autocommit, so it is its own transaction
-    with no BEGIN, SET or COMMIT round trips and no ORM session. A beacon is the hottest write on the site
+    SQL statement (catalog.plays), run on a pooled DB-API connection in autocommit, so it is its own
+    transaction with no BEGIN, SET or COMMIT round trips, no ORM session and no SQLAlchemy execution. A beacon is the hottest write on the site
     (every listener, every ten seconds); nothing else in the request writes."""
     data = _body()
     token, raw = data.get("token"), data.get("heard_ms")
@@ -188,20 +189,24 @@ def beacon():
         runtime = context.runtime()
         try:
             _count(runtime, token, heard_ms, who)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
+        except psycopg.OperationalError:
             _count(runtime, token, heard_ms, who)  # a connection the database had closed: once more, on a new one
     return Response(status=204, headers={"Cache-Control": "no-store"})
 
 
 def _count(runtime, token: str, heard_ms: int, who: listening.Listener) -> None:
-    with beacon_engine(runtime).connect() as connection:
-        try:
-            listening.count_play(connection, runtime.redis, token, heard_ms, who, settings=settings(),
-                                 clock=runtime.clock)
-        except StreamRefused:
-            pass
+    connection = beacon_engine(runtime).raw_connection()  # the pool's DB-API connection, in autocommit
+    try:
+        listening.count_play(connection, runtime.redis, token, heard_ms, who, settings=settings(),
+                             clock=runtime.clock)
+    except StreamRefused:
+        pass
+    except psycopg.OperationalError:
+        if connection.dbapi_connection is not None and connection.dbapi_connection.closed:
+            connection.invalidate()  # not back into the pool
+        raise
+    finally:
+        connection.close()
 
 
 def beacon_engine(runtime):
