@@ -33,7 +33,7 @@ MAX_HEARD_MS = 6 * 3600 * 1000
 __all__ = [
     "COUNT_AFTER_MS", "PlayReport", "SessionStart", "bounded_heard", "claim_full_stream", "full_streams",
     "listening_seconds_by_track", "open_session", "payee_daily_plays", "plays_by_track", "plays_by_track_and_day",
-    "record_heard", "set_previews_only", "tracks_of_payee",
+    "record_heard", "record_heard_many", "set_previews_only", "tracks_of_payee",
 ]
 
 
@@ -123,70 +123,108 @@ def record_heard(session, report: PlayReport, heard_ms: int, *, previous_ms: int
     """Record that `heard_ms` of the play have been heard (cumulative); `previous_ms` is the most the play
     had reported before (kept by the caller in Redis). Returns "counted" (this report made it count),
     "updated" (it had counted already), "listening" (under 30 s so far) or "stale" (nothing new).
+    `record_heard_many` for one report."""
+    return record_heard_many(session, [(report, heard_ms, previous_ms, now)])[0]
+
+
+def record_heard_many(session, reports: list[tuple[PlayReport, int, int, datetime]]) -> list[str]:
+    """`record_heard` for many reports, (report, heard ms, previous ms, now) each, in one statement; one
+    outcome per report, in order. Reports of the same play may be among them, in the order they were heard.
 
     The claim is bounded by the wall clock: no more can have been heard than the time since the play started
     (plus a little slack), so a script cannot count a play by reporting 30 s after one. `session` is an ORM
-    session, a Connection, or a DB-API connection in autocommit (the beacon's; see `_execute`)."""
-    if report.kind not in PLAY_KINDS:
-        raise ValueError("kind is full or preview")
-    heard = bounded_heard(report, heard_ms, now)
-    delta = heard - max(previous_ms, 0)
-    if delta <= 0:
-        return "stale"
-    values = {"d": delta, "now": now, "s": report.session_id, "l": report.listener_id, "p": report.play_id,
-              "t": report.track_id, "u": report.user_id, "k": report.kind, "started": report.started_at, "h": heard}
-    if heard < COUNT_AFTER_MS or report.kind != "full":
-        _execute(session, _SESSION_HEARD, values)
-        return "listening"
-    # One round trip: the session's time, the de-duplication id, and either the new play with the listener's
-    # count or (a play that counted already) its growing time. Data-modifying CTEs all run, once each.
-    counted = _execute(session, _COUNT, values)[0]
-    return "counted" if counted else "updated"
+    session, a Connection, or a DB-API connection in autocommit (the beacons'; see `_execute`)."""
+    outcomes: list[str] = []
+    rows: dict[uuid.UUID, dict] = {}  # one row per play: what is new in it, the most heard, whether it counts
+    for report, heard_ms, previous_ms, now in reports:
+        if report.kind not in PLAY_KINDS:
+            raise ValueError("kind is full or preview")
+        heard = bounded_heard(report, heard_ms, now)
+        delta = heard - max(previous_ms, 0)
+        if delta <= 0:
+            outcomes.append("stale")
+            continue
+        counts = heard >= COUNT_AFTER_MS and report.kind == "full"
+        outcomes.append("counts" if counts else "listening")
+        row = rows.get(report.play_id)
+        if row is None:
+            rows[report.play_id] = {"report": report, "d": delta, "h": heard, "now": now, "c": counts}
+        else:
+            row.update(d=row["d"] + delta, h=max(row["h"], heard), now=max(row["now"], now), c=row["c"] or counts)
+    if not rows:
+        return outcomes
+    values = {"p": [], "t": [], "l": [], "u": [], "s": [], "k": [], "started": [], "now": [], "h": [], "d": [],
+              "c": []}
+    for play_id, row in rows.items():
+        report = row["report"]
+        for key, value in (("p", play_id), ("t", report.track_id), ("l", report.listener_id), ("u", report.user_id),
+                           ("s", report.session_id), ("k", report.kind), ("started", report.started_at),
+                           ("now", row["now"]), ("h", row["h"]), ("d", row["d"]), ("c", row["c"])):
+            values[key].append(value)
+    fresh = set(_execute(session, _HEARD, values)[0])
+    for index, (report, *_) in enumerate(reports):  # the first report of a fresh play to count counted it
+        if outcomes[index] == "counts":
+            outcomes[index] = "counted" if report.play_id in fresh else "updated"
+            fresh.discard(report.play_id)
+    return outcomes
 
 
 def _execute(db, statement, values: dict):
     """Run one of the statements below and return its first row. `db` is an ORM session or a Connection,
     or (the play beacon, the hottest write on the site) a pooled DB-API connection: then the statement goes
-    to the driver as it is, compiled once, with none of SQLAlchemy's per-execution work."""
+    to the driver as it is, compiled once, with none of SQLAlchemy's per-execution work, and prepared on
+    the connection."""
     if isinstance(db, Session | Connection):
         return db.execute(statement, values).first()
     cursor = db.cursor()
     try:
-        cursor.execute(_DRIVER_SQL[statement], values)
+        cursor.execute(_DRIVER_SQL[statement], values, prepare=True)
         return cursor.fetchone()
     finally:
         cursor.close()
 
 
-# Both statements also turn off the wait for the disk at commit, for their own transaction only
-# (set_config(..., is_local => true) is SET LOCAL inside the statement: no round trip of its own). A database
-# crash may lose the last moment's reports, never count one twice (play_ids holds that); the impression
-# stream in Redis makes the same trade.
-_SESSION_HEARD = text("""UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
-                          WHERE id = :s AND listener_id = :l
-                      RETURNING set_config('synchronous_commit', 'off', true)""")
-_COUNT = text("""
-    WITH heard AS (
-        UPDATE listening_sessions SET heard_ms = heard_ms + :d, last_heard_at = greatest(last_heard_at, :now)
-         WHERE id = :s AND listener_id = :l RETURNING 1),
-    fresh AS (INSERT INTO play_ids (play_id, counted_at) VALUES (:p, :now) ON CONFLICT DO NOTHING RETURNING play_id),
+# One round trip for any number of reports, one row per play: the listening sessions' time, then, for the plays
+# that count (30 s of a full stream heard), the de-duplication id and either the new play with the listener's
+# count or (a play that counted already) its growing time. Data-modifying CTEs all run, once each, and see
+# each other's RETURNING rows, not each other's writes. The statement also turns off the wait for the disk at
+# commit, for its own transaction only (set_config(..., is_local => true) is SET LOCAL inside the statement:
+# no round trip of its own). A database crash may lose the last moment's reports, never count one twice
+# (play_ids holds that); the impression stream in Redis makes the same trade. Answers the plays counted now.
+_HEARD = text("""
+    WITH r AS (
+        SELECT * FROM unnest(CAST(:p AS uuid[]), CAST(:t AS integer[]), CAST(:l AS varchar[]), CAST(:u AS integer[]),
+                             CAST(:s AS varchar[]), CAST(:k AS varchar[]), CAST(:started AS timestamptz[]),
+                             CAST(:now AS timestamptz[]), CAST(:h AS integer[]), CAST(:d AS integer[]),
+                             CAST(:c AS boolean[]))
+               AS r (p, t, l, u, s, k, started, now, h, d, c)),
+    heard AS (
+        UPDATE listening_sessions ls SET heard_ms = ls.heard_ms + x.d, last_heard_at = greatest(ls.last_heard_at, x.now)
+          FROM (SELECT s, l, sum(d) AS d, max(now) AS now FROM r GROUP BY s, l) x
+         WHERE ls.id = x.s AND ls.listener_id = x.l RETURNING 1),
+    fresh AS (
+        INSERT INTO play_ids (play_id, counted_at) SELECT p, now FROM r WHERE c
+        ON CONFLICT DO NOTHING RETURNING play_id),
     play AS (
         INSERT INTO plays (play_id, track_id, listener_id, user_id, session_id, kind, started_at, counted_at, heard_ms)
-        SELECT CAST(:p AS uuid), CAST(:t AS integer), CAST(:l AS varchar), CAST(:u AS integer), CAST(:s AS varchar),
-               CAST(:k AS varchar), CAST(:started AS timestamptz), CAST(:now AS timestamptz), CAST(:h AS integer)
-          FROM fresh RETURNING 1),
+        SELECT r.p, r.t, r.l, r.u, r.s, r.k, r.started, r.now, r.h FROM r JOIN fresh ON fresh.play_id = r.p
+        RETURNING 1),
     tally AS (
         INSERT INTO listener_track_plays AS c (listener_id, track_id, full_streams, counted_plays, last_played_at)
-        SELECT CAST(:l AS varchar), CAST(:t AS integer), 0, 1, CAST(:now AS timestamptz) FROM fresh
+        SELECT r.l, r.t, 0, count(*), max(r.now) FROM r JOIN fresh ON fresh.play_id = r.p GROUP BY r.l, r.t
         ON CONFLICT (listener_id, track_id) DO UPDATE
-           SET counted_plays = c.counted_plays + 1, last_played_at = greatest(c.last_played_at, :now) RETURNING 1),
+           SET counted_plays = c.counted_plays + excluded.counted_plays,
+               last_played_at = greatest(c.last_played_at, excluded.last_played_at)
+        RETURNING 1),
     grown AS (
-        UPDATE plays SET heard_ms = greatest(heard_ms, :h)
-         WHERE play_id = :p AND counted_at >= :started AND NOT EXISTS (SELECT 1 FROM fresh) RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM fresh), set_config('synchronous_commit', 'off', true)""")
-# The same two statements in the driver's own parameter style (psycopg: %(name)s), for DB-API connections.
-_DRIVER_SQL = {statement: str(statement.compile(dialect=postgresql_psycopg.dialect()))
-               for statement in (_SESSION_HEARD, _COUNT)}
+        UPDATE plays SET heard_ms = greatest(plays.heard_ms, r.h) FROM r
+         WHERE r.c AND plays.play_id = r.p AND plays.counted_at >= r.started
+           AND NOT EXISTS (SELECT 1 FROM fresh WHERE fresh.play_id = r.p)
+        RETURNING 1)
+    SELECT coalesce((SELECT array_agg(play_id) FROM fresh), CAST('{}' AS uuid[])),
+           set_config('synchronous_commit', 'off', true)""")
+# The same statement in the driver's own parameter style (psycopg: %(name)s), for DB-API connections.
+_DRIVER_SQL = {_HEARD: str(_HEARD.compile(dialect=postgresql_psycopg.dialect()))}
 
 
 # --- figures ------------------------------------------------------------------------------------------------

@@ -49,8 +49,8 @@ PREVIEW_MS = 30_000
 PLAY_REPORT_TTL_S = 12 * 3600
 
 __all__ = [
-    "Hearing", "ListenSettings", "Listener", "Source", "Ticket", "count_play", "hearings", "is_subscriber",
-    "owns_track", "start_play", "stream_sources", "verify_stream",
+    "HeardReport", "Hearing", "ListenSettings", "Listener", "Source", "Ticket", "count_play", "count_plays",
+    "hearings", "is_subscriber", "owns_track", "play_report", "start_play", "stream_sources", "verify_stream",
 ]
 
 
@@ -377,13 +377,18 @@ def invalid_traffic(who: Listener) -> str | None:
     return None
 
 
-def count_play(session: Session | Connection, redis, token: str, heard_ms: int, who: Listener, *,
-               settings: ListenSettings, clock) -> str:
-    """Take one play beacon: "counted", "updated", "listening", "stale", or why it was refused ("invalid",
-    "bot", "missing_headers", "cross_site"). A forged token, or one issued to another listener, is
-    "invalid"; a bot's beacon is recorded nowhere. The client is never told which (see the impression
-    beacon: telling would teach a script which of its beacons pass). `session` is where the report is
-    written: a session, a Connection or a pooled DB-API connection (see catalog.plays.record_heard)."""
+@dataclass(frozen=True)
+class HeardReport:
+    """A play beacon that passed its checks (`play_report`): the play, the audio it claims heard, and when."""
+
+    report: plays.PlayReport
+    heard_ms: int
+    now: datetime
+
+
+def play_report(token: str, heard_ms: int, who: Listener, *, settings: ListenSettings, clock) -> HeardReport | str:
+    """A play beacon's report, checked: what `count_plays` takes, or why it is refused ("invalid", "bot",
+    "missing_headers", "cross_site"). A forged token, or one issued to another listener, is "invalid"."""
     try:
         report = _verify_play(token, who.listener_id, settings.secret)
     except StreamRefused:
@@ -393,16 +398,50 @@ def count_play(session: Session | Connection, redis, token: str, heard_ms: int, 
         return reason
     if not isinstance(heard_ms, int) or heard_ms < 0:
         return "invalid"
-    report = plays.PlayReport(**{**report.__dict__, "user_id": who.user_id})
-    heard_key = f"listen:play:{{{who.listener_id}}}:{report.play_id.hex}"
     now = clock.now()
-    heard = plays.bounded_heard(report, heard_ms, now)
-    previous = int(_heard_script(redis)(keys=[heard_key], args=[heard, PLAY_REPORT_TTL_S]))
-    try:  # one statement (catalog.plays), committed without waiting for the disk
-        return plays.record_heard(session, report, heard, previous_ms=previous, now=now)
+    report = plays.PlayReport(**{**report.__dict__, "user_id": who.user_id})
+    return HeardReport(report, plays.bounded_heard(report, heard_ms, now), now)
+
+
+def count_plays(session, redis, heard: list[HeardReport]) -> list[str]:
+    """Count checked reports: "counted", "updated", "listening" or "stale" each, in order. Each play's most
+    heard so far is kept in Redis (one pipelined round trip for them all); what is new is written in one
+    statement (catalog.plays.record_heard_many) to `session`: a session, a Connection or a pooled DB-API
+    connection. If the database does not take it, the marks are put back, so a retry (or the next beacon)
+    counts those reports, and the error is raised."""
+    keys = [f"listen:play:{{{item.report.listener_id}}}:{item.report.play_id.hex}" for item in heard]
+    previous = _mark_heard(redis, keys, [item.heard_ms for item in heard])
+    try:  # one statement, committed without waiting for the disk
+        return plays.record_heard_many(session, [(item.report, item.heard_ms, before, item.now)
+                                                 for item, before in zip(heard, previous, strict=True)])
     except BaseException:
-        # the database did not take it: the report is not heard yet, so a retry (or the next beacon) counts it
-        if heard > previous:
-            _script(redis, "_ninety_unheard_script", UNHEARD_LUA)(keys=[heard_key],
-                                                                   args=[heard, previous, PLAY_REPORT_TTL_S])
+        unheard = _script(redis, "_ninety_unheard_script", UNHEARD_LUA)
+        for key, item, before in reversed(list(zip(keys, heard, previous, strict=True))):
+            if item.heard_ms > before:
+                unheard(keys=[key], args=[item.heard_ms, before, PLAY_REPORT_TTL_S])
         raise
+
+
+def _mark_heard(redis, keys: list[str], heard: list[int]) -> list[int]:
+    """Raise each play's heard mark to the report's (kept for PLAY_REPORT_TTL_S); the mark before each. In
+    order, so two reports of one play each see the other's. Pipelined on one server; on a Redis Cluster,
+    where the marks live on several nodes, one call each."""
+    script = _heard_script(redis)
+    if hasattr(redis, "get_nodes") or len(keys) == 1:  # a RedisCluster client, or nothing to pipeline
+        return [int(script(keys=[key], args=[ms, PLAY_REPORT_TTL_S])) for key, ms in zip(keys, heard, strict=True)]
+    pipe = redis.pipeline(transaction=False)
+    for key, ms in zip(keys, heard, strict=True):
+        script(keys=[key], args=[ms, PLAY_REPORT_TTL_S], client=pipe)
+    return [int(before) for before in pipe.execute()]
+
+
+def count_play(session: Session | Connection, redis, token: str, heard_ms: int, who: Listener, *,
+               settings: ListenSettings, clock) -> str:
+    """Take one play beacon: "counted", "updated", "listening", "stale", or why it was refused ("invalid",
+    "bot", "missing_headers", "cross_site"); `play_report` then `count_plays`. A bot's beacon is recorded
+    nowhere. The client is never told which (see the impression beacon: telling would teach a script which
+    of its beacons pass)."""
+    checked = play_report(token, heard_ms, who, settings=settings, clock=clock)
+    if isinstance(checked, str):
+        return checked
+    return count_plays(session, redis, [checked])[0]

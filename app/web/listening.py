@@ -8,10 +8,10 @@ parse, call one service and answer.
 from __future__ import annotations
 
 import weakref
+from datetime import UTC, timedelta
+from functools import partial
 
 import psycopg
-from datetime import UTC, timedelta
-
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
@@ -22,17 +22,18 @@ from catalog import plays, renditions
 from catalog import services as catalog
 from catalog.models import Release, Track
 from catalog.storage import MediaStore
+from core.batching import Batches, per_process
 from core.db import make_engine
 from entitlements import listening
-from entitlements.errors import StreamRefused
 from rights.services import track_notice
 
 bp = Blueprint("web_listening", __name__)
 
 MAX_BEACON_HEARD_MS = 24 * 3600 * 1000
-# A beacon holds its connection for one statement: a few per worker serve many threads, and the server's
-# connection limit is left to the main pool.
-BEACON_POOL_SIZE = 12
+# Beacons are written in batches by one thread per process, a connection at a time: the pool is for the
+# moment a batch thread makes a new connection while the one before is still being closed.
+BEACON_POOL_SIZE = 2
+BEACON_BATCH_MAX = 256
 
 
 def init_app(app) -> None:
@@ -174,10 +175,14 @@ def beacon():
     """A play beacon (sendBeacon or fetch): how much of a play has been heard. Always 204: the client is not
     told whether it counted. Signed and bound to the listener, so no CSRF token is needed.
 
-    The view owns the transaction, as every view does, and makes it the smallest there is: a report is one
-    SQL statement (catalog.plays), run on a pooled DB-API connection in autocommit, so it is its own
-    transaction with no BEGIN, SET or COMMIT round trips, no ORM session and no SQLAlchemy execution. A beacon is the hottest write on the site
-    (every listener, every ten seconds); nothing else in the request writes."""
+    The beacon is the hottest write on the site (every listener, every ten seconds), and nothing else in the
+    request writes. The view checks the report (signature, listener, bot filter) and offers it to this
+    process's beacon batches (core.batching), answering at once: the reports that arrive while one batch is
+    written go into the next, and each batch is one pipelined Redis round trip and one SQL statement
+    (catalog.plays) on a pooled DB-API connection in autocommit, its own transaction with no BEGIN, SET or
+    COMMIT round trips and no ORM session. A report lost on the way (a worker killed before its batch was
+    written, a database that refused it) does no harm a later one does not mend: each report carries the
+    play's whole time heard so far, and the player sends one every ten seconds and at the end."""
     data = _body()
     token, raw = data.get("token"), data.get("heard_ms")
     try:
@@ -185,22 +190,31 @@ def beacon():
     except (TypeError, ValueError):
         heard_ms = -1
     if isinstance(token, str) and 0 <= heard_ms <= MAX_BEACON_HEARD_MS:
-        who = listener()
         runtime = context.runtime()
-        try:
-            _count(runtime, token, heard_ms, who)
-        except psycopg.OperationalError:
-            _count(runtime, token, heard_ms, who)  # a connection the database had closed: once more, on a new one
+        checked = listening.play_report(token, heard_ms, listener(), settings=settings(), clock=runtime.clock)
+        if isinstance(checked, listening.HeardReport):
+            beacon_batches(runtime).offer(checked)
     return Response(status=204, headers={"Cache-Control": "no-store"})
 
 
-def _count(runtime, token: str, heard_ms: int, who: listening.Listener) -> None:
+def beacon_batches(runtime) -> Batches:
+    """This process's beacon batches (`drain()` waits for the reports offered so far to be written)."""
+    return per_process(runtime.extras, "beacon_batches",
+                       lambda: Batches(partial(_count_batch, runtime), name="play-beacon-batches",
+                                       max_batch=BEACON_BATCH_MAX, drain_at_exit=True))
+
+
+def _count_batch(runtime, batch: list[listening.HeardReport]) -> list[str]:
+    try:
+        return _count(runtime, batch)
+    except psycopg.OperationalError:
+        return _count(runtime, batch)  # a connection the database had closed: once more, on a new one
+
+
+def _count(runtime, batch: list[listening.HeardReport]) -> list[str]:
     connection = beacon_engine(runtime).raw_connection()  # the pool's DB-API connection, in autocommit
     try:
-        listening.count_play(connection, runtime.redis, token, heard_ms, who, settings=settings(),
-                             clock=runtime.clock)
-    except StreamRefused:
-        pass
+        return listening.count_plays(connection, runtime.redis, batch)
     except psycopg.OperationalError:
         if connection.dbapi_connection is not None and connection.dbapi_connection.closed:
             connection.invalidate()  # not back into the pool
@@ -211,13 +225,16 @@ def _count(runtime, token: str, heard_ms: int, who: listening.Listener) -> None:
 
 def beacon_engine(runtime):
     """The beacons' own pool of autocommit connections to the app's database, made on first use: no
-    pre-ping round trip per checkout (a connection the server closed is retried once instead), so a beacon
-    is one Redis and one PostgreSQL round trip. Disposed with the app."""
+    pre-ping round trip per checkout (a connection the server closed is retried once instead), so a batch
+    of beacons is one Redis and one PostgreSQL round trip. The beacons' statement is prepared on each
+    connection and planned once there (a generic plan: planning it for every batch took longer than running
+    it). Disposed with the app."""
     engine = runtime.extras.get("beacon_engine")
     if engine is None:
         made = make_engine(runtime.engine.url.render_as_string(hide_password=False), pool_pre_ping=False,
                            isolation_level="AUTOCOMMIT", pool_recycle=1800, pool_size=BEACON_POOL_SIZE,
-                           max_overflow=BEACON_POOL_SIZE // 2)
+                           max_overflow=BEACON_POOL_SIZE // 2,
+                           connect_args={"options": "-c plan_cache_mode=force_generic_plan"})
         engine = runtime.extras.setdefault("beacon_engine", made)
         if engine is not made:  # another thread made one first
             made.dispose()

@@ -93,5 +93,15 @@ def start_play(client, track_id: int, session_id: str | None = None, ua: str = B
 
 
 def beacon(client, token: str, heard_ms: int, ua: str = BROWSER_UA):
-    return client.post("/listen/beacon", data={"token": token, "heard_ms": str(heard_ms)},
-                       headers={"User-Agent": ua})
+    """POST a play beacon, then wait until the app's beacon batches have written what they were offered (the
+    beacon is answered before its report is written)."""
+    response = client.post("/listen/beacon", data={"token": token, "heard_ms": str(heard_ms)},
+                           headers={"User-Agent": ua})
+    drain_beacons(client.application)
+    return response
+
+
+def drain_beacons(app) -> None:
+    from app.web.listening import beacon_batches
+
+    beacon_batches(app.extensions["ninety"]).drain()
