@@ -17,6 +17,7 @@ from app.adrequest import gate_settings, requester
 from app.auth import access, current_user
 from app.security import allow_stripe_js
 from app.web._card import body, confirm_with_card, id_field, stripe_client, stripe_js_settings, text_field
+from catalog import renditions
 from catalog import services as catalog
 from core.errors import NinetyError
 from core.users import ROLES
@@ -137,19 +138,24 @@ def collection():
         release = catalog.get_release(session, order.release_id)
         tracks = ([catalog.get_track(session, order.track_id)] if order.track_id
                   else [t for t in release.tracks if t.asset is not None])
-        items.append({"order": order, "release": release, "tracks": tracks})
+        items.append({"order": order, "release": release, "tracks": tracks,
+                      "formats": {t.id: renditions.format_choices(session, t.id) for t in tracks}})
     return render_template("sales/collection.html", items=items)
 
 
 @bp.post("/collection/tracks/<int:track_id>/download")
 @access()
 def download_owned(track_id: int):
-    """A single-use download grant for a track the listener owns (no ad), then the usual download link."""
+    """A single-use download grant for a track the listener owns (no ad), in the format chosen beside it
+    (none: the file as uploaded), then the usual download link. A format the track cannot give is refused
+    (422) before the grant is made."""
     from entitlements import services as entitlements
 
-    grant = entitlements.grant_owned(context.db(), context.redis(), requester(), track_id,
+    session = context.db()
+    chosen = renditions.chosen_format(session, track_id, request.form.get("format") or None)
+    grant = entitlements.grant_owned(session, context.redis(), requester(), track_id,
                                      user_id=current_user().id, settings=gate_settings(), clock=context.clock())
-    return redirect(url_for("web_catalog.download", token=grant), code=303)
+    return redirect(url_for("web_catalog.download", token=grant, format=chosen), code=303)
 
 
 # --- download codes -----------------------------------------------------------------------------------------

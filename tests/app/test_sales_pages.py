@@ -284,6 +284,16 @@ def test_a_purchase_is_fulfilled_by_the_webhook_never_by_the_confirmation(app, c
     assert client.get(download.headers["Location"]).status_code in (404, 409, 410)
     again = client.post(f"/collection/tracks/{release['tracks'][1]}/download", data={"csrf_token": "test-csrf"})
     assert again.status_code == 303
+    # In the format chosen beside the track: the master is lossless, so every format is offered.
+    first = release["tracks"][0]
+    assert f'<select id="format-{first}" name="format">' in collection.text
+    assert '<option value="flac">' in collection.text
+    flac = client.post(f"/collection/tracks/{first}/download", data={"csrf_token": "test-csrf", "format": "flac"})
+    assert flac.status_code == 303 and flac.headers["Location"].endswith("?format=flac")
+    to_file = client.get(flac.headers["Location"])
+    assert to_file.status_code == 303 and to_file.headers["Location"].endswith(".flac?format=flac")
+    refused = client.post(f"/collection/tracks/{first}/download", data={"csrf_token": "test-csrf", "format": "dsd"})
+    assert refused.status_code == 422  # refused before a grant is made
 
     # Bought already: the checkout says so instead of charging twice.
     assert "You own this already" in client.get(f"/checkout/releases/{release['release_id']}").text
