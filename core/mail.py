@@ -71,7 +71,8 @@ def parse_smtp_url(url: str) -> SmtpSettings:
 
 
 class SmtpMailer:
-    """The one real Mailer: one SMTP conversation per message, with smtplib."""
+    """The one real Mailer, with smtplib: one SMTP conversation per message (`send`), or one for many
+    (`send_many`)."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
@@ -90,7 +91,15 @@ class SmtpMailer:
         return email
 
     def send(self, message: Message) -> None:
+        failed = self.send_many([message])[0]
+        if failed is not None:
+            raise failed
+
+    def send_many(self, messages: list[Message]) -> list[MailError | None]:
+        """Send the messages in one SMTP conversation; per message None (sent) or the MailError that refused
+        it. A refused recipient fails its own message only; a conversation that breaks fails the rest."""
         s = self.settings
+        results: list[MailError | None] = []
         try:
             if s.implicit_tls:
                 smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=ssl.create_default_context())
@@ -101,9 +110,19 @@ class SmtpMailer:
                     smtp.starttls(context=ssl.create_default_context())
                 if s.username:
                     smtp.login(s.username, s.password or "")
-                smtp.send_message(self.build(message))
+                for message in messages:
+                    try:
+                        smtp.send_message(self.build(message))
+                        results.append(None)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+                        results.append(MailError(f"Sending to {message.to} failed: {exc}", code="smtp_failed"))
+                        smtp.rset()
         except (OSError, smtplib.SMTPException) as exc:
-            raise MailError(f"Sending to {message.to} failed: {exc}", code="smtp_failed") from exc
+            for message in messages[len(results):]:
+                error = MailError(f"Sending to {message.to} failed: {exc}", code="smtp_failed")
+                error.__cause__ = exc
+                results.append(error)
+        return results
 
 
 def mask_email(email: str) -> str:
