@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 from flask import Flask, g, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import lazyload
 
 from adserver.ivt import new_listener_id
 from app import context
 from app.transactions import SAFE_METHODS
 from core.errors import Forbidden, Unauthorized
-from core.users import ROLES, User, end_sessions, get_user, resolve_token
+from core.users import ROLES, User, end_sessions, resolve_token
 
 LISTENER_COOKIE = "ninety_lid"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -61,6 +62,9 @@ def current_user() -> User | None:
     return current_principal().user
 
 
+_PRINCIPAL_ONLY = (lazyload(User.tokens),)
+
+
 def _load_principal() -> Principal:
     header = request.headers.get("Authorization", "")
     if header:
@@ -77,8 +81,10 @@ def _load_principal() -> Principal:
                          scopes=frozenset(scopes))
     user_id = session.get("uid")
     if user_id is not None:
-        try:
-            user = get_user(context.db(), int(user_id))
+        try:  # the user's API tokens are not loaded with it (as User.tokens is by default): every request asks
+            user = context.db().get(User, int(user_id), options=_PRINCIPAL_ONLY)
+            if user is None:
+                raise LookupError(user_id)
         except Exception:
             session.clear()
             return Principal()

@@ -1,12 +1,19 @@
 """Sales figures against the running app: `python -m bench.sales`.
 
 The app runs exactly as `ninety run` starts it (gunicorn with app/gunicorn_conf.py and the supervised
-workers), pointed at a localstripe of its own (the demo's embedded Stripe) whose signed events are captured.
+workers, receipts emailed to a real local SMTP server), pointed at a Stripe of its own: SALES_BENCH_STRIPE
+"standin" (the default) is the project's Stripe-wire stand-in (tests/payments/connect_standin.py) in a process
+of its own, "localstripe" the demo's embedded Stripe. Every fulfilment asks Stripe for the charge's fee, and
+localstripe answers that by scanning its whole store, three times, for the charge's refunds (its
+`Charge.refunds`): with 2,000 intents in it that is ~7 ms of CPU per question on this machine's two cores,
+a cost of the test double, not of Stripe (whose answer is an index lookup) nor of Ninety. The stand-in
+answers in O(1) and reports real, non-zero fees, so the burst measures Ninety.
 
 1. A burst of signed purchase webhooks: SALES_BENCH_WEBHOOKS (2,000) orders are made through the checkout
-   service with real PaymentIntents on localstripe and confirmed with a card; localstripe's own
-   `payment_intent.succeeded` events (signed by it with the webhook secret) are captured, then POSTed to
-   /webhooks/stripe all at once by 32 clients, with a tenth of them sent a second time in the same burst.
+   service with real PaymentIntents and confirmed with a card; their `payment_intent.succeeded` events
+   (localstripe's own, captured, or the stand-in's intents as Stripe's events carry them, signed with the
+   webhook secret) are POSTed to /webhooks/stripe all at once by 32 clients, with a tenth of them sent a
+   second time in the same burst.
    Target: every order fulfilled within 10 s, nothing doubled — checked in the database afterwards (one paid
    order and one sale entry per event, one applied-event row per event id, the books balanced).
 2. The checkout page under load: GET /checkout/releases/<id> as signed-in listeners, 16 at a time.
@@ -42,6 +49,7 @@ WEBHOOK_SECRET = "whsec_bench_sales"
 PASSWORD = "bench-password-123"
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOKS = int(os.environ.get("SALES_BENCH_WEBHOOKS", "2000"))
+STRIPE = os.environ.get("SALES_BENCH_STRIPE", "standin")
 PAGE_REQUESTS = int(os.environ.get("SALES_BENCH_PAGES", "2000"))
 BUYERS = int(os.environ.get("SALES_BENCH_BUYERS", "40"))
 CLIENTS = 32
@@ -83,6 +91,62 @@ class _Capture:
                     return [self.events[i] for i in intents]
             time.sleep(0.2)
         raise RuntimeError(f"localstripe sent {len(self.events)} of {len(intents)} payment_intent.succeeded events")
+
+
+def _spawn_standin() -> tuple[subprocess.Popen, str]:
+    """The Stripe-wire stand-in in a process of its own (its CPU is not the load generator's); its URL."""
+    code = ("import sys\nfrom tests.payments.connect_standin import RunningStandIn\n"
+            "standin = RunningStandIn()\nstandin.__enter__()\nprint(standin.url, flush=True)\nsys.stdin.read()\n")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        process.kill()
+        raise RuntimeError("the Stripe stand-in did not start")
+    return process, url
+
+
+def _standin_events(stripe_base: str, api_key: str, orders: list[dict]) -> list[tuple[bytes, str]]:
+    """Each confirmed intent's `payment_intent.succeeded` event as Stripe sends it (the intent as it is, its
+    latest charge an id, not expanded: so the app asks for the fee), signed with the webhook secret."""
+    import hmac
+
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {api_key}"
+    deliveries = []
+    for n, order in enumerate(orders):
+        intent = http.get(f"{stripe_base}/v1/payment_intents/{order['intent']}")
+        intent.raise_for_status()
+        event = {"id": f"evt_bench_{n:08d}", "object": "event", "api_version": "2024-06-20",
+                 "created": int(time.time()), "type": "payment_intent.succeeded", "livemode": False,
+                 "pending_webhooks": 1, "data": {"object": intent.json()}}
+        body = json.dumps(event).encode()
+        stamp = int(time.time())
+        digest = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        deliveries.append((body, f"t={stamp},v1={digest}"))
+    return deliveries
+
+
+class _Mailbox:
+    """A real SMTP server (aiosmtpd) on a loopback port that counts the receipts the app's worker sends."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.received = 0
+        self.port = _free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook
+        self.received += 1
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout_s: float = 60) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.received < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.received
 
 
 def _free_port() -> int:
@@ -139,7 +203,7 @@ def _shop(db_url: str, rd_url: str, stripe_base: str, var_dir: Path, count: int)
         buyer_ids = [b.id for b in buyers]
         emails = [b.email for b in buyers]
     http = requests.Session()
-    http.auth = (config.stripe_api_key, "")
+    http.headers["Authorization"] = f"Bearer {config.stripe_api_key}"
 
     def one(index: int) -> dict:
         buyer_id, release_id = buyer_ids[index % BUYERS], release_ids[index // BUYERS]
@@ -159,10 +223,10 @@ def _shop(db_url: str, rd_url: str, stripe_base: str, var_dir: Path, count: int)
     return orders, [emails[0], *emails[1:PAGE_CLIENTS]], release_ids
 
 
-def _start_app(db_url: str, rd_url: str, stripe_base: str, var_dir: Path, port: int):
+def _start_app(db_url: str, rd_url: str, stripe_base: str, var_dir: Path, port: int, smtp_port: int):
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=rd_url, SECRET_KEY=SECRET, NINETY_VAR_DIR=str(var_dir),
                LOG_LEVEL="WARNING", STRIPE_API_BASE=stripe_base, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-               SMTP_URL=f"smtp://127.0.0.1:{_free_port()}")
+               SMTP_URL=f"smtp://127.0.0.1:{smtp_port}")
     env.pop("STRIPE_API_KEY", None)
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -190,7 +254,8 @@ def _stop(process) -> None:
             process.wait()
 
 
-def bench_webhooks(url: str, db_url: str, deliveries: list[tuple[bytes, str]], orders: list[dict]) -> None:
+def bench_webhooks(url: str, db_url: str, deliveries: list[tuple[bytes, str]], orders: list[dict],
+                   mailbox: _Mailbox) -> None:
     burst = deliveries + deliveries[: int(len(deliveries) * DUPLICATES)]
     random.Random(7).shuffle(burst)  # a duplicate may race its original
     local = threading.local()
@@ -215,7 +280,11 @@ def bench_webhooks(url: str, db_url: str, deliveries: list[tuple[bytes, str]], o
          non_2xx=sum(1 for s in statuses if not 200 <= s < 300), paid=facts["paid"], sale_entries=facts["entries"],
          applied_events=facts["event_rows"], doubled=doubled, books_ok=facts["books_ok"], clients=CLIENTS)
     emit("sales.webhooks.per_s", len(deliveries) / elapsed if fulfilled else 0.0, len(deliveries) / TARGET_S,
-         "higher", "events/s", events=len(deliveries))
+         "higher", "events/s", events=len(deliveries), stripe=STRIPE, fees_micros=facts["fees"])
+    # Receipts go out after the answers, from the worker: each sale's buyer is emailed once.
+    waited = time.perf_counter()
+    receipts = mailbox.wait_for(len(orders))
+    log(f"# receipts emailed: {receipts} of {len(orders)}, {time.perf_counter() - waited:.1f} s after the burst")
 
 
 def _count(db_url: str, order_ids: list[int]) -> dict:
@@ -223,7 +292,7 @@ def _count(db_url: str, order_ids: list[int]) -> dict:
 
     from core.db import import_all_models, make_engine, make_session_factory
     from ledger.checks import check_books
-    from ledger.models import JournalEntry
+    from ledger.models import Account, JournalEntry, JournalPosting
     from sales.models import Order, WebhookEvent
 
     import_all_models()
@@ -237,9 +306,12 @@ def _count(db_url: str, order_ids: list[int]) -> dict:
             event_rows = s.scalar(select(func.count()).select_from(WebhookEvent)
                                   .where(WebhookEvent.type == "payment_intent.succeeded"))
             books_ok = check_books(s).ok
+            fees = s.scalar(select(func.coalesce(func.sum(JournalPosting.amount_micros), 0))
+                            .join(Account, Account.id == JournalPosting.account_id)
+                            .where(Account.code == "expenses:processing-fees"))
     finally:
         engine.dispose()
-    return {"paid": paid, "entries": entries, "event_rows": event_rows, "books_ok": books_ok}
+    return {"paid": paid, "entries": entries, "event_rows": event_rows, "books_ok": books_ok, "fees": int(fees)}
 
 
 def _signed_in(url: str, email: str) -> requests.Session:
@@ -254,59 +326,84 @@ def _signed_in(url: str, email: str) -> requests.Session:
 
 
 def bench_checkout_page(url: str, emails: list[str], release_ids: list[int]) -> None:
+    """Signed-in listeners (a session cookie each, from the real sign-in) loading checkout pages, PAGE_CLIENTS
+    at a time, each on a keep-alive connection of its own. The clients are plain http.client, as the listening
+    benchmark's: on two cores a heavier client (requests) takes CPU the server would otherwise have."""
+    import http.client
+    from urllib.parse import urlsplit
+
     sessions = [_signed_in(url, email) for email in emails[:PAGE_CLIENTS]]
-    for session in sessions:  # warm each connection and worker
-        session.get(f"{url}/checkout/releases/{release_ids[-1]}", timeout=10).raise_for_status()
+    cookies = ["; ".join(f"{c.name}={c.value}" for c in session.cookies) for session in sessions]
+    host, port = urlsplit(url).hostname, urlsplit(url).port
     per_client = max(1, PAGE_REQUESTS // len(sessions))
 
-    def run(session: requests.Session) -> list[float]:
+    def run(cookie: str) -> list[float]:
+        connection = http.client.HTTPConnection(host, port, timeout=30)
         times = []
-        for n in range(per_client):
+        for n in range(-1, per_client):  # the first request warms the connection and the worker
             started = time.perf_counter()
-            response = session.get(f"{url}/checkout/releases/{release_ids[n % len(release_ids)]}", timeout=30)
-            times.append(time.perf_counter() - started)
-            if response.status_code not in (200, 409) or "Buy Bench EP" not in response.text:
-                raise RuntimeError(f"checkout page answered {response.status_code}")
+            connection.request("GET", f"/checkout/releases/{release_ids[n % len(release_ids)]}",
+                               headers={"Cookie": cookie})
+            response = connection.getresponse()
+            body = response.read()
+            if n >= 0:
+                times.append(time.perf_counter() - started)
+            if response.status not in (200, 409) or b"Buy Bench EP" not in body:
+                raise RuntimeError(f"checkout page answered {response.status}")
+            if response.getheader("Connection", "").lower() == "close":
+                connection.close()
+                connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection.close()
         return times
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(len(sessions)) as pool:
-        latencies = sorted(t for times in pool.map(run, sessions) for t in times)
+    with ThreadPoolExecutor(len(cookies)) as pool:
+        latencies = sorted(t for times in pool.map(run, cookies) for t in times)
     elapsed = time.perf_counter() - started
     p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000
-    emit("sales.checkout_page.p95_ms", p95, 50.0, "lower", "ms", requests=len(latencies), clients=len(sessions),
+    emit("sales.checkout_page.p95_ms", p95, 50.0, "lower", "ms", requests=len(latencies), clients=len(cookies),
          p50_ms=round(statistics.median(latencies) * 1000, 2), per_s=round(len(latencies) / elapsed, 1),
-         setup="ninety run")
+         setup="ninety run", generator="python-http.client")
 
 
 def main() -> None:
     from core.embedded import configure_localstripe_webhook, spawn_localstripe, stop_process
 
     workdir = Path(tempfile.mkdtemp(prefix="ninety-bench-sales-", dir=os.environ.get("BENCH_TMP") or None))
-    stripe_process = app = None
+    stripe_process = app = mailbox = None
     try:
         db_url = fresh_database("ninety_bench_sales")
         rd_url = redis_url(12)
         import redis as redis_lib
 
         redis_lib.Redis.from_url(rd_url).flushdb()
-        stripe_process, stripe_port = spawn_localstripe()
-        stripe_base = f"http://127.0.0.1:{stripe_port}"
-        capture = _Capture()
-        configure_localstripe_webhook(stripe_base, capture.url, WEBHOOK_SECRET)
-        log(f"# {WEBHOOKS} orders with confirmed PaymentIntents on localstripe …")
+        log(f"# {WEBHOOKS} orders with confirmed PaymentIntents on {STRIPE} …")
         started = time.perf_counter()
-        orders, emails, release_ids = _shop(db_url, rd_url, stripe_base, workdir / "var", WEBHOOKS)
-        deliveries = capture.wait([o["intent"] for o in orders])
+        if STRIPE == "localstripe":
+            stripe_process, stripe_port = spawn_localstripe()
+            stripe_base = f"http://127.0.0.1:{stripe_port}"
+            capture = _Capture()
+            configure_localstripe_webhook(stripe_base, capture.url, WEBHOOK_SECRET)
+            orders, emails, release_ids = _shop(db_url, rd_url, stripe_base, workdir / "var", WEBHOOKS)
+            deliveries = capture.wait([o["intent"] for o in orders])
+            capture.server.shutdown()
+        else:
+            from app.config import Config
+
+            stripe_process, stripe_base = _spawn_standin()
+            orders, emails, release_ids = _shop(db_url, rd_url, stripe_base, workdir / "var", WEBHOOKS)
+            deliveries = _standin_events(stripe_base, Config.stripe_api_key, orders)
         log(f"# set-up took {time.perf_counter() - started:.1f} s; "
-            f"{len(deliveries)} signed events captured ({hashlib.sha256(deliveries[0][0]).hexdigest()[:8]}…)")
-        capture.server.shutdown()
-        app, url = _start_app(db_url, rd_url, stripe_base, workdir / "var", _free_port())
-        bench_webhooks(url, db_url, deliveries, orders)
+            f"{len(deliveries)} signed events ({hashlib.sha256(deliveries[0][0]).hexdigest()[:8]}…)")
+        mailbox = _Mailbox()
+        app, url = _start_app(db_url, rd_url, stripe_base, workdir / "var", _free_port(), mailbox.port)
+        bench_webhooks(url, db_url, deliveries, orders, mailbox)
         bench_checkout_page(url, emails, release_ids)
     finally:
         if app is not None:
             _stop(app)
+        if mailbox is not None:
+            mailbox.controller.stop()
         if stripe_process is not None:
             stop_process(stripe_process)
         shutil.rmtree(workdir, ignore_errors=True)
