@@ -25,7 +25,11 @@ accesslog = "-"
 
 
 def post_worker_init(worker) -> None:
-    """A worker has loaded the app: make what every beacon needs before the first one arrives."""
+    """A worker has loaded the app: make what the hot requests need before the first one arrives, so they do
+    not pay for it (all at once, every thread that arrives first): the bot filter's pattern (beacons) and the
+    Stripe SDK, imported on first use (webhooks, checkout; half a second of CPU)."""
+    import stripe  # noqa: F401 - imported now, not by the first webhook
+
     from adserver import ivt
 
     ivt.warm()
