@@ -243,9 +243,10 @@ def bench_beacons(port: int, track_id: int, db_url: str) -> None:
     # The no-op again, after: the ratio is taken against the faster of the two (a no-op slowed by what ran
     # before it, the streams' connections closing, would flatter the beacons).
     noop_count, noop_seconds = _load(port, noop)
-    noop_rps = max(noop_before, noop_count / noop_seconds)
+    noop_after = noop_count / noop_seconds
+    noop_rps = max(noop_before, noop_after)
     emit("listening.noop_rps", noop_rps, None, "higher", "req/s", generator="python-http.client",
-         before=round(noop_before, 1), after=round(noop_count / noop_seconds, 1))
+         before=round(noop_before, 1), after=round(noop_after, 1))
     emit("listening.beacon_rps", beacon_rps, None, "higher", "req/s", generator="python-http.client",
          beacons=sent, plays_counted=counted, seconds_until_written=round(written_after, 2))
     emit("listening.beacon_vs_noop", beacon_rps / noop_rps, 0.5, "higher", "ratio")

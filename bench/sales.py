@@ -109,7 +109,7 @@ def _spawn_standin() -> tuple[subprocess.Popen, str]:
 def _standin_events(stripe_base: str, api_key: str, orders: list[dict]) -> list[tuple[bytes, str]]:
     """Each confirmed intent's `payment_intent.succeeded` event as Stripe sends it (the intent as it is, its
     latest charge an id, not expanded: so the app asks for the fee), signed with the webhook secret."""
-    import hmac
+    from tests.payments.connect_standin import ConnectStandIn
 
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {api_key}"
@@ -121,9 +121,7 @@ def _standin_events(stripe_base: str, api_key: str, orders: list[dict]) -> list[
                  "created": int(time.time()), "type": "payment_intent.succeeded", "livemode": False,
                  "pending_webhooks": 1, "data": {"object": intent.json()}}
         body = json.dumps(event).encode()
-        stamp = int(time.time())
-        digest = hmac.new(WEBHOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-        deliveries.append((body, f"t={stamp},v1={digest}"))
+        deliveries.append((body, ConnectStandIn.sign(body, WEBHOOK_SECRET)))
     return deliveries
 
 

@@ -139,12 +139,17 @@ def send_mail_later(session: Session, message: Message) -> None:
     defer(session, "core.jobs.deliver_mail", message.as_dict())
 
 
-def deliver_mail(message: dict) -> str:
-    """The job: send one email through the worker's mailer. Raising lets RQ retry it."""
+def worker_mailer() -> Mailer:
+    """The mailer `configure` gave this worker (mail jobs send through it)."""
     if _context.mailer is None:
         raise RuntimeError("no mailer configured in this worker: run it with `ninety jobs work`")
+    return _context.mailer
+
+
+def deliver_mail(message: dict) -> str:
+    """The job: send one email through the worker's mailer. Raising lets RQ retry it."""
     mail = Message(**message)
-    _context.mailer.send(mail)
+    worker_mailer().send(mail)
     log.info("mail sent", extra={"to": mail.to, "subject": mail.subject})
     return mail.to
 

@@ -43,6 +43,8 @@ class Message:
 class Mailer(Protocol):
     def send(self, message: Message) -> None: ...
 
+    def send_many(self, messages: list[Message]) -> list[MailError | None]: ...
+
 
 @dataclass(frozen=True)
 class SmtpSettings:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adserver.ivt import DEFAULT_PLAYER_ALLOW_LIST, MAX_UA_CHARS, is_bot
@@ -35,6 +35,7 @@ from catalog.errors import CatalogNotFound, TrackUnavailable
 from catalog.models import Track
 from catalog.rendition_models import Rendition
 from catalog.services import effective_price, is_member, is_track_public
+from core.redis import is_cluster
 from entitlements.errors import NotPlayable, StreamExpired, StreamRefused
 from sales import services as sales
 from sales import subscriptions
@@ -49,7 +50,7 @@ PREVIEW_MS = 30_000
 PLAY_REPORT_TTL_S = 12 * 3600
 
 __all__ = [
-    "HeardReport", "Hearing", "ListenSettings", "Listener", "Source", "Ticket", "count_play", "count_plays",
+    "HeardReport", "Hearing", "ListenSettings", "Listener", "Source", "Ticket", "count_plays",
     "hearings", "is_subscriber", "owns_track", "play_report", "start_play", "stream_sources", "verify_stream",
 ]
 
@@ -427,21 +428,9 @@ def _mark_heard(redis, keys: list[str], heard: list[int]) -> list[int]:
     order, so two reports of one play each see the other's. Pipelined on one server; on a Redis Cluster,
     where the marks live on several nodes, one call each."""
     script = _heard_script(redis)
-    if hasattr(redis, "get_nodes") or len(keys) == 1:  # a RedisCluster client, or nothing to pipeline
+    if is_cluster(redis) or len(keys) == 1:
         return [int(script(keys=[key], args=[ms, PLAY_REPORT_TTL_S])) for key, ms in zip(keys, heard, strict=True)]
     pipe = redis.pipeline(transaction=False)
     for key, ms in zip(keys, heard, strict=True):
         script(keys=[key], args=[ms, PLAY_REPORT_TTL_S], client=pipe)
     return [int(before) for before in pipe.execute()]
-
-
-def count_play(session: Session | Connection, redis, token: str, heard_ms: int, who: Listener, *,
-               settings: ListenSettings, clock) -> str:
-    """Take one play beacon: "counted", "updated", "listening", "stale", or why it was refused ("invalid",
-    "bot", "missing_headers", "cross_site"); `play_report` then `count_plays`. A bot's beacon is recorded
-    nowhere. The client is never told which (see the impression beacon: telling would teach a script which
-    of its beacons pass)."""
-    checked = play_report(token, heard_ms, who, settings=settings, clock=clock)
-    if isinstance(checked, str):
-        return checked
-    return count_plays(session, redis, [checked])[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core.jobs import MAIL_RETRY, defer, enqueue, send_mail_later
+from core.jobs import MAIL_RETRY, defer, enqueue, send_mail_later, worker_mailer
 from core.mail import Message
 
 
@@ -25,24 +25,9 @@ def fan_out_receipts(messages: list[dict]) -> int:
     How many were sent now."""
     from rq import get_current_job
 
-    from core.jobs import worker_context
-
-    mailer = worker_context().mailer
-    if mailer is None:
-        raise RuntimeError("no mailer configured in this worker: run it with `ninety jobs work`")
-    mails = [Message(**message) for message in messages]
-    send_many = getattr(mailer, "send_many", None)
-    failed = send_many(mails) if send_many else [_send_one(mailer, mail) for mail in mails]
+    failed = worker_mailer().send_many([Message(**message) for message in messages])
     connection = get_current_job().connection
     for message, error in zip(messages, failed, strict=True):
         if error is not None:
             enqueue(connection, "core.jobs.deliver_mail", message, retry=MAIL_RETRY)
     return sum(error is None for error in failed)
-
-
-def _send_one(mailer, mail: Message):
-    try:
-        mailer.send(mail)
-    except Exception as exc:  # noqa: BLE001 - retried on its own
-        return exc
-    return None
