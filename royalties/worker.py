@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from redis.exceptions import ResponseError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -237,6 +238,26 @@ def _ensure_group(redis, stream: str) -> None:
 def run_once(redis, sessions, consumer: str, *, batch_size: int, block_ms: int, stats: WorkerStats,
              shards=range(keys.SHARDS)) -> int:
     """Read and flush at most one batch from the owned shards; return how many messages were handled."""
+    try:
+        replies = _read(redis, consumer, shards, batch_size, block_ms)
+    except ResponseError as exc:
+        if not groups_lost(exc):
+            raise
+        log.warning("the impression streams' consumer groups are gone (%s): Redis lost its data; "
+                    "creating them again", exc)
+        ensure_groups(redis, shards)
+        replies = _read(redis, consumer, shards, batch_size, block_ms)
+    return _handle(redis, sessions, replies, stats)
+
+
+def groups_lost(exc: ResponseError) -> bool:
+    """A stream or its consumer group vanished under the worker (a Redis restarted without persistence, a
+    failover to an empty replica, a FLUSHDB): NOGROUP, or UNBLOCKED for a read that was waiting on it."""
+    message = str(exc)
+    return message.startswith(("NOGROUP", "UNBLOCKED"))
+
+
+def _read(redis, consumer: str, shards, batch_size: int, block_ms: int) -> dict:
     streams = owned_streams(shards)
     per_stream = max(50, batch_size // max(1, len(shards)))
     replies: dict = {}
@@ -251,7 +272,7 @@ def run_once(redis, sessions, consumer: str, *, batch_size: int, block_ms: int, 
         for name, messages in redis.xreadgroup(keys.CONSUMER_GROUP, consumer, dict.fromkeys(streams, ">"),
                                                count=per_stream, block=block_ms) or []:
             replies[name] = messages
-    return _handle(redis, sessions, replies, stats)
+    return replies
 
 
 def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_ms: int = 1000,
@@ -276,7 +297,12 @@ def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_
         if max_idle_loops is not None and idle >= max_idle_loops:
             break
         if time.monotonic() - last_reclaim > RECLAIM_IDLE_MS / 1000:
-            drain_pending(redis, sessions, consumer, batch_size, stats, shards)
+            try:
+                drain_pending(redis, sessions, consumer, batch_size, stats, shards)
+            except ResponseError as exc:
+                if not groups_lost(exc):
+                    raise
+                ensure_groups(redis, shards)  # nothing was pending in groups that no longer exist
             last_reclaim = time.monotonic()
     return stats
 

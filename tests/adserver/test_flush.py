@@ -1,3 +1,4 @@
+import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -5,6 +6,7 @@ from sqlalchemy import func, select
 from adserver import keys, stream
 from adserver.models import DeadLetter, Impression, InvalidTraffic
 from core.money import allocate, share_ceil
+from core.redis import make_redis
 from ledger.accounts import INCOME_ADS, advertiser_prepaid, listener_pool, payee_payable
 from ledger.services import balance
 from royalties import worker
@@ -178,3 +180,41 @@ def test_the_stream_record_has_one_owner_that_encodes_and_decodes_it(clock):
     # The charge script appends the record as encoded, to the advertiser's shard.
     assert "unpack(ARGV, 10)" in beacons.CHARGE_LUA
     assert stream.stream_for(decision.advertiser_id) == "ads:{ad4}:impressions"
+
+
+def test_the_worker_survives_redis_losing_its_streams_and_groups(ad_app, ad_session, make_advertiser, make_campaign,
+                                                                 decide, beacon):
+    """A Redis restarted without persistence (here FLUSHDB) takes the consumer groups with it: the worker
+    creates them again and flushes what arrives next, instead of dying on NOGROUP (CI saw `ninety run`'s
+    worker die this way, when a test's isolation flushed the db under it)."""
+    redis = ad_app.extensions["ninety"].redis
+    worker.ensure_groups(redis)
+    redis.flushdb()
+    adv = make_advertiser()
+    make_campaign(adv)
+    beacon(decide(ctx=context(listener="after-the-flush")).token, visitor("after-the-flush"))
+    stats = worker.WorkerStats()
+    handled = worker.run_once(redis, ad_app.extensions["ninety"].sessions, "test", batch_size=100, block_ms=10,
+                              stats=stats)
+    assert handled == 1 and stats.stored == 1
+    assert ad_session.scalar(select(func.count()).select_from(Impression)) == 1
+
+
+def test_a_read_blocked_when_the_streams_vanish_is_recovered(ad_app):
+    """On one server the read blocks; a FLUSHDB meanwhile answers it with UNBLOCKED, and the worker goes on
+    with its groups made again (on a cluster the reads do not block, and the next read sees NOGROUP)."""
+    runtime = ad_app.extensions["ninety"]
+    worker.ensure_groups(runtime.redis)
+    other = make_redis(runtime.config.redis_url)
+    flusher = threading.Timer(0.3, other.flushdb)
+    flusher.start()
+    try:  # on one server this read is blocked when the flush comes
+        assert worker.run_once(runtime.redis, runtime.sessions, "test", batch_size=100, block_ms=1500,
+                               stats=worker.WorkerStats()) == 0
+    finally:
+        flusher.join()
+        other.close()
+    assert worker.run_once(runtime.redis, runtime.sessions, "test", batch_size=100, block_ms=10,
+                           stats=worker.WorkerStats()) == 0
+    groups = runtime.redis.xinfo_groups(keys.impression_stream(0))
+    assert [g["name"] for g in groups] in ([keys.CONSUMER_GROUP], [keys.CONSUMER_GROUP.encode()])

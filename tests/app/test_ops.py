@@ -88,7 +88,7 @@ def served(database_url, redis_url, tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("ops") / "var"
     var_dir.mkdir()
     process, url, log = _start_ninety_run(var_dir, {"DATABASE_URL": database_url, "REDIS_URL": redis_url})
-    yield {"process": process, "url": url, "var": var_dir}
+    yield {"process": process, "url": url, "var": var_dir, "log": Path(log.name)}
     _stop(process, log)
 
 
@@ -113,7 +113,10 @@ def test_kill_9_of_the_worker_brings_it_back_while_the_site_keeps_serving(served
     client.start()
     try:
         time.sleep(0.5)
-        os.kill(before["pid"], signal.SIGKILL)
+        try:
+            os.kill(before["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pytest.fail(f"the worker died by itself before the test killed it:\n{served['log'].read_text()[-3000:]}")
         after = _wait_until(lambda: (s := read_state(var)["worker"])["pid"] not in (None, before["pid"])
                             and s["state"] == "up" and s, 20, "the worker to be restarted")
         time.sleep(0.5)
