@@ -2,8 +2,9 @@
 
 At the close of month P, each subscriber's part of `liabilities:pool:subscriber:P` (the credits less the
 debits referencing `subscriber:{user id}`) is split over the tracks that subscriber played in P, weighted by
-counted listening time (`plays.heard_ms` of full plays; a completed download counts as one whole play of the
-track, its duration), then each track's part over the split sheet in force at the month's last instant.
+counted listening time (`plays.heard_ms` of full plays, summed per listener, track and month in
+`listening_totals` as the plays are written; a completed download counts as one whole play of the track, its
+duration), then each track's part over the split sheet in force at the month's last instant.
 Both levels are largest remainder with `core.money.allocate`'s tie-breaks (largest remainder first, then
 track id / sheet order), done in SQL so that 200,000 subscribers and 20,000,000 plays close in seconds.
 
@@ -82,20 +83,26 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                 HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0) x
     """), {"code": pool_code})
     session.execute(text("ANALYZE tmp_spool"))
-    # Counted listening per (subscriber, track): full plays' heard time, plus each download as a whole play.
+    # Counted listening per (subscriber, track): the month's full plays' heard time, as listening_totals keeps
+    # it (a trigger on plays, migration 0016), plus each download as a whole play of the track.
     session.execute(text("""
         CREATE TEMP TABLE tmp_slisten ON COMMIT DROP AS
-        SELECT sid, track_id, sum(ms) AS ms FROM (
-            SELECT s.sid, p.track_id, p.heard_ms AS ms
-              FROM plays p JOIN tmp_spool s ON s.listener_id = p.listener_id
-             WHERE p.counted_at >= :start AND p.counted_at < :cutoff AND p.kind = 'full'
-            UNION ALL
-            SELECT s.sid, d.track_id, least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647)::int
+        WITH dl AS (
+            SELECT s.sid, s.listener_id, d.track_id,
+                   sum(least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647))::bigint AS ms
               FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
               JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
              WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-        ) x GROUP BY 1, 2 HAVING sum(ms) > 0
-    """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
+             GROUP BY 1, 2, 3)
+        SELECT s.sid, l.track_id, l.heard_ms + coalesce(dl.ms, 0) AS ms
+          FROM listening_totals l JOIN tmp_spool s ON s.listener_id = l.listener_id
+          LEFT JOIN dl ON dl.sid = s.sid AND dl.track_id = l.track_id
+         WHERE l.period = :period AND l.heard_ms + coalesce(dl.ms, 0) > 0
+        UNION ALL
+        SELECT dl.sid, dl.track_id, dl.ms FROM dl
+         WHERE dl.ms > 0 AND NOT EXISTS (SELECT 1 FROM listening_totals l WHERE l.period = :period
+                                            AND l.listener_id = dl.listener_id AND l.track_id = dl.track_id)
+    """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS), "period": period})
     session.execute(text("ANALYZE tmp_slisten"))
     lap("subscribers_pools_and_listening")
     stage_split_sheets(session, "tmp_ssheets", "tmp_slisten", cutoff)
