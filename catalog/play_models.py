@@ -1,5 +1,5 @@
 """The listening tables (migration 0011_listening): listening sessions, counted plays, the de-duplication
-ids, and each listener's plays per track.
+ids, each listener's plays per track, and (migration 0016) each listener's listening per track and month.
 
 `plays` carries `counted_at` in its primary key so that it can be partitioned by month (issue 14); a play
 is de-duplicated by `play_ids`, a plain table keyed by the play id alone.
@@ -85,3 +85,16 @@ class ListenerTrackPlays(Base):
     counted_plays: Mapped[int] = mapped_column(Integer, default=0)
     last_session_id: Mapped[str | None] = mapped_column(String(32))
     last_played_at: Mapped[datetime | None]
+
+
+class ListeningTotal(Base):
+    """Per UTC month, listener and track: the full plays' heard time and their number (migration 0016),
+    kept by the triggers on `plays`, never written by the application; what a subscriber's pool is shared by."""
+
+    __tablename__ = "listening_totals"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    listener_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    track_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    heard_ms: Mapped[int] = mapped_column(BigInteger)
+    plays: Mapped[int] = mapped_column(Integer)

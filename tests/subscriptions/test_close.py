@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from core.money import allocate, share_ceil
 from ledger.accounts import INCOME_UNATTRIBUTED, payee_held, payee_payable
+from royalties.earnings import premium_earnings
 from royalties.services import close_period
 from royalties.subscriber_pool import subscriber_receipt, subscribers_reached
 from sales import subscriptions
@@ -91,6 +92,12 @@ def test_a_subscriber_who_plays_nothing_carries_on_and_the_third_empty_month_is_
         receipt = subscriber_receipt(s, user.id, f"{month_start(2):%Y-%m}", clock=pworld.clock)
     assert receipt["unattributed"][0]["amount_micros"] == total and receipt["artists"] == []
     books_ok(pworld)
+    with pworld.session() as s:  # the player's pool reached Ana each month: one subscriber, three months
+        assert [subscribers_reached(s, artist["payee_id"], f"{month_start(i):%Y-%m}") for i in range(3)] == [1, 1, 1]
+        assert subscribers_reached(s, artist["payee_id"]) == 1
+        earnings = premium_earnings(s, artist["payee_id"], "USD")
+    assert earnings["subscribers"] == 1 and [m["subscribers"] for m in earnings["months"]] == [1, 1, 1]
+    assert [m["period"] for m in earnings["months"]] == [f"{month_start(i):%Y-%m}" for i in (2, 1, 0)]
 
 
 def test_a_taken_down_tracks_share_is_held(pworld):
