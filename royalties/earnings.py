@@ -118,12 +118,15 @@ def premium_earnings(session: Session, payee_id: int, currency: str) -> dict:
     """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
            "events": list(PREMIUM_EVENTS)}).scalar()
     months = session.execute(text("""
-        SELECT period, amount_micros, cardinality(subscriber_ids) FROM subscriber_pool_payees
-         WHERE payee_id = :payee AND currency = :currency ORDER BY period DESC
+        SELECT period, sum(amount_micros)::bigint, count(DISTINCT subscriber_id)
+          FROM subscriber_pool_shares
+         WHERE payee_id = :payee AND currency = :currency AND kind = 'track'
+         GROUP BY period ORDER BY period DESC
     """), {"payee": payee_id, "currency": currency}).all()
     subscribers = session.execute(text(
-        "SELECT count(DISTINCT s) FROM subscriber_pool_payees, unnest(subscriber_ids) s "
-        "WHERE payee_id = :payee AND currency = :currency"), {"payee": payee_id, "currency": currency}).scalar()
+        "SELECT count(DISTINCT subscriber_id) FROM subscriber_pool_shares "
+        "WHERE payee_id = :payee AND currency = :currency AND kind = 'track'"),
+        {"payee": payee_id, "currency": currency}).scalar()
     return {"earned_micros": int(total or 0), "subscribers": int(subscribers or 0),
             "months": [{"period": m[0], "amount_micros": int(m[1]), "subscribers": int(m[2])} for m in months]}
 

@@ -12,8 +12,7 @@ A subscriber who played nothing (or only tracks no split sheet can credit) carri
 (Dr pool:P, Cr pool:P+1 referencing the subscriber); after the third empty month in a row it goes to
 `income:unattributed`. A track under a takedown case goes where the case routes it (`rights.escrow.routes_for`:
 held for the case, or the claimant once upheld), as the flush does.
-Every move is a `subscriber_pool_shares` row (what the receipt reads) and a posting of a balanced entry; each
-payee's month is one `subscriber_pool_payees` row (the amount, and whose pools it came from).
+Every move is a `subscriber_pool_shares` row (what the receipt reads) and a posting of a balanced entry.
 
 Transaction: called by `royalties.close.close_month`, inside its transaction (which commits once).
 """
@@ -155,17 +154,6 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                                             listened_ms, empty_months, held, amount_micros)
         SELECT :period, currency, subscriber_id, 'track', track_id, payee_id, ms, 0, held, amount
           FROM tmp_smshares ORDER BY sid
-    """), params)
-    # The payee side (dashboard, statement, earnings API): per payee, the amount and whose pools it came from.
-    session.execute(text("""
-        INSERT INTO subscriber_pool_payees (period, currency, payee_id, amount_micros, subscriber_ids)
-        SELECT :period, currency, payee_id, sum(amount), array_agg(DISTINCT subscriber_id ORDER BY subscriber_id)
-          FROM (SELECT t.currency, h.payee_id, t.subscriber_id, t.amount
-                  FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
-                 WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
-                UNION ALL
-                SELECT currency, payee_id, subscriber_id, amount FROM tmp_smshares) x
-         GROUP BY currency, payee_id
     """), params)
     lap("subscribers_shares")
     # Subscribers who played nothing: carried on, or after the third empty month in a row, unattributed.
@@ -384,7 +372,10 @@ def subscriber_receipt(session: Session, subscriber_id: int, period: str, *, clo
 
 
 def subscribers_reached(session: Session, payee_id: int, period: str | None = None) -> int:
-    """How many subscribers' money reached a payee (in one month, or ever), from the close's payee rows."""
-    sql = ("SELECT count(DISTINCT s) FROM subscriber_pool_payees, unnest(subscriber_ids) s "
-           "WHERE payee_id = :p AND (CAST(:period AS varchar) IS NULL OR period = :period)")
-    return int(session.execute(text(sql), {"p": payee_id, "period": period}).scalar() or 0)
+    """How many subscribers' money reached a payee (in one month, or ever)."""
+    sql = "SELECT count(DISTINCT subscriber_id) FROM subscriber_pool_shares WHERE payee_id = :p AND kind = 'track'"
+    params: dict = {"p": payee_id}
+    if period:
+        sql += " AND period = :period"
+        params["period"] = period
+    return int(session.execute(text(sql), params).scalar() or 0)

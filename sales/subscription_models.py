@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -152,6 +151,7 @@ class SubscriberPoolShare(Base):
         CheckConstraint("amount_micros >= 0", name="non_negative"),
         CheckConstraint("(kind = 'track') = (payee_id IS NOT NULL)", name="payee"),
         Index("ix_subscriber_pool_shares_subscriber", "period", "subscriber_id"),
+        Index("ix_subscriber_pool_shares_payee", "payee_id", "period", postgresql_where=text("payee_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -165,17 +165,3 @@ class SubscriberPoolShare(Base):
     empty_months: Mapped[int] = mapped_column(SmallInteger, default=0)
     held: Mapped[bool] = mapped_column(Boolean, default=False)
     amount_micros: Mapped[int] = mapped_column(BigInteger)
-
-
-class SubscriberPoolPayee(Base):
-    """One payee's month of subscriber pools, written by the close (migration 0017): the amount credited and
-    the subscribers whose pools it came from (the payee side reads this, not the shares)."""
-
-    __tablename__ = "subscriber_pool_payees"
-    __table_args__ = (CheckConstraint("amount_micros >= 0", name="non_negative"),)
-
-    payee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
-    period: Mapped[str] = mapped_column(String(7), primary_key=True)
-    amount_micros: Mapped[int] = mapped_column(BigInteger)
-    subscriber_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer))
