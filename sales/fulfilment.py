@@ -284,7 +284,8 @@ def reverse_failed_refund(session: Session, order: Order, *, refund_id: str, clo
         metadata={"event": "refund", "order_id": order.id, "release_id": order.release_id,
                   "track_id": order.track_id, "refund": refund_id, "failed": True, "failure_reason": why,
                   "amount_micros": -refund.amount_micros})
-    refund.reason = f"Failed at Stripe ({why}); {refund.reason}"[:300] if refund.reason else f"Failed at Stripe ({why})"
+    refund.status = "canceled" if why == "canceled" else "failed"
+    refund.failure_reason = why[:120]
     order.refunded_micros -= refund.amount_micros
     session.flush()
     return True

@@ -18,6 +18,7 @@ ORDER_KINDS = ("sale", "code")
 ORDER_STATUSES = ("pending", "paid", "failed", "canceled")
 DISPUTE_STATUSES = ("open", "won", "lost")
 TOPUP_STATUSES = ("pending", "paid", "failed")
+REFUND_STATUSES = ("booked", "failed", "canceled")  # failed or canceled at Stripe: the entry is mirrored
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -77,7 +78,8 @@ class Order(Base):
 
 class OrderRefund(Base):
     __tablename__ = "sales_refunds"
-    __table_args__ = (CheckConstraint("amount_micros > 0", name="positive"),)
+    __table_args__ = (CheckConstraint("amount_micros > 0", name="positive"),
+                      CheckConstraint(_in("status", REFUND_STATUSES), name="status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("sales_orders.id"), index=True)
@@ -87,6 +89,8 @@ class OrderRefund(Base):
     reason: Mapped[str] = mapped_column(String(300), default="")
     entry_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    status: Mapped[str] = mapped_column(String(8), default="booked", server_default="booked")
+    failure_reason: Mapped[str | None] = mapped_column(String(120))  # Stripe's, when it failed there
 
 
 class Dispute(Base):

@@ -142,7 +142,7 @@ def refund(order_id: int):
                               window_days=context.config().sales_refund_window_days, clock=context.clock(),
                               reason=data.get("reason") or "")
     found = sales.get_order(session, order_id)
-    return {"refund": {"id": made.id, "stripe_refund_id": made.stripe_refund_id,
+    return {"refund": {"id": made.id, "stripe_refund_id": made.stripe_refund_id, "status": made.status,
                        "amount": _money(made.amount_micros, found.currency)}, "order": order_json(found)}, 201
 
 

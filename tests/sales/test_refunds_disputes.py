@@ -155,14 +155,18 @@ def test_a_refund_that_fails_at_stripe_returns_the_money_to_the_payees_once(shop
     with shop.sessions() as s:
         booked = s.scalar(text("SELECT entry_id FROM sales_refunds WHERE stripe_refund_id = :r"), {"r": refund_id})
         entry = get_entry(s, get_entry(s, booked).reversed_by_id)
-        assert "Failed at Stripe (expired_or_canceled_card)" in s.get(OrderRefund, s.scalar(
-            text("SELECT id FROM sales_refunds WHERE stripe_refund_id = :r"), {"r": refund_id})).reason
+        row = s.get(OrderRefund, s.scalar(text("SELECT id FROM sales_refunds WHERE stripe_refund_id = :r"),
+                                          {"r": refund_id}))
+        assert (row.status, row.failure_reason) == ("failed", "expired_or_canceled_card")
+        assert "Failed at Stripe" not in row.reason  # the requester's reason stays theirs
     assert entry.metadata["event"] == "refund" and entry.metadata["failed"] is True
     assert sum(p.amount_micros for p in entry.postings if p.side == "credit" and p.account.startswith(
         "liabilities:payee:")) == refunded
     assert sum(p.amount_micros for p in entry.postings if p.side == "debit") == \
         sum(p.amount_micros for p in entry.postings if p.side == "credit")
     shop.books_ok()
+    page = _finance_page(shop, order_id)
+    assert 'data-refund-status="failed"' in page and "Failed at Stripe (expired_or_canceled_card)" in page
     shop.refund(order_id)  # refundable in full again, and the books stay proportional
     assert _payees(shop, release) == 0
     shop.books_ok()
@@ -198,3 +202,13 @@ def test_payee_balances_may_go_negative_and_later_earnings_recoup_them(shop):
     shop.buy(shop.user(), release)
     assert shop.balance(payee) == 0  # the next sale's share recoups it
     shop.books_ok()
+
+
+def _finance_page(shop, order_id: int) -> str:
+    from tests.conftest import login
+
+    client = shop.app.test_client()
+    login(client, shop.user(roles=("finance",), name="finance"))
+    page = client.get(f"/finance/sales/orders/{order_id}")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
