@@ -21,8 +21,9 @@ from app.converters import CONVERTERS
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.security import init_security
+from app.sessions import SlidingSessionInterface
 from app.supervisor import read_state as read_supervisor_state
-from app.transactions import finish_request
+from app.transactions import finish_request, watch_writes
 from core.clock import Clock, SystemClock
 from core.db import import_all_models, make_engine, make_session_factory
 from core.jobs import connect as connect_jobs
@@ -62,6 +63,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
     import_all_models()
 
     app = Flask(__name__)
+    app.session_interface = SlidingSessionInterface()
     app.url_map.converters.update(CONVERTERS)
     app.config.update(
         SECRET_KEY=config.secret_key,
@@ -74,6 +76,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None, redi
         JSON_SORT_KEYS=False,
     )
     engine = make_engine(config.database_url)
+    watch_writes(engine)
     app.extensions["ninety"] = Runtime(
         config=config,
         engine=engine,

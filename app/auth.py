@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, g, request, session
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
 from adserver.ivt import new_listener_id
@@ -63,6 +64,8 @@ def current_user() -> User | None:
 
 
 _PRINCIPAL_ONLY = (lazyload(User.tokens),)
+# Built once, not per request (`Session.get` makes its SELECT anew each time, and traverses it for the cache).
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id")).options(*_PRINCIPAL_ONLY)
 
 
 def _load_principal() -> Principal:
@@ -82,7 +85,7 @@ def _load_principal() -> Principal:
     user_id = session.get("uid")
     if user_id is not None:
         try:  # the user's API tokens are not loaded with it (as User.tokens is by default): every request asks
-            user = context.db().get(User, int(user_id), options=_PRINCIPAL_ONLY)
+            user = context.db().execute(_USER_BY_ID, {"user_id": int(user_id)}).scalar_one_or_none()
             if user is None:
                 raise LookupError(user_id)
         except Exception:

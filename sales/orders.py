@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, joinedload, lazyload
 
 from catalog.models import Artist, ArtistMember, Release, Track
@@ -44,10 +44,14 @@ class Checkout:
 # their relationships load eagerly by default): those are loaded only if something asks for them.
 _RELEASE_ONLY = (lazyload(Release.tracks), joinedload(Release.artist).lazyload(Artist.members))
 _TRACK_ONLY = (lazyload(Track.release), lazyload(Track.asset))
+# Built once: a statement made per call is traversed for its cache key on every execution, which on the
+# checkout page cost more CPU than the query itself (`Session.get` makes its SELECT anew each time too).
+_RELEASE_BY_ID = select(Release).where(Release.id == bindparam("release_id")).options(*_RELEASE_ONLY)
 
 
 def _release(session: Session, release_id: int) -> Release:
-    release = session.get(Release, release_id, options=_RELEASE_ONLY) if isinstance(release_id, int) else None
+    release = (session.execute(_RELEASE_BY_ID, {"release_id": release_id}).unique().scalar_one_or_none()
+               if isinstance(release_id, int) else None)
     if release is None:
         raise SalesNotFound("There is no such release.", code="release_not_found")
     return release
@@ -212,6 +216,17 @@ def _owned_clause():
         (Order.kind == "code") | (Order.refunded_micros + Order.disputed_micros < Order.amount_micros))
 
 
+# The checkout page's standing, built once (see _RELEASE_BY_ID) and run as Core (no ORM entities to load): a member of the artist; owns the release whole,
+# or, for a track (track_id not NULL), that track.
+_BUYER_STANDING = select(
+    select(ArtistMember.user_id).where(ArtistMember.artist_id == bindparam("artist_id"),
+                                       ArtistMember.user_id == bindparam("user_id")).exists(),
+    select(Order.id).where(
+        Order.buyer_user_id == bindparam("user_id"), _owned_clause(),
+        or_((Order.track_id.is_(None)) & (Order.release_id == bindparam("release_id")),
+            Order.track_id == bindparam("track_id", type_=Order.track_id.type))).exists())
+
+
 def orders_for_buyer(session: Session, user_id: int, *, include_reversed: bool = True) -> list[Order]:
     """The buyer's collection: paid orders and redeemed codes, newest first (wholly refunded ones marked)."""
     query = select(Order).where(Order.buyer_user_id == user_id, Order.status == "paid")
@@ -242,12 +257,8 @@ def buyer_standing(session: Session, user_id: int | None, *, artist_id: int, rel
     """(is a member of the artist, owns it already) for the checkout page, in one query."""
     if user_id is None:
         return False, False
-    member = select(ArtistMember.user_id).where(ArtistMember.artist_id == artist_id,
-                                                ArtistMember.user_id == user_id).exists()
-    whole = (Order.track_id.is_(None)) & (Order.release_id == release_id)
-    owned = select(Order.id).where(Order.buyer_user_id == user_id, _owned_clause(),
-                                   whole if track_id is None else or_(Order.track_id == track_id, whole)).exists()
-    own, bought = session.execute(select(member, owned)).one()
+    own, bought = session.connection().execute(_BUYER_STANDING, {"user_id": user_id, "artist_id": artist_id,
+                                                    "release_id": release_id, "track_id": track_id}).one()
     return bool(own), bool(bought) and not own
 
 

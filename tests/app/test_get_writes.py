@@ -120,3 +120,70 @@ def test_token_auth_gets_do_not_write_and_writes_record_use_once_a_minute(make_a
     client.post("/api/v1/tokens", json={"name": "three", "scopes": ["listener"]}, headers=bearer)
     assert last_used() == first + timedelta(seconds=61)
     session.close()
+
+
+def _asked(engine):
+    """The statements that ask the server whether the transaction wrote, as they are sent."""
+    from sqlalchemy import event
+
+    asked = []
+
+    def note(connection, cursor, statement, *args):
+        if "pg_current_xact_id_if_assigned" in statement:
+            asked.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    return asked, lambda: event.remove(engine, "before_cursor_execute", note)
+
+
+@pytest.mark.parametrize(("statement", "asks", "wrote"), [
+    ("SELECT 1", False, False),                              # a plain read: nothing to ask
+    ("  select count(*) FROM users", False, False),
+    ("SELECT id FROM users FOR UPDATE", True, True),         # a row lock assigns a transaction id
+    ("SELECT id FROM users FOR NO KEY UPDATE", True, True),
+    ("WITH x AS (UPDATE users SET display_name = display_name RETURNING 1) SELECT count(*) FROM x", True, True),
+    ("SET LOCAL work_mem = '8MB'", True, False),             # not a read, so the server is asked: it did not write
+    ("UPDATE users SET display_name = display_name", True, True),
+])
+def test_the_server_is_asked_only_when_a_statement_could_have_written(app, bare, make_user, statement, asks, wrote):
+    make_user()
+    engine = app.extensions["ninety"].engine
+    asked, stop = _asked(engine)
+    try:
+        with bare.test_request_context("/plain", method="GET"):
+            session = app.extensions["ninety"].sessions()
+            session.execute(text(statement))
+            if wrote:
+                with pytest.raises(GetWrote):
+                    finish_request(session, 200, production=False, strict=True)
+            else:
+                finish_request(session, 200, production=False, strict=True)
+            session.close()
+        assert bool(asked) is asks
+        # The next transaction on the same pooled connection starts with a clean slate.
+        asked.clear()
+        with bare.test_request_context("/plain", method="GET"):
+            session = app.extensions["ninety"].sessions()
+            session.execute(text("SELECT 1"))
+            finish_request(session, 200, production=False, strict=True)
+            session.close()
+        assert asked == []
+    finally:
+        stop()
+
+
+def test_an_engine_not_watched_is_always_asked(app, bare):
+    from core.db import make_engine, make_session_factory
+
+    engine = make_engine(app.extensions["ninety"].engine.url.render_as_string(hide_password=False))
+    asked, stop = _asked(engine)
+    try:
+        with bare.test_request_context("/plain", method="GET"):
+            session = make_session_factory(engine)()
+            session.execute(text("SELECT 1"))
+            finish_request(session, 200, production=False, strict=True)
+            session.close()
+        assert len(asked) == 1
+    finally:
+        stop()
+        engine.dispose()

@@ -59,3 +59,43 @@ def test_a_wrong_api_key_is_refused(connect_standin):
     with pytest.raises(Exception) as exc:
         client.create_connect_account(email="e@example.com", country="US", idempotency_key="acct-5")
     assert getattr(exc.value, "code", "") == "stripe_authentication"
+
+
+def test_the_transport_maps_an_unreachable_stripe_to_unavailable_and_retries_only_when_asked():
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = SdkStripeClient("sk_test_ninety_local", api_base=f"http://127.0.0.1:{port}")
+    with pytest.raises(RailUnavailable) as exc:
+        client.retrieve_payment_intent("pi_nowhere")
+    assert exc.value.code == "stripe_unavailable"
+    assert "could not be reached" in exc.value.message
+
+
+def test_the_transport_keeps_one_pool_for_every_thread(connect_standin):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = SdkStripeClient("sk_test_ninety_local", api_base=connect_standin.url)
+    intent = client.create_payment_intent(amount_minor=800, currency="USD", idempotency_key="pool-1",
+                                          payment_method="pm_card_visa")
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: client.retrieve_payment_intent(intent.id), range(64)))
+    assert {s.id for s in seen} == {intent.id} and all(s.fee_minor is not None for s in seen)
+    transport = client._client._requestor._client
+    assert transport.name == "urllib3"
+    pools = list(transport._pool.pools.keys())
+    assert len(pools) == 1  # one keep-alive pool to the one host, shared by the eight threads
+
+
+def test_the_transport_reads_the_proxy_environment_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = SdkStripeClient("sk_test_x")._client._requestor._client
+    assert proxied._proxy == {"http": "http://proxy.example:3128", "https": "http://proxy.example:3128"}
+    assert type(proxied._pool).__name__ == "ProxyManager"
+    monkeypatch.setenv("NO_PROXY", "api.stripe.com")
+    direct = SdkStripeClient("sk_test_x")._client._requestor._client
+    assert direct._proxy is None and type(direct._pool).__name__ == "PoolManager"
