@@ -10,6 +10,11 @@ what it asked for is done, exactly as without the batch (a sale). `offer` does n
 does no harm because the next one repeats them (a play beacon reports the cumulative time heard); an offered
 item that fails is logged, and `drain` waits for everything offered before it.
 
+With `take_turn`, several processes' batch threads take turns: the thread that has an item first waits for its
+turn (the webhook's is a PostgreSQL advisory lock, so the processes' batches never queue on each other's row
+locks halfway through), and only then gathers what has arrived meanwhile, so a wait for the turn grows the
+batch instead of leaving it half done. The turn's value is handed to `apply_batch(items, turn)`.
+
 The thread lives in the process that made it: gunicorn forks its workers after the app is made, so `per_process`
 makes one in each process on first use.
 """
@@ -17,12 +22,14 @@ makes one in each process on first use.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 log = logging.getLogger("ninety.batching")
@@ -39,8 +46,10 @@ class Batches:
     gets that exception: no caller is left waiting."""
 
     def __init__(self, apply_batch: Callable[[list], list], *, name: str, max_batch: int,
-                 answer_within_s: float = 60.0, drain_at_exit: bool = False, max_waiting: int | None = None) -> None:
+                 answer_within_s: float = 60.0, drain_at_exit: bool = False, max_waiting: int | None = None,
+                 take_turn: Callable[[], AbstractContextManager] | None = None) -> None:
         self.apply_batch = apply_batch
+        self.take_turn = take_turn
         self.max_batch = max_batch
         self.max_waiting = 4 * max_batch if max_waiting is None else max_waiting
         self.answer_within_s = answer_within_s
@@ -79,34 +88,54 @@ class Batches:
 
     def _run(self) -> None:
         while True:
-            batch = [self._waiting.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._waiting.get_nowait())
-                except queue.Empty:
-                    break
-            drains = [answer for item, answer in batch if item is _DRAIN]
-            batch = [(item, answer) for item, answer in batch if item is not _DRAIN]
+            first = self._waiting.get()
+            batch = [first]
             try:
-                results = self.apply_batch([item for item, _ in batch]) if batch else []
-                if len(results) != len(batch):
-                    raise RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
-            except BaseException as exc:  # noqa: BLE001 - never leave a caller unanswered
-                log.exception("batch failed", extra={"batches": threading.current_thread().name})
-                results = [exc] * len(batch)
-            offered_failed = 0
-            for (_, answer), result in zip(batch, results, strict=True):
-                if answer is None:
-                    offered_failed += isinstance(result, BaseException)
-                elif isinstance(result, BaseException):
-                    answer.set_exception(result)
-                else:
-                    answer.set_result(result)
-            if offered_failed:
-                log.warning("offered items failed", extra={"batches": threading.current_thread().name,
-                                                           "failed": offered_failed})
-            for answer in drains:
-                answer.set_result(None)
+                with self.take_turn() if self.take_turn is not None else contextlib.nullcontext() as turn:
+                    batch = self._gather(first)
+                    self._answer(batch, turn)
+            except BaseException as exc:  # noqa: BLE001 - the turn was refused (the database is away): say so
+                log.exception("batch turn failed", extra={"batches": threading.current_thread().name})
+                for item, answer in batch:
+                    if answer is not None and not answer.done():
+                        answer.set_exception(exc) if item is not _DRAIN else answer.set_result(None)
+
+    def _gather(self, first) -> list:
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._waiting.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _answer(self, batch: list, turn) -> None:
+        drains = [answer for item, answer in batch if item is _DRAIN]
+        batch = [(item, answer) for item, answer in batch if item is not _DRAIN]
+        try:
+            items = [item for item, _ in batch]
+            if not batch:
+                results = []
+            else:
+                results = self.apply_batch(items, turn) if self.take_turn is not None else self.apply_batch(items)
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
+        except BaseException as exc:  # noqa: BLE001 - never leave a caller unanswered
+            log.exception("batch failed", extra={"batches": threading.current_thread().name})
+            results = [exc] * len(batch)
+        offered_failed = 0
+        for (_, answer), result in zip(batch, results, strict=True):
+            if answer is None:
+                offered_failed += isinstance(result, BaseException)
+            elif isinstance(result, BaseException):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
+        if offered_failed:
+            log.warning("offered items failed", extra={"batches": threading.current_thread().name,
+                                                       "failed": offered_failed})
+        for answer in drains:
+            answer.set_result(None)
 
 
 def per_process(extras: dict, key: str, make: Callable[[], T]) -> T:

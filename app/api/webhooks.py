@@ -17,10 +17,14 @@ is rolled back and its events are applied one by one, each in its own transactio
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 
 from flask import Blueprint, current_app, request
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from app import context
 from app.auth import access
@@ -34,6 +38,7 @@ log = logging.getLogger("ninety.webhooks")
 
 MAX_EVENT_BYTES = 512 * 1024  # Stripe's events are a few kilobytes; a larger body is not one of them
 BATCH_MAX = 64
+TURN_LOCK_KEY = 0x6E696E6574790001  # "ninety" + 1: the webhook batches' turn (pg_advisory_xact_lock)
 ANSWER_WITHIN_S = 60
 
 
@@ -67,14 +72,29 @@ def _batches() -> Batches:
     app = current_app._get_current_object()
     return per_process(context.runtime().extras, "webhook_batches",
                        lambda: Batches(partial(_apply, app), name="stripe-webhook-batches", max_batch=BATCH_MAX,
-                                       answer_within_s=ANSWER_WITHIN_S))
+                                       answer_within_s=ANSWER_WITHIN_S, take_turn=partial(_turn, app)))
 
 
-def _apply(app, batch: list[tuple[dict, object]]) -> list:
-    """The batch thread's work (see the module doc): each delivery's outcome, or the exception refusing it."""
+@contextmanager
+def _turn(app) -> Iterator[Session]:
+    """A batch's turn among the worker processes: a transaction holding the webhook batches' advisory lock.
+    Every sale posts to the balances all sales share, so two processes' batches would only queue on each
+    other's row locks halfway through, each holding what it had locked; waiting here instead, before the
+    batch is gathered, lets it grow meanwhile (core/batching.py). Released when the batch commits."""
+    with app.app_context():
+        session = context.runtime().sessions()
+        try:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TURN_LOCK_KEY})
+            yield session
+        finally:
+            session.close()
+
+
+def _apply(app, batch: list[tuple[dict, object]], session: Session) -> list:
+    """The batch thread's work (see the module doc), in its turn's transaction: each delivery's outcome, or
+    the exception refusing it."""
     with app.app_context():
         ctx = _context()
-        session = context.runtime().sessions()
         try:
             results = sales.apply_batch(session, ctx, batch)
             session.commit()

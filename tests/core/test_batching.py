@@ -134,3 +134,47 @@ def test_per_process_makes_one_and_a_new_one_after_a_fork(monkeypatch):
     first.pid = -1  # as a child sees its parent's: made in another process
     second = per_process(extras, "thing", Thing)
     assert second is not first and len(made) == 2
+
+
+def test_with_take_turn_a_batch_is_gathered_only_once_its_turn_comes_and_gets_the_turn():
+    from contextlib import contextmanager
+
+    turn_free = threading.Event()
+    turns: list[str] = []
+    seen: list[tuple[list[int], str]] = []
+
+    @contextmanager
+    def take_turn():
+        turn_free.wait(5)  # another process's batch holds the turn
+        turns.append(f"turn {len(turns) + 1}")
+        yield turns[-1]
+
+    def apply(items, turn):
+        seen.append((list(items), turn))
+        return [item + 1 for item in items]
+
+    batches = Batches(apply, name="test-batches", max_batch=64, take_turn=take_turn)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batches.submit(i))) for i in range(12)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.01)  # they arrive one after the other, while the first waits for its turn
+    turn_free.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == {i: i + 1 for i in range(12)}
+    assert seen[0] == (list(range(12)), "turn 1")  # all of them, gathered after the wait, in the first turn
+
+
+def test_a_turn_that_cannot_be_taken_answers_the_waiting_caller_with_why():
+    from contextlib import contextmanager
+
+    @contextmanager
+    def take_turn():
+        raise ConnectionError("the database is away")
+        yield
+
+    batches = Batches(lambda items, turn: items, name="test-batches", max_batch=8, take_turn=take_turn)
+    with pytest.raises(ConnectionError, match="away"):
+        batches.submit(1)
+    batches.drain(timeout=5)  # the thread lives on: a drain is answered too
