@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 
 from catalog import renditions
@@ -33,6 +34,24 @@ def _init(sessions, media_path) -> None:
     if engine is not None:
         engine.dispose(close=False)  # a forked process never shares its parent's connections
     _worker["sessions"], _worker["store"] = sessions, MediaStore(media_path)
+
+
+def make_pool(processes: int, sessions, media_path):
+    """A forked pool whose children start with the default SIGTERM and SIGINT. `_init` also takes the
+    defaults back, but only once the child runs it: a terminate() arriving before then (a child still
+    starting, on a busy machine) met the parent's handler and was shrugged off, and the pool's join waited
+    forever. So the parent forks with the defaults in place and restores its own handlers right after (from
+    the main thread; elsewhere, Python cannot set handlers and `_init` alone covers it)."""
+    context = multiprocessing.get_context("fork")
+    swap = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if swap else {}
+    try:
+        for sig in saved:
+            signal.signal(sig, signal.SIG_DFL)
+        return context.Pool(processes, initializer=_init, initargs=(sessions, media_path))
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _make(asset_id: int) -> tuple[int, list[str]]:
@@ -57,8 +76,7 @@ def seed(runtime, state: dict) -> None:
         results = [_make(asset_id) for asset_id in asset_ids]
     else:
         runtime.engine.dispose()  # nothing pooled is inherited by the children
-        context = multiprocessing.get_context("fork")
-        with context.Pool(processes, initializer=_init, initargs=(runtime.sessions, runtime.config.media_path)) as pool:
+        with make_pool(processes, runtime.sessions, runtime.config.media_path) as pool:
             results = pool.map(_make, asset_ids)
             pool.close()  # the workers finish and exit; the with-block's terminate() then has nothing to kill
             pool.join()
