@@ -22,14 +22,13 @@ makes one in each process on first use.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 log = logging.getLogger("ninety.batching")
@@ -91,14 +90,18 @@ class Batches:
             first = self._waiting.get()
             batch = [first]
             try:
-                with self.take_turn() if self.take_turn is not None else contextlib.nullcontext() as turn:
+                with self.take_turn() if self.take_turn is not None else nullcontext() as turn:
                     batch = self._gather(first)
                     self._answer(batch, turn)
             except BaseException as exc:  # noqa: BLE001 - the turn was refused (the database is away): say so
                 log.exception("batch turn failed", extra={"batches": threading.current_thread().name})
                 for item, answer in batch:
-                    if answer is not None and not answer.done():
-                        answer.set_exception(exc) if item is not _DRAIN else answer.set_result(None)
+                    if answer is None or answer.done():
+                        continue
+                    if item is _DRAIN:
+                        answer.set_result(None)
+                    else:
+                        answer.set_exception(exc)
 
     def _gather(self, first) -> list:
         batch = [first]

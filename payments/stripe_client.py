@@ -9,6 +9,7 @@ A charge's processing fee is read where Stripe reports it: the charge's balance 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass, field
@@ -126,11 +127,18 @@ def _translate(exc: Exception) -> PaymentsError:
 
 
 def _pooled_http_client(api_base: str):
-    """The SDK's HTTP transport: one urllib3 pool for every thread of the process instead of a `requests`
-    session per thread. Same wire, TLS verification (Stripe's CA bundle), timeout and error mapping as the
-    SDK's own RequestsClient, without requests' per-call work (preparing the request again, reading the proxy
-    environment on every call): on a webhook burst, that was a third of the worker's CPU. The proxy
-    environment (HTTPS_PROXY, NO_PROXY) is read once, here."""
+    """The SDK's HTTP transport for `api_base` (see `_pooled_http_client_class`)."""
+    return _pooled_http_client_class()(api_base)
+
+
+@functools.cache
+def _pooled_http_client_class() -> type:
+    """The SDK's HTTP transport, a class made once (it subclasses the lazily imported SDK's): one urllib3 pool
+    per client, shared by every thread, instead of a `requests` session per thread. Same wire, TLS
+    verification (Stripe's CA bundle), timeout and error mapping as the SDK's own RequestsClient, without
+    requests' per-call work (preparing the request again, reading the proxy environment on every call): on a
+    webhook burst, that was a third of the worker's CPU. The proxy environment (HTTPS_PROXY, NO_PROXY) is
+    read once, when a client is made."""
     import urllib.request
     from urllib.parse import urlsplit
 
@@ -140,7 +148,7 @@ def _pooled_http_client(api_base: str):
     class PooledHTTPClient(stripe.HTTPClient):
         name = "urllib3"
 
-        def __init__(self, timeout_s: float = 80.0) -> None:
+        def __init__(self, api_base: str, timeout_s: float = 80.0) -> None:
             host = urlsplit(api_base or "https://api.stripe.com").hostname or ""
             proxies = urllib.request.getproxies()
             proxy = None if urllib.request.proxy_bypass(host) else proxies.get("https") or proxies.get("http")
@@ -172,7 +180,7 @@ def _pooled_http_client(api_base: str):
         def close(self) -> None:
             self._pool.clear()
 
-    return PooledHTTPClient()
+    return PooledHTTPClient
 
 
 class SdkStripeClient:

@@ -216,8 +216,8 @@ def _owned_clause():
         (Order.kind == "code") | (Order.refunded_micros + Order.disputed_micros < Order.amount_micros))
 
 
-# The checkout page's standing, built once (see _RELEASE_BY_ID) and run as Core (no ORM entities to load): a member of the artist; owns the release whole,
-# or, for a track (track_id not NULL), that track.
+# The checkout page's standing, built once (see _RELEASE_BY_ID) and run as Core (no ORM entities to load):
+# a member of the artist; owns the release whole, or, for a track (track_id not NULL), that track.
 _BUYER_STANDING = select(
     select(ArtistMember.user_id).where(ArtistMember.artist_id == bindparam("artist_id"),
                                        ArtistMember.user_id == bindparam("user_id")).exists(),
@@ -257,8 +257,8 @@ def buyer_standing(session: Session, user_id: int | None, *, artist_id: int, rel
     """(is a member of the artist, owns it already) for the checkout page, in one query."""
     if user_id is None:
         return False, False
-    own, bought = session.connection().execute(_BUYER_STANDING, {"user_id": user_id, "artist_id": artist_id,
-                                                    "release_id": release_id, "track_id": track_id}).one()
+    params = {"user_id": user_id, "artist_id": artist_id, "release_id": release_id, "track_id": track_id}
+    own, bought = session.connection().execute(_BUYER_STANDING, params).one()
     return bool(own), bool(bought) and not own
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
-    import multiprocessing, signal, sys, types
+    import signal, sys, types
     from app.seed import media
 
     signal.signal(signal.SIGTERM, lambda *_: None)  # as stop_requested() leaves it in a CLI process
@@ -29,11 +29,16 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_the_media_pool_stops_in_a_process_that_catches_sigterm(tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "media")], cwd=ROOT, capture_output=True,
+def _run(script: str, tmp_path) -> list[str]:
+    """Run `script` in a Python process of its own (its signal handlers are its own); what it printed."""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "media")], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "True", "stopped"]
+    return done.stdout.split()
+
+
+def test_the_media_pool_stops_in_a_process_that_catches_sigterm(tmp_path):
+    assert _run(SCRIPT, tmp_path) == ["True", "True", "stopped"]
 
 
 RACE = textwrap.dedent("""
@@ -51,7 +56,4 @@ RACE = textwrap.dedent("""
 
 
 def test_a_pool_terminated_while_its_children_start_still_stops(tmp_path):
-    done = subprocess.run([sys.executable, "-c", RACE, str(tmp_path / "media")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["stopped"]
+    assert _run(RACE, tmp_path) == ["stopped"]
