@@ -109,6 +109,7 @@ def premium_earnings(session: Session, payee_id: int, currency: str) -> dict:
     """What premium subscribers' pools brought the payee: in all (from the books, net of refunds recouped after
     a close), how many subscribers' money reached them, and per closed month the amount and subscribers."""
     from ledger.accounts import payee_held, payee_payable
+    from royalties.subscriber_pool import subscribers_reached
 
     total = session.execute(text("""
         SELECT coalesce(sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END), 0)::bigint
@@ -118,15 +119,10 @@ def premium_earnings(session: Session, payee_id: int, currency: str) -> dict:
     """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
            "events": list(PREMIUM_EVENTS)}).scalar()
     months = session.execute(text("""
-        SELECT period, sum(amount_micros)::bigint, count(DISTINCT subscriber_id)
-          FROM subscriber_pool_shares
-         WHERE payee_id = :payee AND currency = :currency AND kind = 'track'
-         GROUP BY period ORDER BY period DESC
+        SELECT period, amount_micros, cardinality(subscriber_ids) FROM subscriber_pool_payees
+         WHERE payee_id = :payee AND currency = :currency ORDER BY period DESC
     """), {"payee": payee_id, "currency": currency}).all()
-    subscribers = session.execute(text(
-        "SELECT count(DISTINCT subscriber_id) FROM subscriber_pool_shares "
-        "WHERE payee_id = :payee AND currency = :currency AND kind = 'track'"),
-        {"payee": payee_id, "currency": currency}).scalar()
+    subscribers = subscribers_reached(session, payee_id, currency=currency)
     return {"earned_micros": int(total or 0), "subscribers": int(subscribers or 0),
             "months": [{"period": m[0], "amount_micros": int(m[1]), "subscribers": int(m[2])} for m in months]}
 

@@ -11,15 +11,16 @@ from sqlalchemy.orm import Session
 from royalties.periods import ONE_MICROSECOND
 
 _SHEET_TABLES = frozenset({"tmp_sheets", "tmp_ssheets"})
-_SOURCE_TABLES = frozenset({"tmp_downloads", "tmp_slisten"})
+_SOURCE_TABLES = frozenset({"tmp_downloads", "split_sheets"})
 
 
 def stage_split_sheets(session: Session, table: str, source: str, cutoff: datetime) -> None:
     """Create temp `table` (track_id, payee_id, share_bp, position) holding the split sheet in force at the
-    month's last instant of every track in temp table `source`, COPYed in one round trip.
+    month's last instant of every track in `source` (a close phase's temp table, or `split_sheets`: every track
+    that has a sheet), COPYed in one round trip.
 
-    `table` and `source` are the close phases' own temp-table names, checked against that set, so no other
-    text can reach the SQL."""
+    `table` and `source` are the close phases' own names, checked against those sets, so no other text can
+    reach the SQL."""
     from catalog.services import split_sheets_at
 
     if table not in _SHEET_TABLES or source not in _SOURCE_TABLES:

@@ -12,7 +12,9 @@ A subscriber who played nothing (or only tracks no split sheet can credit) carri
 (Dr pool:P, Cr pool:P+1 referencing the subscriber); after the third empty month in a row it goes to
 `income:unattributed`. A track under a takedown case goes where the case routes it (`rights.escrow.routes_for`:
 held for the case, or the claimant once upheld), as the flush does.
-Every move is a `subscriber_pool_shares` row (what the receipt reads) and a posting of a balanced entry.
+Each subscriber's month is one `subscriber_pool_receipts` row (what the receipt and a refund's recoup read;
+the view `subscriber_pool_shares` unnests it into parts), each payee's one `subscriber_pool_payees` row (the
+amount and whose pools it was), and every move a posting of a balanced entry.
 
 Transaction: called by `royalties.close.close_month`, inside its transaction (which commits once).
 """
@@ -63,12 +65,11 @@ def earliest_open_pool(session: Session, period: str) -> str | None:
 
 
 def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple[dict, list[Entry]]:
-    """Fill subscriber_pool_shares for `period`; return (per-currency summary, the balanced entries)."""
+    """Write `period`'s subscriber pool receipts and payee rows; return (per-currency summary, the entries)."""
 
     start, cutoff = bounds(period)
     pool_code = subscriber_pool(period)
-    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_slisten, tmp_ssheets, tmp_strack, tmp_smulti, "
-                         "tmp_smshares"))
+    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_ssheets, tmp_ssheet_tracks"))
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Each subscriber's part of the pool, numbered (sid) so that the allocation sorts and partitions integers.
     session.execute(text("""
@@ -83,17 +84,104 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
                 HAVING sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END) > 0) x
     """), {"code": pool_code})
     session.execute(text("ANALYZE tmp_spool"))
-    # Counted listening per (subscriber, track): the month's full plays' heard time, as listening_totals keeps
-    # it (a trigger on plays, migration 0016), plus each download as a whole play of the track.
+    lap("subscribers_pools")
+    # The split sheet in force at the month's last instant of every track that has one; per track, its payees
+    # and weights in sheet order. A track no sheet can credit does not count: its listening is left out.
+    stage_split_sheets(session, "tmp_ssheets", "split_sheets", cutoff)
     session.execute(text("""
-        CREATE TEMP TABLE tmp_slisten ON COMMIT DROP AS
-        WITH dl AS (
-            SELECT s.sid, s.listener_id, d.track_id,
-                   sum(least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647))::bigint AS ms
-              FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
-              JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
-             WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-             GROUP BY 1, 2, 3)
+        CREATE TEMP TABLE tmp_ssheet_tracks ON COMMIT DROP AS
+        SELECT track_id, CASE WHEN count(*) = 1 THEN min(payee_id) END AS payee,
+               array_agg(payee_id ORDER BY position) AS payee_ids, array_agg(share_bp ORDER BY position) AS weights
+          FROM tmp_ssheets GROUP BY track_id
+    """))
+    session.execute(text("CREATE UNIQUE INDEX ON tmp_ssheet_tracks (track_id)"))
+    session.execute(text("ANALYZE tmp_ssheet_tracks"))
+    held = _held_tracks(session)
+    lap("subscribers_split_sheets")
+    # Each subscriber's pool over the tracks they played by counted listening (level 1), written as one receipt
+    # row per subscriber (the allocation's window sort leaves its rows in subscriber order, which the grouping
+    # uses); then each part of a track with several payees over its sheet (level 2, in place).
+    _write_receipts(session, period, start, cutoff, list(held))
+    _split_multi_payee(session, period)
+    lap("subscribers_allocate_and_receipts")
+    params = {"period": period}
+    # Per payee: what the pools paid them this month and whose pools they were.
+    session.execute(text("""
+        INSERT INTO subscriber_pool_payees (payee_id, period, currency, amount_micros, subscriber_ids)
+        SELECT u.payee_id, r.period, r.currency, sum(u.amount), array_agg(r.subscriber_id)
+          FROM subscriber_pool_receipts r
+         CROSS JOIN LATERAL (SELECT payee_id, sum(amount) AS amount FROM unnest(r.payee_ids, r.amounts)
+                                    AS x(payee_id, amount) GROUP BY payee_id) u
+         WHERE r.period = :period AND r.kind = 'track'
+         GROUP BY u.payee_id, r.period, r.currency
+    """), params)
+    lap("subscribers_payees")
+    # Subscribers who played nothing: carried on, or after the third empty month in a row, unattributed.
+    empty = session.execute(text("""
+        INSERT INTO subscriber_pool_receipts (subscriber_id, period, currency, kind, empty_months, amount_micros)
+        SELECT s.subscriber_id, CAST(:period AS varchar), s.currency,
+               CASE WHEN coalesce(c.empty_months, 0) + 1 >= :limit THEN 'unattributed' ELSE 'carried' END,
+               coalesce(c.empty_months, 0) + 1, s.amount
+          FROM tmp_spool s
+          LEFT JOIN subscriber_pool_receipts c ON c.subscriber_id = s.subscriber_id AND c.period = :previous
+                AND c.currency = s.currency AND c.kind = 'carried'
+         WHERE NOT EXISTS (SELECT 1 FROM subscriber_pool_receipts r WHERE r.subscriber_id = s.subscriber_id
+                              AND r.period = :period AND r.currency = s.currency)
+         ORDER BY s.sid
+         RETURNING currency, kind, subscriber_id, amount_micros
+    """), {"period": period, "previous": previous_period(period), "limit": EMPTY_MONTHS_BEFORE_UNATTRIBUTED}).all()
+    lap("subscribers_carry_forward")
+    # The credits: per payee and track (from the receipts just written), each carried pool by subscriber, the
+    # unattributed in one sum per currency.
+    credits = [tuple(row) for row in session.execute(text("""
+        SELECT r.currency, 'track', u.payee_id, u.track_id, u.held, NULL::int, sum(u.amount)::bigint
+          FROM subscriber_pool_receipts r
+         CROSS JOIN LATERAL unnest(r.track_ids, r.payee_ids, r.held, r.amounts) AS u(track_id, payee_id, held, amount)
+         WHERE r.period = :period AND r.kind = 'track'
+         GROUP BY r.currency, u.payee_id, u.track_id, u.held
+    """), params)]
+    unattributed: dict[str, int] = {}
+    empty_count: dict[str, int] = {}
+    for currency, kind, subscriber_id, amount in empty:
+        empty_count[currency] = empty_count.get(currency, 0) + 1
+        if kind == "carried":
+            credits.append((currency, kind, None, None, False, subscriber_id, int(amount)))
+        else:
+            unattributed[currency] = unattributed.get(currency, 0) + int(amount)
+    credits += [(currency, "unattributed", None, None, False, None, amount) for currency, amount in unattributed.items()]
+    credits.sort(key=lambda c: (c[0], c[1], c[2] is None, c[2] or 0, c[3] is None, c[3] or 0, c[5] or 0))
+    totals = session.execute(text(
+        "SELECT currency, sum(amount)::bigint, count(*) FROM tmp_spool GROUP BY currency ORDER BY currency")).all()
+    summary = {}
+    for currency, pool, subscribers in totals:
+        by_kind = {kind: sum(int(c[6]) for c in credits if c[0] == currency and c[1] == kind)
+                   for kind in ("track", "carried", "unattributed")}
+        if sum(by_kind.values()) != pool:  # pragma: no cover - the SQL above cannot lose a micro
+            raise AssertionError(f"subscriber pool distribution for {period} {currency} does not add up")
+        summary[currency] = {"pool_micros": int(pool), "subscribers": int(subscribers),
+                             "attributed_micros": by_kind["track"], "carried_micros": by_kind["carried"],
+                             "unattributed_micros": by_kind["unattributed"],
+                             "empty_subscribers": empty_count.get(currency, 0)}
+    entries = _entries(period, cutoff - ONE_MICROSECOND, pool_code, credits, held)
+    lap("subscribers_build_entries")
+    return summary, entries
+
+
+# Level 1 in {kind} (bigint while pool x listening time fits, else numeric). Listening per (subscriber, track):
+# the month's full plays' heard time as listening_totals keeps it (a trigger on plays, migration 0016), plus
+# each completed download as a whole play of the track; only tracks with a split sheet count.
+_RECEIPTS = """
+    INSERT INTO subscriber_pool_receipts (subscriber_id, period, currency, kind, empty_months, amount_micros,
+                                          track_ids, payee_ids, listened_ms, held, amounts)
+    WITH dl AS (
+        SELECT s.sid, s.listener_id, d.track_id,
+               sum(least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647))::bigint AS ms
+          FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
+          JOIN tmp_ssheet_tracks h ON h.track_id = d.track_id
+          JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
+         WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
+         GROUP BY 1, 2, 3
+    ), listen AS (
         SELECT s.sid, l.track_id, l.heard_ms + coalesce(dl.ms, 0) AS ms
           FROM listening_totals l JOIN tmp_spool s ON s.listener_id = l.listener_id
           LEFT JOIN dl ON dl.sid = s.sid AND dl.track_id = l.track_id
@@ -102,146 +190,67 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
         SELECT dl.sid, dl.track_id, dl.ms FROM dl
          WHERE dl.ms > 0 AND NOT EXISTS (SELECT 1 FROM listening_totals l WHERE l.period = :period
                                             AND l.listener_id = dl.listener_id AND l.track_id = dl.track_id)
-    """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS), "period": period})
-    session.execute(text("ANALYZE tmp_slisten"))
-    lap("subscribers_pools_and_listening")
-    stage_split_sheets(session, "tmp_ssheets", "tmp_slisten", cutoff)
-    session.execute(text("ANALYZE tmp_ssheets"))
-    # A track no split sheet can credit does not count: its listening is left out of the weights.
-    session.execute(text("DELETE FROM tmp_slisten l WHERE NOT EXISTS "
-                         "(SELECT 1 FROM tmp_ssheets s WHERE s.track_id = l.track_id)"))
-    lap("subscribers_split_sheets")
-    # Level 1: each subscriber's pool over the tracks they played, by listening time.
-    _allocate_tracks(session)
-    session.execute(text("ANALYZE tmp_strack"))
-    lap("subscribers_allocate_tracks")
-    held = _held_tracks(session)
-    session.execute(text("CREATE TEMP TABLE tmp_smulti ON COMMIT DROP AS "
-                         "SELECT track_id FROM tmp_ssheets GROUP BY track_id HAVING count(*) > 1"))
-    params = {"period": period, "held": list(held)}
-    # Level 2: each track's part over its split sheet; a single-payee sheet takes the whole part.
-    session.execute(text("""
-        INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
-                                            listened_ms, empty_months, held, amount_micros)
-        SELECT :period, t.currency, t.subscriber_id, 'track', t.track_id, h.payee_id, t.ms, 0,
-               t.track_id = ANY(CAST(:held AS int[])), t.amount
-          FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
-         WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
-         ORDER BY t.sid
-    """), params)  # in subscriber order, the (period, subscriber) index grows at its right edge
-    session.execute(text("""
-        CREATE TEMP TABLE tmp_smshares ON COMMIT DROP AS
-        WITH parts AS (
-            SELECT t.sid, t.track_id, t.ms, h.payee_id, h.position, t.amount,
-                   t.amount::numeric * h.share_bp AS scaled,
-                   sum(h.share_bp) OVER (PARTITION BY t.sid, t.track_id) AS weight
-              FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
-             WHERE t.amount > 0 AND t.track_id IN (SELECT track_id FROM tmp_smulti)
-        ), floored AS (
-            SELECT *, floor(scaled / weight)::bigint AS base, mod(scaled, weight) AS rem FROM parts
-        ), ranked AS (
-            SELECT *, amount - sum(base) OVER (PARTITION BY sid, track_id) AS leftover,
-                   row_number() OVER (PARTITION BY sid, track_id ORDER BY rem DESC, position) AS rn
-              FROM floored
-        )
-        SELECT r.sid, s.currency, s.subscriber_id, r.track_id, r.payee_id, r.ms,
-               r.track_id = ANY(CAST(:held AS int[])) AS held,
-               r.base + CASE WHEN r.rn <= r.leftover THEN 1 ELSE 0 END AS amount
-          FROM ranked r JOIN tmp_spool s ON s.sid = r.sid
-    """), params)
-    session.execute(text("""
-        INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
-                                            listened_ms, empty_months, held, amount_micros)
-        SELECT :period, currency, subscriber_id, 'track', track_id, payee_id, ms, 0, held, amount
-          FROM tmp_smshares ORDER BY sid
-    """), params)
-    lap("subscribers_shares")
-    # Subscribers who played nothing: carried on, or after the third empty month in a row, unattributed.
-    empty = session.execute(text("""
-        INSERT INTO subscriber_pool_shares (period, currency, subscriber_id, kind, track_id, payee_id,
-                                            listened_ms, empty_months, held, amount_micros)
-        SELECT :period, s.currency, s.subscriber_id,
-               CASE WHEN coalesce(c.empty_months, 0) + 1 >= :limit THEN 'unattributed' ELSE 'carried' END,
-               NULL, NULL, 0, coalesce(c.empty_months, 0) + 1, false, s.amount
-          FROM tmp_spool s
-          LEFT JOIN subscriber_pool_shares c ON c.period = :previous AND c.kind = 'carried'
-                AND c.subscriber_id = s.subscriber_id AND c.currency = s.currency
-         WHERE NOT EXISTS (SELECT 1 FROM tmp_slisten l WHERE l.sid = s.sid)
-         ORDER BY s.sid
-         RETURNING currency, kind, subscriber_id, amount_micros
-    """), {"period": period, "previous": previous_period(period), "limit": EMPTY_MONTHS_BEFORE_UNATTRIBUTED}).all()
-    lap("subscribers_carry_forward")
-    # The credits: per payee and track (from the close's own temp tables, not by re-reading the shares just
-    # written), each carried pool by subscriber, the unattributed in one sum per currency.
-    credits = [tuple(row) for row in session.execute(text("""
-        SELECT currency, 'track', payee_id, track_id, held, NULL::int, sum(amount)::bigint
-          FROM (SELECT t.currency, h.payee_id, t.track_id, t.track_id = ANY(CAST(:held AS int[])) AS held, t.amount
-                  FROM tmp_strack t JOIN tmp_ssheets h ON h.track_id = t.track_id
-                 WHERE t.amount > 0 AND NOT EXISTS (SELECT 1 FROM tmp_smulti m WHERE m.track_id = t.track_id)
-                UNION ALL
-                SELECT currency, payee_id, track_id, held, amount FROM tmp_smshares WHERE amount > 0) x
-         GROUP BY currency, payee_id, track_id, held
-    """), params)]
-    unattributed: dict[str, int] = {}
-    for currency, kind, subscriber_id, amount in empty:
-        if kind == "carried":
-            credits.append((currency, kind, None, None, False, subscriber_id, int(amount)))
-        else:
-            unattributed[currency] = unattributed.get(currency, 0) + int(amount)
-    credits += [(currency, "unattributed", None, None, False, None, amount) for currency, amount in unattributed.items()]
-    credits.sort(key=lambda c: (c[0], c[1], c[2] is None, c[2] or 0, c[3] is None, c[3] or 0, c[5] or 0))
-    # (A correlated EXISTS inside FILTER runs once per subscriber over all of tmp_slisten: 85 s for 20,000
-    # subscribers. One join against the subscribers who listened is a single hash join.)
-    totals = session.execute(text("""
-        SELECT s.currency, sum(s.amount)::bigint, count(*), count(*) FILTER (WHERE l.sid IS NULL)
-          FROM tmp_spool s LEFT JOIN (SELECT DISTINCT sid FROM tmp_slisten) l ON l.sid = s.sid
-         GROUP BY s.currency ORDER BY s.currency
-    """)).all()
-    summary = {}
-    for currency, pool, subscribers, empty in totals:
-        by_kind = {kind: sum(int(c[6]) for c in credits if c[0] == currency and c[1] == kind)
-                   for kind in ("track", "carried", "unattributed")}
-        if sum(by_kind.values()) != pool:  # pragma: no cover - the SQL above cannot lose a micro
-            raise AssertionError(f"subscriber pool distribution for {period} {currency} does not add up")
-        summary[currency] = {"pool_micros": int(pool), "subscribers": int(subscribers),
-                             "attributed_micros": by_kind["track"], "carried_micros": by_kind["carried"],
-                             "unattributed_micros": by_kind["unattributed"], "empty_subscribers": int(empty)}
-    entries = _entries(period, cutoff - ONE_MICROSECOND, pool_code, credits, held)
-    lap("subscribers_build_entries")
-    return summary, entries
-
-
-_LEVEL_ONE = """
-    CREATE TEMP TABLE tmp_strack ON COMMIT DROP AS
-    WITH parts AS (
-        SELECT s.sid, s.currency, s.subscriber_id, l.track_id, l.ms, s.amount,
+    ), parts AS (
+        SELECT l.sid, s.subscriber_id, s.currency, s.amount AS pool, l.track_id, l.ms, h.payee,
                (CAST(s.amount AS {kind}) * l.ms) AS scaled,
-               CAST(sum(l.ms) OVER (PARTITION BY s.sid) AS {kind}) AS weight
-          FROM tmp_spool s JOIN tmp_slisten l ON l.sid = s.sid
+               CAST(sum(l.ms) OVER (PARTITION BY l.sid) AS {kind}) AS weight
+          FROM listen l JOIN tmp_spool s ON s.sid = l.sid JOIN tmp_ssheet_tracks h ON h.track_id = l.track_id
     ), floored AS (
         SELECT *, {floor} AS base, mod(scaled, weight) AS rem FROM parts
     ), ranked AS (
-        SELECT *, amount - sum(base) OVER (PARTITION BY sid) AS leftover,
-               row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id) AS rn
+        SELECT sid, subscriber_id, currency, pool, track_id, ms, payee,
+               base + CASE WHEN row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id)
+                                <= pool - sum(base) OVER (PARTITION BY sid) THEN 1 ELSE 0 END AS amount
           FROM floored
     )
-    SELECT sid, currency, subscriber_id, track_id, ms, base + CASE WHEN rn <= leftover THEN 1 ELSE 0 END AS amount
-      FROM ranked
+    SELECT min(subscriber_id), CAST(:period AS varchar), min(currency), 'track', 0, min(pool), array_agg(track_id),
+           array_agg(payee), array_agg(ms), array_agg(track_id = ANY(CAST(:held AS int[]))), array_agg(amount)
+      FROM ranked WHERE amount > 0
+     GROUP BY sid
+"""
+
+# Level 2 for the tracks whose sheet has several payees (their payee is NULL in the receipts just written):
+# each such part over the sheet by `ninety_allocate`, in place, keeping the receipt's order; a zero part is
+# left out, as level 1 leaves out a track whose part is zero.
+_SPLIT_MULTI_PAYEE = """
+    UPDATE subscriber_pool_receipts r
+       SET track_ids = x.track_ids, payee_ids = x.payee_ids, listened_ms = x.ms, held = x.held, amounts = x.amounts
+      FROM (SELECT o.subscriber_id, o.currency, array_agg(e.track_id ORDER BY e.n, e.k) AS track_ids,
+                   array_agg(e.payee_id ORDER BY e.n, e.k) AS payee_ids, array_agg(e.ms ORDER BY e.n, e.k) AS ms,
+                   array_agg(e.held ORDER BY e.n, e.k) AS held, array_agg(e.amount ORDER BY e.n, e.k) AS amounts
+              FROM subscriber_pool_receipts o
+             CROSS JOIN LATERAL (
+                   SELECT u.n, p.k, u.track_id, coalesce(u.payee_id, p.payee_id) AS payee_id, u.ms, u.held,
+                          CASE WHEN u.payee_id IS NULL THEN p.amount ELSE u.amount END AS amount
+                     FROM unnest(o.track_ids, o.payee_ids, o.listened_ms, o.held, o.amounts)
+                          WITH ORDINALITY AS u(track_id, payee_id, ms, held, amount, n)
+                     LEFT JOIN tmp_ssheet_tracks h ON u.payee_id IS NULL AND h.track_id = u.track_id
+                     LEFT JOIN LATERAL unnest(h.payee_ids, ninety_allocate(u.amount, h.weights))
+                          WITH ORDINALITY AS p(payee_id, amount, k) ON true) e
+             WHERE o.period = :period AND array_position(o.payee_ids, NULL) IS NOT NULL AND e.amount > 0
+             GROUP BY o.subscriber_id, o.currency) x
+     WHERE r.subscriber_id = x.subscriber_id AND r.period = :period AND r.currency = x.currency
 """
 
 
-def _allocate_tracks(session: Session) -> None:
-    """tmp_strack: each subscriber's pool over their tracks (largest remainder, ties by track id). In bigint
-    while pool x listening time fits (every real pool does; it is twice as fast as numeric), else numeric:
-    PostgreSQL refuses a bigint overflow, so the savepoint is rolled back and nothing is lost."""
+def _write_receipts(session: Session, period: str, start: datetime, cutoff: datetime, held: list[int]) -> None:
+    """The receipts of every subscriber who played something. In bigint while pool x listening time fits
+    (every real pool does; it is twice as fast as numeric), else numeric: PostgreSQL refuses a bigint overflow,
+    so the savepoint is rolled back and nothing is lost."""
+    params = {"period": period, "start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS), "held": held}
     try:
         with session.begin_nested():
-            session.execute(text(_LEVEL_ONE.format(kind="bigint", floor="scaled / weight")))
+            session.execute(text(_RECEIPTS.format(kind="bigint", floor="scaled / weight")), params)
         return
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
             raise
-    session.execute(text(_LEVEL_ONE.format(kind="numeric", floor="floor(scaled / weight)::bigint")))
+    session.execute(text(_RECEIPTS.format(kind="numeric", floor="floor(scaled / weight)::bigint")), params)
+
+
+def _split_multi_payee(session: Session, period: str) -> None:
+    if session.execute(text("SELECT EXISTS (SELECT 1 FROM tmp_ssheet_tracks WHERE payee IS NULL)")).scalar():
+        session.execute(text(_SPLIT_MULTI_PAYEE), {"period": period})
 
 
 def _held_tracks(session: Session) -> dict:
@@ -249,7 +258,7 @@ def _held_tracks(session: Session) -> dict:
     the claimant's once upheld), as the flush decides."""
     return routes_for(session, session.scalars(text(
         "SELECT DISTINCT track_id FROM rights_cases WHERE state IN ('disabled', 'countered', 'upheld') "
-        "AND track_id IN (SELECT track_id FROM tmp_ssheets)")))
+        "AND track_id IN (SELECT track_id FROM tmp_ssheet_tracks)")))
 
 
 def _entries(period: str, effective_at: datetime, pool_code: str, credits: list, routes: dict) -> list[Entry]:
@@ -371,11 +380,16 @@ def subscriber_receipt(session: Session, subscriber_id: int, period: str, *, clo
             "unattributed": [r for r in other if r["kind"] == "unattributed"]}
 
 
-def subscribers_reached(session: Session, payee_id: int, period: str | None = None) -> int:
-    """How many subscribers' money reached a payee (in one month, or ever)."""
-    sql = "SELECT count(DISTINCT subscriber_id) FROM subscriber_pool_shares WHERE payee_id = :p AND kind = 'track'"
+def subscribers_reached(session: Session, payee_id: int, period: str | None = None,
+                        currency: str | None = None) -> int:
+    """How many subscribers' money reached a payee (in one month, or ever; in one currency, or any)."""
+    sql = ("SELECT count(DISTINCT s) FROM subscriber_pool_payees p CROSS JOIN LATERAL unnest(p.subscriber_ids) s "
+           "WHERE p.payee_id = :p")
     params: dict = {"p": payee_id}
     if period:
-        sql += " AND period = :period"
+        sql += " AND p.period = :period"
         params["period"] = period
+    if currency:
+        sql += " AND p.currency = :currency"
+        params["currency"] = currency
     return int(session.execute(text(sql), params).scalar() or 0)

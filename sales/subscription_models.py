@@ -1,8 +1,8 @@
 """Premium's tables: plans (one monthly plan per currency), Stripe customers, subscriptions, their invoices and
-refunds, and the subscriber pool shares the month close records (what each subscriber's money paid whom).
+refunds, and the subscriber pool receipts the month close records (what each subscriber's money paid whom).
 
 Amounts are integer micros plus a currency. A subscription's state only moves on signed Stripe webhooks
-(sales.subscriptions); the pool shares are written once, by the close (royalties.subscriber_pool).
+(sales.subscriptions); the pool receipts are written once, by the close (royalties.subscriber_pool).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -140,28 +141,58 @@ class Refund(Base):
     created_at: Mapped[datetime]
 
 
-class SubscriberPoolShare(Base):
-    """What one subscriber's pool did at one month's close: paid a payee for a track (`track`), moved to the
-    next month because nothing was played (`carried`, with the run of empty months), or went to
-    income:unattributed after the third empty month (`unattributed`)."""
+class SubscriberPoolReceipt(Base):
+    """What one subscriber's pool did at one month's close (migration 0018): paid the tracks that subscriber
+    played (`track`: the parts as parallel arrays, one element per track and payee), moved to the next month
+    because nothing was played (`carried`, with the run of empty months), or went to income:unattributed after
+    the third empty month (`unattributed`). One row per subscriber, month and currency."""
 
-    __tablename__ = "subscriber_pool_shares"
+    __tablename__ = "subscriber_pool_receipts"
     __table_args__ = (
         CheckConstraint("kind IN ('track','carried','unattributed')", name="kind"),
-        CheckConstraint("amount_micros >= 0", name="non_negative"),
-        CheckConstraint("(kind = 'track') = (payee_id IS NOT NULL)", name="payee"),
-        Index("ix_subscriber_pool_shares_subscriber", "period", "subscriber_id"),
-        Index("ix_subscriber_pool_shares_payee", "payee_id", "period", postgresql_where=text("payee_id IS NOT NULL")),
+        CheckConstraint("amount_micros > 0", name="positive"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    period: Mapped[str] = mapped_column(String(7))
-    currency: Mapped[str] = mapped_column(String(3))
-    subscriber_id: Mapped[int] = mapped_column(Integer)
+    subscriber_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    empty_months: Mapped[int] = mapped_column(SmallInteger, default=0)
+    amount_micros: Mapped[int] = mapped_column(BigInteger)  # what the pool held at the close
+    track_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
+    payee_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
+    listened_ms: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), default=list)  # the track's counted listening
+    held: Mapped[list[bool]] = mapped_column(ARRAY(Boolean), default=list)
+    amounts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), default=list)
+
+
+class SubscriberPoolPayee(Base):
+    """What subscribers' pools paid one payee at one month's close, and which subscribers they were (distinct)."""
+
+    __tablename__ = "subscriber_pool_payees"
+
+    payee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    subscriber_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class SubscriberPoolShare(Base):
+    """One part of a receipt (the view `subscriber_pool_shares`, migration 0018, unnests the receipts): a track
+    and payee with its amount, or a receipt's carried or unattributed pool. Read-only."""
+
+    __tablename__ = "subscriber_pool_shares"
+    __table_args__ = {"info": {"is_view": True}}
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # the part's place in the receipt, from 1
     kind: Mapped[str] = mapped_column(String(12))
     track_id: Mapped[int | None] = mapped_column(Integer)
     payee_id: Mapped[int | None] = mapped_column(Integer)
-    listened_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # counted listening (downloads: whole track)
-    empty_months: Mapped[int] = mapped_column(SmallInteger, default=0)
-    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    listened_ms: Mapped[int] = mapped_column(BigInteger)  # counted listening (downloads: whole track)
+    empty_months: Mapped[int] = mapped_column(SmallInteger)
+    held: Mapped[bool] = mapped_column(Boolean)
     amount_micros: Mapped[int] = mapped_column(BigInteger)

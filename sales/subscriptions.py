@@ -439,7 +439,7 @@ def _recoup_postings(session: Session, user_id: int, currency: str, period: str,
                                     SubscriberPoolShare.track_id, SubscriberPoolShare.amount_micros)
                              .where(SubscriberPoolShare.period == period, SubscriberPoolShare.subscriber_id == user_id,
                                     SubscriberPoolShare.currency == currency, SubscriberPoolShare.amount_micros > 0)
-                             .order_by(SubscriberPoolShare.id)).all()
+                             .order_by(SubscriberPoolShare.position)).all()
     if not shares:  # the month closed before this pool held anything: the platform's unattributed income bears it
         return [ledger.Posting(INCOME_UNATTRIBUTED, "debit", amount, currency, ref=f"period:{period}")]
     postings = []

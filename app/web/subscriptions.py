@@ -165,7 +165,7 @@ def receipt():
     bounds(period)
     session = context.db()
     months = [row[0] for row in session.execute(text(
-        "SELECT DISTINCT period FROM subscriber_pool_shares WHERE subscriber_id = :u ORDER BY period DESC"),
+        "SELECT DISTINCT period FROM subscriber_pool_receipts WHERE subscriber_id = :u ORDER BY period DESC"),
         {"u": user.id})]
     if period_of(now) not in months:
         months.insert(0, period_of(now))
