@@ -238,16 +238,21 @@ def _ensure_group(redis, stream: str) -> None:
 def run_once(redis, sessions, consumer: str, *, batch_size: int, block_ms: int, stats: WorkerStats,
              shards=range(keys.SHARDS)) -> int:
     """Read and flush at most one batch from the owned shards; return how many messages were handled."""
+    replies = _regrouping(redis, shards, lambda: _read(redis, consumer, shards, batch_size, block_ms))
+    return _handle(redis, sessions, replies, stats)
+
+
+def _regrouping(redis, shards, call):
+    """call(); if the consumer groups are gone under it (groups_lost), make them again and call once more."""
     try:
-        replies = _read(redis, consumer, shards, batch_size, block_ms)
+        return call()
     except ResponseError as exc:
         if not groups_lost(exc):
             raise
         log.warning("the impression streams' consumer groups are gone (%s): Redis lost its data; "
                     "creating them again", exc)
         ensure_groups(redis, shards)
-        replies = _read(redis, consumer, shards, batch_size, block_ms)
-    return _handle(redis, sessions, replies, stats)
+        return call()
 
 
 def groups_lost(exc: ResponseError) -> bool:
@@ -297,12 +302,7 @@ def run_worker(redis, sessions, *, consumer: str, batch_size: int = 5000, block_
         if max_idle_loops is not None and idle >= max_idle_loops:
             break
         if time.monotonic() - last_reclaim > RECLAIM_IDLE_MS / 1000:
-            try:
-                drain_pending(redis, sessions, consumer, batch_size, stats, shards)
-            except ResponseError as exc:
-                if not groups_lost(exc):
-                    raise
-                ensure_groups(redis, shards)  # nothing was pending in groups that no longer exist
+            _regrouping(redis, shards, lambda: drain_pending(redis, sessions, consumer, batch_size, stats, shards))
             last_reclaim = time.monotonic()
     return stats
 
