@@ -154,6 +154,7 @@ def close_month(session: Session, redis, period: str, *, clock: Clock, closed_by
     lap("checks")
     summary, credits, held = _distribute(session, period, start, cutoff, lap)
     entries = _entries(period, cutoff - ONE_MICROSECOND, credits, held)
+    lap("pool_entries")
     # Premium: each subscriber's pool over what that subscriber played (royalties.subscriber_pool).
     subscribers, subscriber_entries = subscriber_pool.distribute(session, period, lap=lap)
     entries += subscriber_entries

@@ -119,8 +119,11 @@ def premium_earnings(session: Session, payee_id: int, currency: str) -> dict:
     """), {"payable": payee_payable(payee_id), "held": payee_held(payee_id), "currency": currency,
            "events": list(PREMIUM_EVENTS)}).scalar()
     months = session.execute(text("""
-        SELECT period, amount_micros, cardinality(subscriber_ids) FROM subscriber_pool_payees
-         WHERE payee_id = :payee AND currency = :currency ORDER BY period DESC
+        SELECT period, sum(amount_micros)::bigint,
+               (SELECT count(DISTINCT s) FROM subscriber_pool_payees q CROSS JOIN LATERAL unnest(q.subscriber_ids) s
+                 WHERE q.payee_id = :payee AND q.currency = :currency AND q.period = p.period)
+          FROM subscriber_pool_payees p
+         WHERE payee_id = :payee AND currency = :currency GROUP BY period ORDER BY period DESC
     """), {"payee": payee_id, "currency": currency}).all()
     subscribers = subscribers_reached(session, payee_id, currency=currency)
     return {"earned_micros": int(total or 0), "subscribers": int(subscribers or 0),

@@ -13,8 +13,8 @@ A subscriber who played nothing (or only tracks no split sheet can credit) carri
 `income:unattributed`. A track under a takedown case goes where the case routes it (`rights.escrow.routes_for`:
 held for the case, or the claimant once upheld), as the flush does.
 Each subscriber's month is one `subscriber_pool_receipts` row (what the receipt and a refund's recoup read;
-the view `subscriber_pool_shares` unnests it into parts), each payee's one `subscriber_pool_payees` row (the
-amount and whose pools it was), and every move a posting of a balanced entry.
+the view `subscriber_pool_shares` unnests it into parts), each payee's and track's one `subscriber_pool_payees`
+row (the amount and whose pools it was), and every move a posting of a balanced entry.
 
 Transaction: called by `royalties.close.close_month`, inside its transaction (which commits once).
 """
@@ -69,12 +69,12 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
 
     start, cutoff = bounds(period)
     pool_code = subscriber_pool(period)
-    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_ssheets, tmp_ssheet_tracks"))
+    session.execute(text("DROP TABLE IF EXISTS tmp_spool, tmp_ssheets, tmp_ssheet_tracks, tmp_sdownloads"))
     session.execute(text("SET LOCAL work_mem = '256MB'"))
     # Each subscriber's part of the pool, numbered (sid) so that the allocation sorts and partitions integers.
     session.execute(text("""
         CREATE TEMP TABLE tmp_spool ON COMMIT DROP AS
-        SELECT row_number() OVER (ORDER BY subscriber_id, currency) AS sid, currency, subscriber_id,
+        SELECT (row_number() OVER (ORDER BY subscriber_id, currency))::int AS sid, currency, subscriber_id,
                'u' || subscriber_id AS listener_id, amount
           FROM (SELECT a.currency::text AS currency, substr(p.ref, 12)::int AS subscriber_id,
                        sum(CASE WHEN p.credit THEN p.amount_micros ELSE -p.amount_micros END)::bigint AS amount
@@ -105,17 +105,6 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     _split_multi_payee(session, period)
     lap("subscribers_allocate_and_receipts")
     params = {"period": period}
-    # Per payee: what the pools paid them this month and whose pools they were.
-    session.execute(text("""
-        INSERT INTO subscriber_pool_payees (payee_id, period, currency, amount_micros, subscriber_ids)
-        SELECT u.payee_id, r.period, r.currency, sum(u.amount), array_agg(r.subscriber_id)
-          FROM subscriber_pool_receipts r
-         CROSS JOIN LATERAL (SELECT payee_id, sum(amount) AS amount FROM unnest(r.payee_ids, r.amounts)
-                                    AS x(payee_id, amount) GROUP BY payee_id) u
-         WHERE r.period = :period AND r.kind = 'track'
-         GROUP BY u.payee_id, r.period, r.currency
-    """), params)
-    lap("subscribers_payees")
     # Subscribers who played nothing: carried on, or after the third empty month in a row, unattributed.
     empty = session.execute(text("""
         INSERT INTO subscriber_pool_receipts (subscriber_id, period, currency, kind, empty_months, amount_micros)
@@ -131,15 +120,31 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
          RETURNING currency, kind, subscriber_id, amount_micros
     """), {"period": period, "previous": previous_period(period), "limit": EMPTY_MONTHS_BEFORE_UNATTRIBUTED}).all()
     lap("subscribers_carry_forward")
-    # The credits: per payee and track (from the receipts just written), each carried pool by subscriber, the
-    # unattributed in one sum per currency.
+    # One reading of the month's receipts (6.6 M parts in the bench), grouped by hash per payee and track (the
+    # planner cannot know how many parts an unnest gives, and would sort them all, spilling to disk): written as
+    # the payee rows (the amount, and whose pools they were: a receipt has one part per track and payee, so
+    # each subscriber once), and returned as the credits.
+    settings = session.execute(text(
+        "SELECT current_setting('enable_sort'), current_setting('work_mem'), set_config('enable_sort', 'off', true), "
+        "set_config('work_mem', '1GB', true)")).one()
     credits = [tuple(row) for row in session.execute(text("""
-        SELECT r.currency, 'track', u.payee_id, u.track_id, u.held, NULL::int, sum(u.amount)::bigint
-          FROM subscriber_pool_receipts r
-         CROSS JOIN LATERAL unnest(r.track_ids, r.payee_ids, r.held, r.amounts) AS u(track_id, payee_id, held, amount)
-         WHERE r.period = :period AND r.kind = 'track'
-         GROUP BY r.currency, u.payee_id, u.track_id, u.held
+        WITH tracks AS (
+            SELECT r.currency, u.payee_id, u.track_id, u.held, sum(u.amount)::bigint AS amount,
+                   array_agg(r.subscriber_id) AS subscribers
+              FROM subscriber_pool_receipts r
+             CROSS JOIN LATERAL unnest(r.track_ids, r.payee_ids, r.held, r.amounts)
+                   AS u(track_id, payee_id, held, amount)
+             WHERE r.period = :period AND r.kind = 'track'
+             GROUP BY r.currency, u.payee_id, u.track_id, u.held
+        ), payees AS (
+            INSERT INTO subscriber_pool_payees (payee_id, period, currency, track_id, amount_micros, subscriber_ids)
+            SELECT payee_id, CAST(:period AS varchar), currency, track_id, amount, subscribers FROM tracks
+        )
+        SELECT currency, 'track', payee_id, track_id, held, NULL::int, amount FROM tracks
     """), params)]
+    session.execute(text("SELECT set_config('enable_sort', :sort, true), set_config('work_mem', :work_mem, true)"),
+                    {"sort": settings[0], "work_mem": settings[1]})
+    lap("subscribers_payees_and_credits")
     unattributed: dict[str, int] = {}
     empty_count: dict[str, int] = {}
     for currency, kind, subscriber_id, amount in empty:
@@ -173,40 +178,35 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
 _RECEIPTS = """
     INSERT INTO subscriber_pool_receipts (subscriber_id, period, currency, kind, empty_months, amount_micros,
                                           track_ids, payee_ids, listened_ms, held, amounts)
-    WITH dl AS (
-        SELECT s.sid, s.listener_id, d.track_id,
-               sum(least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647))::bigint AS ms
-          FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
-          JOIN tmp_ssheet_tracks h ON h.track_id = d.track_id
-          JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
-         WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
-         GROUP BY 1, 2, 3
-    ), listen AS (
-        SELECT s.sid, l.track_id, l.heard_ms + coalesce(dl.ms, 0) AS ms
+    WITH listen AS (
+        SELECT s.sid, s.amount AS pool, l.track_id, l.heard_ms + coalesce(d.ms, 0) AS ms
           FROM listening_totals l JOIN tmp_spool s ON s.listener_id = l.listener_id
-          LEFT JOIN dl ON dl.sid = s.sid AND dl.track_id = l.track_id
-         WHERE l.period = :period AND l.heard_ms + coalesce(dl.ms, 0) > 0
+          LEFT JOIN tmp_sdownloads d ON d.sid = s.sid AND d.track_id = l.track_id
+         WHERE l.period = :period AND l.heard_ms + coalesce(d.ms, 0) > 0
         UNION ALL
-        SELECT dl.sid, dl.track_id, dl.ms FROM dl
-         WHERE dl.ms > 0 AND NOT EXISTS (SELECT 1 FROM listening_totals l WHERE l.period = :period
-                                            AND l.listener_id = dl.listener_id AND l.track_id = dl.track_id)
+        SELECT d.sid, d.pool, d.track_id, d.ms FROM tmp_sdownloads d
+         WHERE d.ms > 0 AND NOT EXISTS (SELECT 1 FROM listening_totals l WHERE l.period = :period
+                                           AND l.listener_id = d.listener_id AND l.track_id = d.track_id)
     ), parts AS (
-        SELECT l.sid, s.subscriber_id, s.currency, s.amount AS pool, l.track_id, l.ms, h.payee,
-               (CAST(s.amount AS {kind}) * l.ms) AS scaled,
+        SELECT l.sid, l.pool, l.track_id, l.ms, h.payee, (CAST(l.pool AS {kind}) * l.ms) AS scaled,
                CAST(sum(l.ms) OVER (PARTITION BY l.sid) AS {kind}) AS weight
-          FROM listen l JOIN tmp_spool s ON s.sid = l.sid JOIN tmp_ssheet_tracks h ON h.track_id = l.track_id
+          FROM listen l JOIN tmp_ssheet_tracks h ON h.track_id = l.track_id
     ), floored AS (
         SELECT *, {floor} AS base, mod(scaled, weight) AS rem FROM parts
     ), ranked AS (
-        SELECT sid, subscriber_id, currency, pool, track_id, ms, payee,
+        SELECT sid, track_id, ms, payee,
                base + CASE WHEN row_number() OVER (PARTITION BY sid ORDER BY rem DESC, track_id)
                                 <= pool - sum(base) OVER (PARTITION BY sid) THEN 1 ELSE 0 END AS amount
           FROM floored
+    ), grouped AS (
+        SELECT sid, array_agg(track_id) AS track_ids, array_agg(payee) AS payee_ids, array_agg(ms) AS ms,
+               array_agg(track_id = ANY(CAST(:held AS int[]))) AS held, array_agg(amount) AS amounts
+          FROM ranked WHERE amount > 0
+         GROUP BY sid
     )
-    SELECT min(subscriber_id), CAST(:period AS varchar), min(currency), 'track', 0, min(pool), array_agg(track_id),
-           array_agg(payee), array_agg(ms), array_agg(track_id = ANY(CAST(:held AS int[]))), array_agg(amount)
-      FROM ranked WHERE amount > 0
-     GROUP BY sid
+    SELECT s.subscriber_id, CAST(:period AS varchar), s.currency, 'track', 0, s.amount, g.track_ids, g.payee_ids,
+           g.ms, g.held, g.amounts
+      FROM grouped g JOIN tmp_spool s ON s.sid = g.sid
 """
 
 # Level 2 for the tracks whose sheet has several payees (their payee is NULL in the receipts just written):
@@ -237,15 +237,34 @@ def _write_receipts(session: Session, period: str, start: datetime, cutoff: date
     """The receipts of every subscriber who played something. In bigint while pool x listening time fits
     (every real pool does; it is twice as fast as numeric), else numeric: PostgreSQL refuses a bigint overflow,
     so the savepoint is rolled back and nothing is lost."""
-    params = {"period": period, "start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS), "held": held}
+    # Each completed download of a sheeted track as a whole play (its duration, at least a second); small
+    # beside the plays, and in a table of its own so the planner knows how small.
+    session.execute(text("""
+        CREATE TEMP TABLE tmp_sdownloads ON COMMIT DROP AS
+        SELECT s.sid, s.amount AS pool, s.listener_id, d.track_id,
+               sum(least(greatest(coalesce(a.duration_ms, 0), 1000), 2147483647))::bigint AS ms
+          FROM downloads d JOIN tmp_spool s ON s.listener_id = d.listener_id
+          JOIN tmp_ssheet_tracks h ON h.track_id = d.track_id
+          JOIN tracks t ON t.id = d.track_id LEFT JOIN audio_assets a ON a.id = t.asset_id
+         WHERE d.completed_at >= :start AND d.completed_at < :cutoff AND d.via = ANY(:vias)
+         GROUP BY 1, 2, 3, 4
+    """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
+    session.execute(text("ANALYZE tmp_sdownloads"))
+    # The level-1 sort is of every (subscriber, track) pair: in memory for this statement, not spilled.
+    work_mem = session.execute(text("SELECT current_setting('work_mem'), set_config('work_mem', '1GB', true)")
+                               ).scalar()
+    params = {"period": period, "held": held}
     try:
-        with session.begin_nested():
-            session.execute(text(_RECEIPTS.format(kind="bigint", floor="scaled / weight")), params)
-        return
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
-            raise
-    session.execute(text(_RECEIPTS.format(kind="numeric", floor="floor(scaled / weight)::bigint")), params)
+        try:
+            with session.begin_nested():
+                session.execute(text(_RECEIPTS.format(kind="bigint", floor="scaled / weight")), params)
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
+                raise
+        session.execute(text(_RECEIPTS.format(kind="numeric", floor="floor(scaled / weight)::bigint")), params)
+    finally:
+        session.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": work_mem})
 
 
 def _split_multi_payee(session: Session, period: str) -> None:

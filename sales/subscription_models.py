@@ -167,13 +167,14 @@ class SubscriberPoolReceipt(Base):
 
 
 class SubscriberPoolPayee(Base):
-    """What subscribers' pools paid one payee at one month's close, and which subscribers they were (distinct)."""
+    """What subscribers' pools paid one payee for one track at one month's close, and whose pools they were."""
 
     __tablename__ = "subscriber_pool_payees"
 
     payee_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    track_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     subscriber_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer))
 

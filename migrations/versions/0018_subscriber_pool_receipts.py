@@ -11,9 +11,9 @@ subscribers, and writing them was most of the close (80 s of 200 s). Now:
   went to tracks, was carried on or went to income:unattributed, and for tracks the parts as parallel arrays
   (track, payee, counted listening, held, amount), one element per track and payee. It is what the
   subscriber's receipt and a refund's recoup read, by primary key.
-- `subscriber_pool_payees` holds one row per (payee, month, currency): what subscribers' pools paid the payee
-  and which subscribers they were (distinct), so the dashboard and the statement count "subscribers
-  whose money reached you" in a month or ever without scanning every part.
+- `subscriber_pool_payees` holds one row per (payee, month, currency, track): what subscribers' pools paid the
+  payee for the track and which subscribers they were, so the dashboard and the statement count "subscribers
+  whose money reached you" in a month or ever from the payee's own rows, without scanning every part.
 - `subscriber_pool_shares` becomes a view that unnests the receipts, one row per part as before, so a reader
   of single parts (and SQL written against it) keeps working.
 - `ninety_allocate(total, weights)`: the largest-remainder split of `core.money.allocate` (ties to the
@@ -99,9 +99,10 @@ def upgrade() -> None:
         sa.Column("payee_id", sa.Integer, nullable=False),
         sa.Column("period", sa.String(7), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("track_id", sa.Integer, nullable=False),
         sa.Column("amount_micros", sa.BigInteger, nullable=False),
         sa.Column("subscriber_ids", sa.ARRAY(sa.Integer), nullable=False),
-        sa.PrimaryKeyConstraint("payee_id", "period", "currency", name="pk_subscriber_pool_payees"),
+        sa.PrimaryKeyConstraint("payee_id", "period", "currency", "track_id", name="pk_subscriber_pool_payees"),
     )
     op.execute(_ALLOCATE)
     op.execute("""
@@ -116,10 +117,11 @@ def upgrade() -> None:
           FROM subscriber_pool_shares WHERE amount_micros > 0
          GROUP BY subscriber_id, period, currency""")
     op.execute("""
-        INSERT INTO subscriber_pool_payees (payee_id, period, currency, amount_micros, subscriber_ids)
-        SELECT payee_id, period, currency, sum(amount_micros), array_agg(DISTINCT subscriber_id ORDER BY subscriber_id)
+        INSERT INTO subscriber_pool_payees (payee_id, period, currency, track_id, amount_micros, subscriber_ids)
+        SELECT payee_id, period, currency, track_id, sum(amount_micros),
+               array_agg(DISTINCT subscriber_id ORDER BY subscriber_id)
           FROM subscriber_pool_shares WHERE kind = 'track' AND amount_micros > 0
-         GROUP BY payee_id, period, currency""")
+         GROUP BY payee_id, period, currency, track_id""")
     op.drop_table("subscriber_pool_shares")
     op.execute(_VIEW)
 

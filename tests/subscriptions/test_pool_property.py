@@ -24,7 +24,7 @@ from core.money import allocate, share_ceil
 from ledger.accounts import INCOME_UNATTRIBUTED, payee_payable
 from royalties.services import close_period
 from sales import subscriptions
-from sales.subscription_models import Invoice, SubscriberPoolShare
+from sales.subscription_models import Invoice, SubscriberPoolPayee, SubscriberPoolShare
 from sales.subscriptions import subscriber_pool
 from tests.royalties.test_properties import ledger_check
 
@@ -162,6 +162,15 @@ def test_each_subscribers_pool_follows_their_own_listening_to_the_micro(pworld):
             got = [(r.subscriber_id, r.kind, r.track_id, r.payee_id, r.amount_micros) for r in s.scalars(
                 select(SubscriberPoolShare).where(SubscriberPoolShare.period == period))]
         assert sorted(got, key=str) == sorted(expected, key=str)
+        # Per payee and track: what the month's pools paid, and whose pools those were.
+        by_part: dict[tuple[int, int], tuple[int, list]] = {}
+        for subscriber_id, kind, track_id, payee_id, amount in expected:
+            if kind == "track":
+                total, whose = by_part.get((payee_id, track_id), (0, []))
+                by_part[(payee_id, track_id)] = (total + amount, sorted(whose + [subscriber_id]))
+        with world.session() as s:
+            rows = s.scalars(select(SubscriberPoolPayee).where(SubscriberPoolPayee.period == period)).all()
+            assert {(r.payee_id, r.track_id): (r.amount_micros, sorted(r.subscriber_ids)) for r in rows} == by_part
         assert world.balance(subscriber_pool(period)) == 0
         # Nothing created or lost: what pools received less refunds is with payees, unattributed, or carried.
         following = f"{(start + timedelta(days=40)).year:04d}-{(start + timedelta(days=40)).month:02d}"

@@ -53,10 +53,10 @@ def test_shares_become_receipts_and_payee_rows_and_read_back_the_same(scratch_ur
             ("2026-10", 7, "track", 0, 4_000_000, [12], [102], [False], [4_000_000]),
             ("2026-10", 9, "carried", 2, 7_000_000, [], [], [], []),
         ]
-        payees = conn.execute("SELECT payee_id, period, amount_micros, subscriber_ids FROM subscriber_pool_payees "
-                              "ORDER BY payee_id, period").fetchall()
-        assert payees == [(101, "2026-09", 6_500_000, [7, 8]), (102, "2026-09", 500_000, [7]),
-                          (102, "2026-10", 4_000_000, [7])]
+        payees = conn.execute("SELECT payee_id, period, track_id, amount_micros, subscriber_ids "
+                              "FROM subscriber_pool_payees ORDER BY payee_id, period, track_id").fetchall()
+        assert payees == [(101, "2026-09", 11, 5_500_000, [7, 8]), (101, "2026-09", 12, 1_000_000, [7]),
+                          (102, "2026-09", 12, 500_000, [7]), (102, "2026-10", 12, 4_000_000, [7])]
         assert _shares(conn) == before  # the view reads the parts back as they were
     command.downgrade(alembic_config(url), "0017_refund_status")  # and the downgrade makes them a table again
     with psycopg.connect(scratch_url) as conn:
