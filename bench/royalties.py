@@ -305,8 +305,9 @@ def main() -> None:
          "lower", "s", subscribers=subscribers, plays=plays)
     emit("royalties.close_with_subscribers_s", close_s, 90.0, "lower", "s", subscribers=subscribers, plays=plays,
          impressions=impressions, payees=payees, subscriber_summary=premium)
-    emit("royalties.close_peak_rss_mb", peak_rss_mb(), 1536.0, "lower", "MB",
-         postgres_backend_peak_mb=backend_peak_mb)
+    # The close's memory: this process's peak and, when it runs here, the PostgreSQL backend's, together.
+    emit("royalties.close_peak_rss_mb", peak_rss_mb() + (backend_peak_mb or 0), 1536.0, "lower", "MB",
+         python_peak_mb=round(peak_rss_mb(), 1), postgres_backend_peak_mb=backend_peak_mb)
     with sessions() as session:
         finance = session.execute(__import__("sqlalchemy").text("SELECT id FROM users ORDER BY id LIMIT 1")).scalar()
         started = time.perf_counter()

@@ -126,7 +126,7 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     # each subscriber once), and returned as the credits.
     settings = session.execute(text(
         "SELECT current_setting('enable_sort'), current_setting('work_mem'), set_config('enable_sort', 'off', true), "
-        "set_config('work_mem', '1GB', true)")).one()
+        "set_config('work_mem', '512MB', true)")).one()
     credits = [tuple(row) for row in session.execute(text("""
         WITH tracks AS (
             SELECT r.currency, u.payee_id, u.track_id, u.held, sum(u.amount)::bigint AS amount,
@@ -250,8 +250,8 @@ def _write_receipts(session: Session, period: str, start: datetime, cutoff: date
          GROUP BY 1, 2, 3, 4
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_sdownloads"))
-    # The level-1 sort is of every (subscriber, track) pair: in memory for this statement, not spilled.
-    work_mem = session.execute(text("SELECT current_setting('work_mem'), set_config('work_mem', '1GB', true)")
+    # The level-1 sort is of every (subscriber, track) pair: a larger share of memory for this statement.
+    work_mem = session.execute(text("SELECT current_setting('work_mem'), set_config('work_mem', '512MB', true)")
                                ).scalar()
     params = {"period": period, "held": held}
     try:
