@@ -185,3 +185,32 @@ def test_a_pool_too_large_for_bigint_arithmetic_is_shared_exactly_in_numeric(pwo
     assert [pworld.balance(payee_payable(x["payee_id"])) for x in (a, b, c)] == expected
     assert pworld.balance(subscriber_pool("2026-10")) == 0
     books_ok(pworld)
+
+
+def test_a_completed_download_counts_as_a_whole_play_beside_the_listening(pworld):
+    """Downloads in the month (not previews, not the next month's) weigh as one whole play of the track: a
+    track without audio counts its one-second floor. They add to that track's listening, and alone they are
+    enough to keep a pool from being carried."""
+    a = pworld.artist("Ana", tracks=2)
+    b = pworld.artist("Bo", tracks=1)
+    first, second, third = a["tracks"][0], a["tracks"][1], b["tracks"][0]
+    both, downloader = pworld.listener("both"), pworld.listener("downloader")
+    subs = [pworld.subscribe(user)[1] for user in (both, downloader)]
+    pools = [pay(pworld, sub, OCT, amount_minor=333) for sub in subs]
+    pworld.play(both.id, first, OCT + timedelta(days=2), 30_000)
+    pworld.play(both.id, third, OCT + timedelta(days=2), 60_000)
+    for via in ("ad", "subscriber"):
+        pworld.download(f"u{both.id}", first, OCT + timedelta(days=3), via=via)
+    pworld.download(f"u{both.id}", second, OCT + timedelta(days=3), via="preview")  # a preview is not a play
+    pworld.download(f"u{both.id}", second, OCT + timedelta(days=31, hours=1), via="ad")  # November's
+    pworld.download(f"u{downloader.id}", third, OCT + timedelta(days=4), via="purchase")
+    summary = close(pworld, OCT).summary["USD"]["subscribers"]
+    assert summary["empty_subscribers"] == 0 and summary["carried_micros"] == 0
+    to_first, to_third = allocate(pools[0], [30_000 + 2 * 1_000, 60_000])
+    assert pworld.balance(payee_payable(a["payee_id"])) == to_first
+    assert pworld.balance(payee_payable(b["payee_id"])) == to_third + pools[1]
+    with pworld.session() as s:
+        receipt = subscriber_receipt(s, both.id, "2026-10", clock=pworld.clock)
+    assert sorted((line["name"], line["amount_micros"], line["tracks"]) for line in receipt["artists"]) == [
+        ("Ana", to_first, 1), ("Bo", to_third, 1)]
+    books_ok(pworld)
