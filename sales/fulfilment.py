@@ -311,7 +311,8 @@ def sync_refunds(session: Session, stripe: StripeClient, order: Order, *, clock:
 def refund_order(session: Session, stripe: StripeClient, order_id: int, *, amount=None, by: User,
                  as_finance: bool, window_days: int, clock: Clock, reason: str = "") -> OrderRefund:
     """Refund part or all of a paid order: finance at any time, the artist for their own sales within
-    `window_days` of the payment. Refused beyond what is left, while a dispute is open, and for a code."""
+    `window_days` of the payment. Refused beyond what is left, for a sale that has been disputed (Stripe
+    refunds no charged-back payment), and for a code."""
     order = _lock_order(session, order_id)
     if not as_finance:
         if not is_member(session, order.artist_id, by.id):
@@ -322,9 +323,16 @@ def refund_order(session: Session, stripe: StripeClient, order_id: int, *, amoun
                                 "an older one.", code="refund_window_closed")
     if order.kind != "sale" or order.status != "paid":
         raise RefundRefused("Only a paid sale can be refunded.", code="order_not_refundable")
-    if session.scalar(select(Dispute.id).where(Dispute.order_id == order.id, Dispute.status == "open")):
+    disputed = session.scalar(select(Dispute.status).where(Dispute.order_id == order.id)
+                              .order_by((Dispute.status == "open").desc()).limit(1))
+    if disputed == "open":
         raise RefundRefused("This sale is disputed by the card holder; it cannot be refunded while the dispute "
                             "is open.", code="order_disputed")
+    if disputed is not None:
+        # Stripe refuses to refund a charge that has been charged back (charge_disputed), won or lost: asking
+        # would only come back declined.
+        raise RefundRefused(f"This sale was disputed by the card holder (the dispute was {disputed}); Stripe "
+                            "does not refund a charged-back payment.", code="order_disputed")
     left = Money(order.refundable_micros, order.currency)
     money = _refund_amount(amount, left)
     if money.micros > left.micros:

@@ -103,6 +103,12 @@ def test_a_dispute_reverses_and_books_its_fee_and_a_won_one_restores(shop):
     assert shop.deliver(shop.standin.event("charge.dispute.closed", closed)) == "dispute_current"
     order = shop.order(checkout.order_id)
     assert (order.disputed_micros, order.owned) == (0, True)
+    # Won or not, Stripe refunds no charged-back payment: Ninety says so itself, and nothing moves.
+    refunds_at_stripe = len(shop.standin.refunds)
+    with pytest.raises(NinetyError) as after_won:
+        shop.refund(checkout.order_id, "1.00")
+    assert after_won.value.code == "order_disputed" and "dispute was won" in after_won.value.message
+    assert len(shop.standin.refunds) == refunds_at_stripe and _payees(shop, release) == artists
     shop.books_ok()
 
 
