@@ -21,6 +21,8 @@ Transaction: called by `royalties.close.close_month`, inside its transaction (wh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
@@ -124,26 +126,22 @@ def distribute(session: Session, period: str, *, lap=lambda name: None) -> tuple
     # planner cannot know how many parts an unnest gives, and would sort them all, spilling to disk): written as
     # the payee rows (the amount, and whose pools they were: a receipt has one part per track and payee, so
     # each subscriber once), and returned as the credits.
-    settings = session.execute(text(
-        "SELECT current_setting('enable_sort'), current_setting('work_mem'), set_config('enable_sort', 'off', true), "
-        "set_config('work_mem', '512MB', true)")).one()
-    credits = [tuple(row) for row in session.execute(text("""
-        WITH tracks AS (
-            SELECT r.currency, u.payee_id, u.track_id, u.held, sum(u.amount)::bigint AS amount,
-                   array_agg(r.subscriber_id) AS subscribers
-              FROM subscriber_pool_receipts r
-             CROSS JOIN LATERAL unnest(r.track_ids, r.payee_ids, r.held, r.amounts)
-                   AS u(track_id, payee_id, held, amount)
-             WHERE r.period = :period AND r.kind = 'track'
-             GROUP BY r.currency, u.payee_id, u.track_id, u.held
-        ), payees AS (
-            INSERT INTO subscriber_pool_payees (payee_id, period, currency, track_id, amount_micros, subscriber_ids)
-            SELECT payee_id, CAST(:period AS varchar), currency, track_id, amount, subscribers FROM tracks
-        )
-        SELECT currency, 'track', payee_id, track_id, held, NULL::int, amount FROM tracks
-    """), params)]
-    session.execute(text("SELECT set_config('enable_sort', :sort, true), set_config('work_mem', :work_mem, true)"),
-                    {"sort": settings[0], "work_mem": settings[1]})
+    with _settings(session, enable_sort="off", work_mem="512MB"):
+        credits = [tuple(row) for row in session.execute(text("""
+            WITH tracks AS (
+                SELECT r.currency, u.payee_id, u.track_id, u.held, sum(u.amount)::bigint AS amount,
+                       array_agg(r.subscriber_id) AS subscribers
+                  FROM subscriber_pool_receipts r
+                 CROSS JOIN LATERAL unnest(r.track_ids, r.payee_ids, r.held, r.amounts)
+                       AS u(track_id, payee_id, held, amount)
+                 WHERE r.period = :period AND r.kind = 'track'
+                 GROUP BY r.currency, u.payee_id, u.track_id, u.held
+            ), payees AS (
+                INSERT INTO subscriber_pool_payees (payee_id, period, currency, track_id, amount_micros, subscriber_ids)
+                SELECT payee_id, CAST(:period AS varchar), currency, track_id, amount, subscribers FROM tracks
+            )
+            SELECT currency, 'track', payee_id, track_id, held, NULL::int, amount FROM tracks
+        """), params)]
     lap("subscribers_payees_and_credits")
     unattributed: dict[str, int] = {}
     empty_count: dict[str, int] = {}
@@ -250,11 +248,9 @@ def _write_receipts(session: Session, period: str, start: datetime, cutoff: date
          GROUP BY 1, 2, 3, 4
     """), {"start": start, "cutoff": cutoff, "vias": list(COUNTED_VIAS)})
     session.execute(text("ANALYZE tmp_sdownloads"))
-    # The level-1 sort is of every (subscriber, track) pair: a larger share of memory for this statement.
-    work_mem = session.execute(text("SELECT current_setting('work_mem'), set_config('work_mem', '512MB', true)")
-                               ).scalar()
     params = {"period": period, "held": held}
-    try:
+    # The level-1 sort is of every (subscriber, track) pair: a larger share of memory for this statement.
+    with _settings(session, work_mem="512MB"):
         try:
             with session.begin_nested():
                 session.execute(text(_RECEIPTS.format(kind="bigint", floor="scaled / weight")), params)
@@ -263,8 +259,20 @@ def _write_receipts(session: Session, period: str, start: datetime, cutoff: date
             if getattr(exc.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
                 raise
         session.execute(text(_RECEIPTS.format(kind="numeric", floor="floor(scaled / weight)::bigint")), params)
+
+
+@contextmanager
+def _settings(session: Session, **settings: str) -> Iterator[None]:
+    """Planner settings for the statements inside (set_config, local to the transaction), put back after."""
+    names = {f"n{i}": name for i, name in enumerate(settings)}
+    set_all = ", ".join(f"set_config(:{key}, :v{key}, true)" for key in names)
+    before = session.execute(text(f"SELECT {', '.join(f'current_setting(:{key})' for key in names)}, {set_all}"),
+                             {**names, **{f"v{key}": settings[name] for key, name in names.items()}}).one()
+    try:
+        yield
     finally:
-        session.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": work_mem})
+        was = dict(zip((f"v{key}" for key in names), before[:len(names)], strict=True))
+        session.execute(text(f"SELECT {set_all}"), {**names, **was})
 
 
 def _split_multi_payee(session: Session, period: str) -> None:

@@ -1,5 +1,6 @@
 """`ninety_allocate` (migration 0018), the close's split of a track's part over a sheet with several payees,
-is `core.money.allocate` in SQL: the same parts for any total and weights, negative totals included."""
+is `core.money.allocate` in SQL: the same parts for any total and weights, negative totals included; and the
+close's planner settings for its big statements are put back after them."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ def test_ninety_allocate_breaks_ties_to_the_earlier_position_and_refuses_no_weig
         five = conn.execute("SELECT ninety_allocate(5, ARRAY[1, 1, 1]::bigint[])").fetchone()[0]
         none = conn.execute("SELECT ninety_allocate(5, ARRAY[0, 0]::bigint[])").fetchone()[0]
     assert one == [1, 0] and five == [2, 2, 1] and none is None
+
+
+def test_the_close_sets_planner_settings_for_its_statements_and_puts_them_back(db_session):
+    from sqlalchemy import text
+
+    from royalties.subscriber_pool import _settings
+
+    def current() -> tuple:
+        return db_session.execute(text("SELECT current_setting('work_mem'), current_setting('enable_sort')")).one()
+
+    db_session.execute(text("SET LOCAL work_mem = '64MB'"))
+    with _settings(db_session, work_mem="512MB", enable_sort="off"):
+        assert current() == ("512MB", "off")
+    assert current() == ("64MB", "on")
