@@ -50,12 +50,10 @@ def checkout_track(track_id: int):
 
 
 def _checkout(release_id: int, track_id: int | None):
-    session = context.db()
-    quote = sales.quote(session, release_id=release_id, track_id=track_id, now=context.clock().now())
-    release, track = quote["release"], quote["track"]
     user = current_user()
-    own, owned = sales.buyer_standing(session, user.id if user is not None else None, artist_id=release.artist_id,
-                                      release_id=release_id, track_id=track_id)
+    quote = sales.quote(context.db(), release_id=release_id, track_id=track_id, now=context.clock().now(),
+                        buyer_id=user.id if user is not None else None)
+    release, track, own, owned = quote["release"], quote["track"], quote["own"], quote["owned"]
     amount_text = text_field(request.args, "amount", max_len=40)
     if not amount_text:
         default = quote.get("suggested") or quote.get("minimum") or quote.get("price")

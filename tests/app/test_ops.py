@@ -268,10 +268,14 @@ def test_the_control_socket_is_in_var_run(served):
 
 
 ECHO_APP = textwrap.dedent("""
+    import gc
+
     from app.request_body import BufferedBody
 
     def echo(environ, start_response):
         body = environ["wsgi.input"].read()
+        if environ["PATH_INFO"] == "/gc":
+            body = str(gc.get_freeze_count()).encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
 
@@ -311,6 +315,40 @@ def test_a_body_is_handed_to_the_app_whole_and_a_too_large_one_refused(echo_serv
     too_large = requests.post(echo_server, data=b"x" * 1001, timeout=10)
     assert too_large.status_code == 413
     assert too_large.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_worker_keeps_what_it_loaded_out_of_the_garbage_collectors_walks(echo_server):
+    frozen = int(requests.get(f"{echo_server}/gc", timeout=10).text)
+    assert frozen > 10_000  # the modules and objects loaded before the first request (post_worker_init)
+
+
+def test_a_keep_alive_connection_is_closed_after_its_last_request_and_the_client_carries_on(echo_server):
+    """The connection serves KEEPALIVE_REQUESTS requests, the last answered with `Connection: close`, then
+    the server closes it; a client's next connection is served as the first was."""
+    from app.gunicorn_conf import KEEPALIVE_REQUESTS
+
+    host, port = echo_server.removeprefix("http://").split(":")
+
+    def answers(count: int) -> tuple[list[bytes], bytes]:
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            heads = []
+            for _ in range(count):
+                s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += s.recv(4096)
+                heads.append(received.split(b"\r\n\r\n")[0].lower())
+            try:
+                after = s.recv(4096)  # b"" once the server has closed its side
+            except OSError:
+                after = b""
+            return heads, after
+
+    heads, after = answers(KEEPALIVE_REQUESTS)
+    assert all(b"connection: keep-alive" in head for head in heads[:-1])
+    assert b"connection: close" in heads[-1] and after == b""
+    again, _ = answers(2)
+    assert all(head.startswith(b"http/1.1 200") and b"connection: keep-alive" in head for head in again)
 
 
 def test_a_body_slower_than_the_minimum_rate_is_cut_off_with_408(echo_server):

@@ -135,3 +135,40 @@ def test_two_redemptions_racing_for_one_code_one_wins(shop):
         assert s.query(Order).filter_by(kind="code").count() == 1
         assert s.query(DownloadCode).one().order_id is not None
     assert shop.balance(STRIPE) == 0
+
+
+def test_the_checkout_quote_reads_the_buyers_standing_with_the_release(shop):
+    """quote(buyer_id=…) answers own/owned in the release's own statement, as owns_release and owns_track
+    and membership do: per track and per release, after a full refund, and never 'owned' for the artist."""
+    from catalog import services as catalog
+    from sales.services import owns_release, owns_track, quote
+
+    release = shop.release(price="5.00", tracks=2)
+    first, second = release["tracks"]
+    with shop.unit() as s:
+        catalog.set_track_price(s, catalog.get_track(s, second), "fixed", price="1.00")
+    track_buyer, release_buyer, stranger = shop.user(), shop.user(), shop.user()
+    track_order = shop.buy(track_buyer, release, track_id=second).order_id
+    shop.buy(release_buyer, release)
+    artist = release["artist_user"]
+
+    def standing(user_id, track_id=None):
+        with shop.sessions() as s:
+            q = quote(s, release_id=release["release_id"], track_id=track_id, buyer_id=user_id)
+            return q["own"], q["owned"]
+
+    def reference(user_id, track_id=None):
+        with shop.sessions() as s:
+            owned = owns_track(s, user_id, track_id) if track_id else owns_release(s, user_id, release["release_id"])
+            return catalog.is_member(s, release["artist_id"], user_id), owned
+
+    cases = [(user.id, track) for user in (track_buyer, release_buyer, stranger) for track in (None, first, second)]
+    assert [standing(*case) for case in cases] == [reference(*case) for case in cases]
+    assert standing(track_buyer.id, second) == (False, True) and standing(track_buyer.id) == (False, False)
+    assert standing(release_buyer.id) == standing(release_buyer.id, first) == (False, True)
+    assert standing(artist.id) == (True, False)
+    with shop.sessions() as s:
+        unsigned = quote(s, release_id=release["release_id"])
+    assert (unsigned["own"], unsigned["owned"]) == (False, False)
+    shop.refund(track_order)
+    assert standing(track_buyer.id, second) == (False, False) == reference(track_buyer.id, second)
