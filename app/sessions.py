@@ -25,6 +25,17 @@ class SlidingSession(SecureCookieSession):
 class SlidingSessionInterface(SecureCookieSessionInterface):
     session_class = SlidingSession
 
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, object] = {}
+
+    def get_signing_serializer(self, app):
+        """Flask's serializer, made once per set of keys rather than for every request."""
+        keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
+
     def open_session(self, app, request) -> SlidingSession | None:
         serializer = self.get_signing_serializer(app)
         if serializer is None:

@@ -57,3 +57,31 @@ def test_a_session_past_its_fourteen_days_is_signed_out(app, make_user, monkeypa
     later = time.time() + 15 * 86400
     monkeypatch.setattr(time, "time", lambda: later)
     assert client.get("/collection").status_code == 401  # the stale cookie no longer signs anyone in
+
+
+def test_a_rotated_secret_key_signs_with_the_new_key_and_still_reads_the_old(app, make_user):
+    """The serializer is made once per set of keys: a key rotated in (the old one kept as a fallback) is used at
+    once, not the serializer made for the old key."""
+    client = _signed_in(app, make_user())
+    assert client.get("/collection").status_code == 200
+    interface = app.session_interface
+    old_key = app.secret_key
+    first = interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app) is first
+    app.secret_key = old_key + "-rotated"
+    app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+    try:
+        rotated = interface.get_signing_serializer(app)
+        assert rotated is not first
+        assert client.get("/collection").status_code == 200  # the old cookie still reads (the fallback)
+        signed = rotated.dumps({"uid": 1})
+        assert rotated.loads(signed) == {"uid": 1}
+        assert first.loads(first.dumps({"uid": 1})) == {"uid": 1}
+        import pytest
+        from itsdangerous import BadSignature
+
+        with pytest.raises(BadSignature):
+            first.loads(signed)  # signed with the new key, which the old serializer does not know
+    finally:
+        app.secret_key = old_key
+        app.config["SECRET_KEY_FALLBACKS"] = []
