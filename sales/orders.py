@@ -226,17 +226,6 @@ def _owned_clause():
         (Order.kind == "code") | (Order.refunded_micros + Order.disputed_micros < Order.amount_micros))
 
 
-# The checkout page's standing, built once (see _RELEASE_BY_ID) and run as Core (no ORM entities to load):
-# a member of the artist; owns the release whole, or, for a track (track_id not NULL), that track.
-_BUYER_STANDING = select(
-    select(ArtistMember.user_id).where(ArtistMember.artist_id == bindparam("artist_id"),
-                                       ArtistMember.user_id == bindparam("user_id")).exists(),
-    select(Order.id).where(
-        Order.buyer_user_id == bindparam("user_id"), _owned_clause(),
-        or_((Order.track_id.is_(None)) & (Order.release_id == bindparam("release_id")),
-            Order.track_id == bindparam("track_id", type_=Order.track_id.type))).exists())
-
-
 # The release and the buyer's standing in one statement, for the checkout page (one round trip fewer, and
 # with it one wait for the GIL fewer): the two EXISTS correlate to the release's row.
 _RELEASE_FOR_BUYER = select(
@@ -273,16 +262,6 @@ def refunds_for_order(session: Session, order_id: int) -> list:
 def sales_for_artist(session: Session, artist_id: int, *, limit: int = 100) -> list[Order]:
     return list(session.scalars(select(Order).where(Order.artist_id == artist_id, Order.status == "paid")
                                 .order_by(Order.paid_at.desc(), Order.id.desc()).limit(limit)))
-
-
-def buyer_standing(session: Session, user_id: int | None, *, artist_id: int, release_id: int,
-                   track_id: int | None = None) -> tuple[bool, bool]:
-    """(is a member of the artist, owns it already) for the checkout page, in one query."""
-    if user_id is None:
-        return False, False
-    params = {"user_id": user_id, "artist_id": artist_id, "release_id": release_id, "track_id": track_id}
-    own, bought = session.connection().execute(_BUYER_STANDING, params).one()
-    return bool(own), bool(bought) and not own
 
 
 def owns_release(session: Session, user_id: int | None, release_id: int) -> bool:

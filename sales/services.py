@@ -7,7 +7,6 @@ from sales.codes import codes_csv, codes_for_release, generate_codes, redeem_cod
 from sales.fulfilment import refund_order, sync_dispute, sync_payment, sync_refunds, sync_topup
 from sales.orders import (
     Checkout,
-    buyer_standing,
     confirm_checkout,
     default_amount,
     get_order,
@@ -36,7 +35,7 @@ from sales.webhooks import (
 )
 
 __all__ = [
-    "Checkout", "buyer_standing", "confirm_checkout", "confirm_topup", "recent_orders", "refunds_for_order", "quote", "default_amount", "validate_amount", "start_checkout", "get_order", "orders_for_buyer",
+    "Checkout", "confirm_checkout", "confirm_topup", "recent_orders", "refunds_for_order", "quote", "default_amount", "validate_amount", "start_checkout", "get_order", "orders_for_buyer",
     "sales_for_artist", "owns_release", "owns_track", "owned_tracks", "refund_order", "sync_payment",
     "sync_refunds", "sync_dispute", "sync_topup", "generate_codes", "codes_for_release", "codes_csv",
     "redeem_code", "start_topup", "get_topup", "BATCHED_TYPES", "apply_batch", "prefetch", "HANDLERS", "WebhookContext", "handle", "process_event",
