@@ -29,7 +29,7 @@ accesslog = None
 # stays with the worker that accepted it, so connections that landed unevenly (16 on one worker and 4 on
 # the other) would stay so, the busy worker's GIL capping them while the other idles; a new connection goes
 # to whichever worker accepts it first, which is the one with time to spare. Measured in
-# docs/decisions.md ("Keep-alive connections are recycled").
+# docs/decisions.md ("Web workers: frozen start-up heap, recycled keep-alive connections, ...").
 KEEPALIVE_REQUESTS = 32
 
 
